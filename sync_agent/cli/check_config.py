@@ -1,0 +1,40 @@
+"""``check-config``: validate the configuration, open the store, try each source's login."""
+
+from __future__ import annotations
+
+import click
+
+from connectors.base import build_connector
+from sync_agent.cli.context import AgentContext
+from sync_agent.errors import SourceError, WorkFailed
+from sync_agent.sync import connector_context
+
+
+@click.command("check-config")
+@click.option("--offline", is_flag=True, help="Validate only; do not contact the sources.")
+@click.pass_obj
+def command(ctx: AgentContext, offline: bool) -> None:
+    """Validate the configuration and try each source's login."""
+    settings = ctx.settings
+    click.echo(f"configuration {ctx.config_path}: valid")
+    ctx.engine  # noqa: B018 - opening (and migrating) the store is part of the check
+    click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
+    if offline:
+        return
+    failed = []
+    context = connector_context(settings)
+    for cs in settings.connectors:
+        if not cs.enabled:
+            click.echo(f"{cs.name:<20} disabled")
+            continue
+        connector = build_connector(cs, context)
+        try:
+            connector.login()
+            click.echo(f"{cs.name:<20} login ok ({cs.base_url})")
+        except SourceError as exc:
+            failed.append(cs.name)
+            click.echo(f"{cs.name:<20} login FAILED: {exc}")
+        finally:
+            connector.close()
+    if failed:
+        raise WorkFailed(f"cannot log in to {', '.join(failed)}")

@@ -1,0 +1,27 @@
+"""``sync [SOURCE ...]``: one incremental sync of the named sources, then reconciliation."""
+
+from __future__ import annotations
+
+import click
+
+from sync_agent.cli.context import AgentContext
+from sync_agent.errors import UsageError, WorkFailed
+from sync_agent.sync import sync_sources
+
+
+@click.command("sync")
+@click.argument("sources", nargs=-1)
+@click.pass_obj
+def command(ctx: AgentContext, sources: tuple[str, ...]) -> None:
+    """One incremental sync of SOURCES (all enabled sources when none), then reconcile."""
+    settings = ctx.settings
+    known = {c.name for c in settings.connectors}
+    unknown = [s for s in sources if s not in known]
+    if unknown:
+        raise UsageError(f"unknown source(s) {', '.join(unknown)}; configured: {', '.join(sorted(known))}")
+    results = sync_sources(ctx.engine, settings, sources or None)
+    for r in results:
+        click.echo(r.line())
+    failed = [r.source for r in results if not r.ok]
+    if failed:
+        raise WorkFailed(f"sync failed for {', '.join(failed)} (see `sync-agent runs`)")

@@ -1,0 +1,61 @@
+"""Errors sorted by what the caller must do, not by where they happened.
+
+- ``ConfigError``: stop at start, tell the operator which key is wrong (exit status 2).
+- ``TransientSourceError``: try again later (the HTTP layer retries these with backoff).
+- ``SessionExpired``: log in again and repeat the call once.
+- ``FatalSourceError``: this connector's run fails; other sources go on; the next scheduled run
+  tries again.
+- ``RecordError``: this one record is quarantined with the reason; the page goes on.
+- ``WorkFailed``: the command ran but its work failed (exit status 1).
+"""
+
+from __future__ import annotations
+
+
+class SyncAgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(SyncAgentError):
+    """A configuration value is wrong; ``key`` is its dotted path in the TOML file."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+class UsageError(SyncAgentError):
+    """The command line asks for something that cannot be done (exit status 2)."""
+
+
+class WorkFailed(SyncAgentError):
+    """The command's work failed: a source down, SMTP refused (exit status 1)."""
+
+
+class SourceError(SyncAgentError):
+    """Something went wrong talking to a source system."""
+
+
+class TransientSourceError(SourceError):
+    """Worth retrying: connection errors, timeouts, 429 and 5xx, a truncated body."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SessionExpired(SourceError):
+    """The session or token is no longer valid: log in again and repeat the call once."""
+
+
+class FatalSourceError(SourceError):
+    """Not worth retrying now: bad credentials, other 4xx, a contract the source broke."""
+
+
+class RecordError(SyncAgentError):
+    """One record cannot be normalised; it is quarantined with this reason."""
+
+
+class AlreadyRunning(SyncAgentError):
+    """Another agent process already holds the store's single-instance lock."""

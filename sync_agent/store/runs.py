@@ -1,0 +1,153 @@
+"""Per-source cursors and the record of every sync run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, desc, func, select, update
+
+from sync_agent.store.records import PageCounts, dialect_insert
+from sync_agent.store.tables import sync_cursors, sync_runs
+
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    source: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: str
+    pages: int
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+    quarantined: int
+    error: str | None
+    cursor_before: dt.datetime | None
+    cursor_after: dt.datetime | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(v: dt.datetime | None) -> str | None:
+            return None if v is None else v.isoformat()
+
+        return {
+            "id": self.id, "source": self.source, "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at), "duration_seconds": self.duration,
+            "status": self.status, "pages": self.pages, "fetched": self.fetched,
+            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+            "quarantined": self.quarantined, "error": self.error,
+            "cursor_before": iso(self.cursor_before), "cursor_after": iso(self.cursor_after),
+        }
+
+
+def get_cursor(conn: Connection, source: str) -> dt.datetime | None:
+    return conn.execute(select(sync_cursors.c.cursor).where(sync_cursors.c.source == source)).scalar()
+
+
+def advance_cursor(conn: Connection, source: str, value: dt.datetime, now: dt.datetime) -> None:
+    """Move the cursor forward to ``value``; never backwards (a re-read page is older)."""
+    current = get_cursor(conn, source)
+    if current is not None and current >= value:
+        return
+    stmt = dialect_insert(conn, sync_cursors).values(source=source, cursor=value, updated_at=now)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source"],
+                                            set_={"cursor": value, "updated_at": now}))
+
+
+def start_run(conn: Connection, source: str, now: dt.datetime, cursor_before: dt.datetime | None,
+              window_start: dt.datetime | None, window_end: dt.datetime) -> int:
+    result = conn.execute(sync_runs.insert().values(
+        source=source, started_at=now, status=RUNNING, cursor_before=cursor_before,
+        window_start=window_start, window_end=window_end,
+    ))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def add_page(conn: Connection, run_id: int, fetched: int, counts: PageCounts) -> None:
+    """Add one committed page's numbers to its run (same transaction as the page)."""
+    c = sync_runs.c
+    conn.execute(update(sync_runs).where(c.id == run_id).values(
+        pages=c.pages + 1, fetched=c.fetched + fetched, inserted=c.inserted + counts.inserted,
+        updated=c.updated + counts.updated, unchanged=c.unchanged + counts.unchanged,
+        quarantined=c.quarantined + counts.quarantined,
+    ))
+
+
+def finish_run(conn: Connection, run_id: int, status: str, now: dt.datetime,
+               cursor_after: dt.datetime | None, error: str | None = None) -> None:
+    conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(
+        status=status, finished_at=now, cursor_after=cursor_after, error=error,
+    ))
+
+
+def interrupt_stale_runs(conn: Connection, source: str, now: dt.datetime) -> int:
+    """Runs left ``running`` by a process that died; call only while holding the source's lock."""
+    result = conn.execute(
+        update(sync_runs)
+        .where(sync_runs.c.source == source, sync_runs.c.status == RUNNING)
+        .values(status=INTERRUPTED, finished_at=now,
+                error="the process stopped during this run (crash or kill); committed pages kept")
+    )
+    return int(result.rowcount or 0)
+
+
+def _row(r: Any) -> RunRow:
+    return RunRow(
+        id=r.id, source=r.source, started_at=r.started_at, finished_at=r.finished_at,
+        status=r.status, pages=r.pages, fetched=r.fetched, inserted=r.inserted, updated=r.updated,
+        unchanged=r.unchanged, quarantined=r.quarantined, error=r.error,
+        cursor_before=r.cursor_before, cursor_after=r.cursor_after,
+    )
+
+
+def get_run(conn: Connection, run_id: int) -> RunRow | None:
+    r = conn.execute(select(sync_runs).where(sync_runs.c.id == run_id)).first()
+    return None if r is None else _row(r)
+
+
+def recent_runs(conn: Connection, source: str | None = None, limit: int = 20) -> Sequence[RunRow]:
+    q = select(sync_runs).order_by(desc(sync_runs.c.started_at), desc(sync_runs.c.id)).limit(limit)
+    if source:
+        q = q.where(sync_runs.c.source == source)
+    return [_row(r) for r in conn.execute(q)]
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    source: str
+    last_success: dt.datetime | None
+    last_run: RunRow | None
+    failures_in_a_row: int
+    cursor: dt.datetime | None
+
+
+def source_health(conn: Connection, source: str) -> SourceHealth:
+    """What ``status`` and the report's sync-health table show for one source."""
+    last_success = conn.execute(
+        select(func.max(sync_runs.c.finished_at))
+        .where(sync_runs.c.source == source, sync_runs.c.status == SUCCESS)
+    ).scalar()
+    runs = recent_runs(conn, source, limit=50)
+    failures = 0
+    for run in runs:
+        if run.status == SUCCESS:
+            break
+        if run.status in (FAILED, INTERRUPTED):
+            failures += 1
+    return SourceHealth(source=source, last_success=last_success, last_run=runs[0] if runs else None,
+                        failures_in_a_row=failures, cursor=get_cursor(conn, source))

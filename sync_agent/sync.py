@@ -1,0 +1,173 @@
+"""Run one connector: pages in, one transaction per page, a run record out.
+
+The invariants the issue trackers of every sync tool taught: a page's records and the cursor
+commit together, so what the cursor says is stored is stored; the read window starts a lookback
+before the cursor, because updates land late and share timestamps; the window ends a little
+before "now" and never beyond; one source failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import Engine
+
+from connectors.base import Connector, ConnectorContext, build_connector
+from sync_agent.config import ConnectorSettings, Settings
+from sync_agent.errors import ConfigError, SourceError
+from sync_agent.locks import try_lock
+from sync_agent.model import Page
+from sync_agent.privacy import IdHasher, redact_text
+from sync_agent.store import runs as run_store
+from sync_agent.store.engine import write_transaction
+from sync_agent.store.records import PageCounts, save_quarantined, save_records
+
+log = structlog.get_logger("sync_agent.sync")
+
+#: the read window ends this far before "now": a source may still be writing the last second
+WINDOW_END_MARGIN = dt.timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    source: str
+    status: str
+    run_id: int | None = None
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    duration: float = 0.0
+    error: str | None = None
+    cursor: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == run_store.SUCCESS
+
+    def line(self) -> str:
+        """The one line ``sync`` prints per source."""
+        text = (f"{self.source:<20} {self.status:<11} fetched={self.fetched} inserted={self.inserted} "
+                f"updated={self.updated} unchanged={self.unchanged} quarantined={self.quarantined} "
+                f"duration={self.duration:.1f}s")
+        return f"{text} error={self.error}" if self.error else text
+
+
+def connector_context(settings: Settings) -> ConnectorContext:
+    return ConnectorContext(ward_code=settings.agent.ward_code, timezone=settings.agent.timezone,
+                            hasher=IdHasher(settings.agent.id_hash_key))
+
+
+def read_window(cursor: dt.datetime | None, cs: ConnectorSettings, now: dt.datetime,
+                tz: dt.tzinfo) -> tuple[dt.datetime | None, dt.datetime]:
+    """``[since, until)`` for the next run of a source."""
+    until = now.replace(microsecond=0) - WINDOW_END_MARGIN
+    if cursor is not None:
+        since: dt.datetime | None = cursor - dt.timedelta(minutes=cs.lookback_minutes)
+    elif cs.start_date is not None:
+        since = dt.datetime.combine(cs.start_date, dt.time(0), tzinfo=tz)
+    else:
+        since = None
+    if since is not None and cs.start_date is not None:
+        since = max(since, dt.datetime.combine(cs.start_date, dt.time(0), tzinfo=tz))
+    return since, until
+
+
+def sync_source(
+    engine: Engine,
+    settings: Settings,
+    source: str,
+    *,
+    stop: threading.Event | None = None,
+    connector_factory: Callable[[ConnectorSettings, ConnectorContext], Connector] = build_connector,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> SyncResult:
+    """One incremental sync of ``source``. Never raises for a source's own failure."""
+    cs = settings.connector(source)
+    tz = settings.agent.timezone
+    started = time.monotonic()
+    lock = try_lock(engine, f"sync-{source}")
+    if lock is None:
+        return SyncResult(source=source, status="skipped", error="another sync of this source is running")
+    with lock, structlog.contextvars.bound_contextvars(source=source):
+        now = clock()
+        with write_transaction(engine) as conn:
+            stale = run_store.interrupt_stale_runs(conn, source, now)
+            cursor_before = run_store.get_cursor(conn, source)
+            since, until = read_window(cursor_before, cs, now, tz)
+            run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
+        if stale:
+            log.warning("stale_runs_interrupted", count=stale)
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            log.info("sync_started", since=since and since.isoformat(), until=until.isoformat(),
+                     cursor=cursor_before and cursor_before.isoformat())
+            totals = [0, 0, 0, 0, 0]  # fetched, inserted, updated, unchanged, quarantined
+            status, error = run_store.SUCCESS, None
+            connector: Connector | None = None
+            try:
+                connector = connector_factory(cs, connector_context(settings))
+                for page in connector.fetch(since, until):
+                    counts = _commit_page(engine, source, run_id, page, until, settings, clock)
+                    for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
+                                           counts.unchanged, counts.quarantined)):
+                        totals[i] += n
+                    if stop is not None and stop.is_set():
+                        status, error = run_store.INTERRUPTED, "stopped on request at a page boundary"
+                        break
+            except (SourceError, ConfigError) as exc:
+                status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a connector bug must not stop the other sources
+                status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
+                log.exception("sync_crashed")
+            finally:
+                if connector is not None:
+                    connector.close()
+            with write_transaction(engine) as conn:
+                cursor_after = run_store.get_cursor(conn, source)
+                run_store.finish_run(conn, run_id, status, clock(), cursor_after, error)
+            duration = time.monotonic() - started
+            result = SyncResult(source=source, status=status, run_id=run_id, fetched=totals[0],
+                                inserted=totals[1], updated=totals[2], unchanged=totals[3],
+                                quarantined=totals[4], duration=duration, error=error, cursor=cursor_after)
+            log.log(20 if result.ok else 40, "sync_finished", status=status, fetched=totals[0],
+                    inserted=totals[1], updated=totals[2], unchanged=totals[3], quarantined=totals[4],
+                    duration=round(duration, 3), error=error,
+                    cursor=cursor_after and cursor_after.isoformat())
+            return result
+
+
+def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt.datetime,
+                 settings: Settings, clock: Callable[[], dt.datetime]) -> PageCounts:
+    now = clock()
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, source, page.records, settings.agent.timezone, run_id, now)
+        quarantined = save_quarantined(conn, source, page.quarantined, run_id, now)
+        counts = PageCounts(counts.inserted, counts.updated, counts.unchanged, quarantined)
+        run_store.add_page(conn, run_id, page.fetched, counts)
+        if page.checkpoint is not None:
+            run_store.advance_cursor(conn, source, min(page.checkpoint, until), now)
+    if page.quarantined:
+        for q in page.quarantined:
+            log.warning("record_quarantined", source_id=q.source_id, reason=q.reason)
+    log.debug("page_committed", fetched=page.fetched, inserted=counts.inserted, updated=counts.updated,
+              unchanged=counts.unchanged, quarantined=counts.quarantined,
+              checkpoint=page.checkpoint and page.checkpoint.isoformat())
+    return counts
+
+
+def sync_sources(engine: Engine, settings: Settings, sources: Iterable[str] | None = None,
+                 stop: threading.Event | None = None) -> Sequence[SyncResult]:
+    """Sync each named source (all enabled ones by default) in turn, each on its own."""
+    names = list(sources) if sources else list(settings.source_names)
+    results = []
+    for name in names:
+        if stop is not None and stop.is_set():
+            break
+        results.append(sync_source(engine, settings, name, stop=stop))
+    return results

@@ -1,0 +1,105 @@
+"""The store suite: runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, select
+
+from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
+from sync_agent.store.engine import read_connection, schema_is_current, write_transaction
+from sync_agent.store.records import save_quarantined, save_records
+from sync_agent.store.runs import advance_cursor, get_cursor
+from sync_agent.store.tables import dossiers, metadata, quarantine
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=TZ)
+
+
+def rec(source_id: str, status: Status = Status.RECEIVED, updated_hour: int = 8, **kw: object) -> DossierRecord:
+    base: dict[str, object] = dict(
+        source="one_stop", source_id=source_id, procedure_code="1.001193", status=status,
+        source_updated_at=dt.datetime(2026, 2, 1, updated_hour, tzinfo=TZ),
+        received_at=dt.datetime(2026, 1, 31, 23, 30, tzinfo=dt.UTC), channel=Channel.ONLINE,
+        raw={"MaHoSo": source_id},
+    )
+    base.update(kw)
+    return DossierRecord(**base)  # type: ignore[arg-type]
+
+
+def test_migrations_match_the_tables(engine: Engine) -> None:
+    assert schema_is_current(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_saving_the_same_page_twice_inserts_once(engine: Engine) -> None:
+    page = [rec("A"), rec("B")]
+    with write_transaction(engine) as conn:
+        first = save_records(conn, "one_stop", page, TZ, 1, NOW)
+    with write_transaction(engine) as conn:
+        second = save_records(conn, "one_stop", page, TZ, 2, NOW)
+    assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 2)
+
+
+def test_a_newer_version_updates_and_an_older_one_is_ignored(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        save_records(conn, "one_stop", [rec("A", updated_hour=8)], TZ, 1, NOW)
+        newer = save_records(conn, "one_stop", [rec("A", Status.IN_PROGRESS, updated_hour=9)], TZ, 1, NOW)
+        older = save_records(conn, "one_stop", [rec("A", Status.RECEIVED, updated_hour=7)], TZ, 1, NOW)
+    assert newer.updated == 1 and older.unchanged == 1
+    with read_connection(engine) as conn:
+        assert conn.execute(select(dossiers.c.status)).scalar() == "in_progress"
+
+
+def test_duplicates_within_a_page_give_one_row(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, "one_stop", [rec("A"), rec("A", Status.IN_PROGRESS)], TZ, 1, NOW)
+    assert counts.inserted == 1
+    with read_connection(engine) as conn:
+        assert conn.execute(select(dossiers.c.status)).scalars().all() == ["in_progress"]
+
+
+def test_local_dates_are_taken_in_the_ward_time_zone(engine: Engine) -> None:
+    # 23:30 UTC on 31 January is 06:30 on 1 February in Hanoi
+    with write_transaction(engine) as conn:
+        save_records(conn, "one_stop", [rec("A")], TZ, 1, NOW)
+    with read_connection(engine) as conn:
+        row = conn.execute(select(dossiers.c.received_on, dossiers.c.received_at)).one()
+    assert row.received_on == dt.date(2026, 2, 1)
+    assert row.received_at == dt.datetime(2026, 1, 31, 23, 30, tzinfo=dt.UTC)
+
+
+def test_a_quarantined_record_seen_twice_is_kept_once_and_counted(engine: Engine) -> None:
+    bad = QuarantinedRecord(source="one_stop", reason="unknown TrangThaiHoSo '99'", raw={"MaHoSo": "X"},
+                            source_id="X")
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "one_stop", [bad], 1, NOW)
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "one_stop", [bad], 2, NOW)
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(quarantine.c.reason, quarantine.c.times_seen)).all()
+    assert [(r.reason, r.times_seen) for r in rows] == [("unknown TrangThaiHoSo '99'", 2)]
+
+
+def test_a_valid_version_supersedes_the_quarantined_one(engine: Engine) -> None:
+    bad = QuarantinedRecord(source="one_stop", reason="bad date", raw={"MaHoSo": "A"}, source_id="A")
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "one_stop", [bad], 1, NOW)
+        save_records(conn, "one_stop", [rec("A")], TZ, 2, NOW)
+    with read_connection(engine) as conn:
+        assert conn.execute(select(quarantine.c.superseded_at)).scalar() is not None
+
+
+def test_the_cursor_never_moves_backwards(engine: Engine) -> None:
+    t1 = dt.datetime(2026, 2, 1, 8, tzinfo=TZ)
+    with write_transaction(engine) as conn:
+        advance_cursor(conn, "one_stop", t1, NOW)
+        advance_cursor(conn, "one_stop", t1 - dt.timedelta(hours=1), NOW)
+    with read_connection(engine) as conn:
+        assert get_cursor(conn, "one_stop") == t1
