@@ -19,7 +19,8 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=TZ)
 
 
-def rec(source_id: str, status: Status = Status.RECEIVED, updated_hour: int = 8, **kw: object) -> DossierRecord:
+def rec(source_id: str, status: Status = Status.RECEIVED, updated_hour: int = 8,
+        **kw: object) -> DossierRecord:
     base: dict[str, object] = dict(
         source="one_stop", source_id=source_id, procedure_code="1.001193", status=status,
         source_updated_at=dt.datetime(2026, 2, 1, updated_hour, tzinfo=TZ),

@@ -87,9 +87,8 @@ def _alembic_config(conn: Connection) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent; runs at every start)."""
-    with engine.connect().execution_options(sqlite_immediate=True) as conn:
-        with conn.begin():
-            command.upgrade(_alembic_config(conn), "head")
+    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        command.upgrade(_alembic_config(conn), "head")
 
 
 def schema_is_current(engine: Engine) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Insert, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
@@ -41,7 +41,7 @@ class PageCounts:
     quarantined: int = 0
 
 
-def dialect_insert(conn: Connection, table: Any) -> Insert:
+def dialect_insert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that knows ``ON CONFLICT`` on both supported databases."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)

@@ -13,7 +13,6 @@ from alembic import op
 
 import sync_agent.store.types
 
-
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -21,7 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table('agent_state',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -190,10 +188,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_flag_events_flag_id'), ['flag_id'], unique=False)
 
 
-
-
 def downgrade() -> None:
-
     with op.batch_alter_table('flag_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_flag_events_flag_id'))
 
@@ -226,4 +221,3 @@ def downgrade() -> None:
 
     op.drop_table('cases')
     op.drop_table('agent_state')
-
