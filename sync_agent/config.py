@@ -25,6 +25,21 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
+# Every key the parser accepts, by table: the docs test checks each is explained in
+# config/sync-agent.example.toml.
+TOP_LEVEL_KEYS = frozenset({"agent", "connectors", "report", "smtp", "alerts", "calendar"})
+AGENT_KEYS = frozenset({"ward_code", "ward_name", "timezone", "database_url", "id_hash_key",
+                        "period_start_day", "log_file", "log_level"})
+CONNECTOR_KEYS = frozenset({"type", "base_url", "every_minutes", "lookback_minutes", "start_date",
+                            "connect_timeout", "read_timeout", "request_deadline", "max_attempts",
+                            "retry_after_cap", "page_size", "enabled"})
+REPORT_KEYS = frozenset({"recipients", "send_day", "send_time", "stale_after_hours"})
+SMTP_KEYS = frozenset({"host", "port", "security", "username", "password", "sender", "timeout",
+                       "max_attempts", "ca_file"})
+ALERTS_KEYS = frozenset({"recipients", "time", "due_within_working_days", "webhooks"})
+WEBHOOK_KEYS = frozenset({"url", "headers", "timeout"})
+CALENDAR_KEYS = frozenset({"extra_days_off", "working_saturdays"})
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -171,7 +186,7 @@ def parse_settings(
         from connectors.base import connector_option_specs
 
         option_specs = connector_option_specs
-    _only_keys(data, "", {"agent", "connectors", "report", "smtp", "alerts", "calendar"})
+    _only_keys(data, "", TOP_LEVEL_KEYS)
     agent = _agent(_table(data, "agent", required=True), base_dir)
     connectors_table = _table(data, "connectors", required=True)
     if not connectors_table:
@@ -196,8 +211,7 @@ def parse_settings(
 
 def _agent(t: Mapping[str, Any], base_dir: Path) -> AgentSettings:
     k = "agent"
-    _only_keys(t, k, {"ward_code", "ward_name", "timezone", "database_url", "id_hash_key",
-                      "period_start_day", "log_file", "log_level"})
+    _only_keys(t, k, AGENT_KEYS)
     ward_code = _str(t, k, "ward_code", required=True)
     if not ward_code.isdigit():
         raise ConfigError(f"{k}.ward_code", f"must be the ward's numeric unit code, got {ward_code!r}")
@@ -231,10 +245,7 @@ def _connector(name: str, t: Mapping[str, Any],
         raise ConfigError(k, "a source name is lower-case letters, digits and '_'")
     ctype = _str(t, k, "type", required=True)
     specs = option_specs(ctype, f"{k}.type")
-    common = {"type", "base_url", "every_minutes", "lookback_minutes", "start_date",
-              "connect_timeout", "read_timeout", "request_deadline", "max_attempts",
-              "retry_after_cap", "page_size", "enabled"}
-    _only_keys(t, k, common | set(specs))
+    _only_keys(t, k, CONNECTOR_KEYS | set(specs))
     options: dict[str, Any] = {}
     for opt_name, spec in specs.items():
         options[opt_name] = spec.read(t, k, opt_name)
@@ -272,7 +283,7 @@ def _connector(name: str, t: Mapping[str, Any],
 
 def _report(t: Mapping[str, Any], period_start_day: int) -> ReportSettings:
     k = "report"
-    _only_keys(t, k, {"recipients", "send_day", "send_time", "stale_after_hours"})
+    _only_keys(t, k, REPORT_KEYS)
     return ReportSettings(
         recipients=_emails(t, k, "recipients"),
         send_day=_int(t, k, "send_day", default=period_start_day, low=1, high=28),
@@ -283,8 +294,7 @@ def _report(t: Mapping[str, Any], period_start_day: int) -> ReportSettings:
 
 def _smtp(t: Mapping[str, Any], base_dir: Path) -> SmtpSettings:
     k = "smtp"
-    _only_keys(t, k, {"host", "port", "security", "username", "password", "sender", "timeout",
-                      "max_attempts", "ca_file"})
+    _only_keys(t, k, SMTP_KEYS)
     security = _str(t, k, "security", default="starttls")
     if security not in {"starttls", "ssl", "none"}:
         raise ConfigError(f"{k}.security", f"must be starttls, ssl or none, got {security!r}")
@@ -308,7 +318,7 @@ def _smtp(t: Mapping[str, Any], base_dir: Path) -> SmtpSettings:
 
 def _alerts(t: Mapping[str, Any]) -> AlertSettings:
     k = "alerts"
-    _only_keys(t, k, {"recipients", "time", "due_within_working_days", "webhooks"})
+    _only_keys(t, k, ALERTS_KEYS)
     hooks_raw = t.get("webhooks", [])
     if not isinstance(hooks_raw, list):
         raise ConfigError(f"{k}.webhooks", "must be a list of tables ([[alerts.webhooks]])")
@@ -317,7 +327,7 @@ def _alerts(t: Mapping[str, Any]) -> AlertSettings:
         hk = f"{k}.webhooks[{i}]"
         if not isinstance(h, Mapping):
             raise ConfigError(hk, "must be a table with a url")
-        _only_keys(h, hk, {"url", "headers", "timeout"})
+        _only_keys(h, hk, WEBHOOK_KEYS)
         headers = h.get("headers", {})
         if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
             raise ConfigError(f"{hk}.headers", "must be a table of strings")
@@ -336,7 +346,7 @@ def _alerts(t: Mapping[str, Any]) -> AlertSettings:
 
 def _calendar(t: Mapping[str, Any]) -> CalendarSettings:
     k = "calendar"
-    _only_keys(t, k, {"extra_days_off", "working_saturdays"})
+    _only_keys(t, k, CALENDAR_KEYS)
     return CalendarSettings(
         extra_days_off=_dates(t, k, "extra_days_off"),
         working_saturdays=_dates(t, k, "working_saturdays", weekday=5),
@@ -372,7 +382,7 @@ def _table(t: Mapping[str, Any], name: str, prefix: str = "", required: bool = F
     return v
 
 
-def _only_keys(t: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+def _only_keys(t: Mapping[str, Any], prefix: str, allowed: frozenset[str] | set[str]) -> None:
     for key in t:
         if key not in allowed:
             where = f"{prefix}.{key}" if prefix else key

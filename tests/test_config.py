@@ -1,0 +1,119 @@
+"""A wrong configuration stops the agent at start: exit 2, one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sync_agent.config import load_settings
+from sync_agent.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[1] / "config" / "sync-agent.example.toml"
+SECRETS = {
+    "SYNC_AGENT_ID_HASH_KEY": "k", "ONE_STOP_PASSWORD": "p", "CIVIL_STATUS_SECRET": "s",
+    "RESIDENCE_API_KEY": "r", "HKD_PASSWORD": "h", "SMTP_PASSWORD": "m",
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sync-agent.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def example_with(old: str, new: str) -> str:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def run_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": "/usr/bin:/bin", **SECRETS, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sync_agent", "--config", str(config), *args],
+                          capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    settings = load_settings(EXAMPLE, environ=SECRETS)
+    assert settings.agent.ward_code == "11311"
+    assert settings.source_names == ("one_stop", "civil_status", "residence", "household_business")
+    assert settings.connector("one_stop").options["password"] == "p"
+    assert settings.connector("residence").lookback_minutes == 60
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('type = "residence"', 'type = "residense"', "connectors.residence.type"),
+        ('base_url = "http://127.0.0.1:8103"', 'base_url = "127.0.0.1:8103"', "connectors.residence.base_url"),
+        ('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Asia/Hanoi_City"', "agent.timezone"),
+        ('security = "starttls"', 'security = "tls"', "smtp.security"),
+        ('time = "07:30"', 'time = "7h30"', "alerts.time"),
+        ('period_start_day = 15', 'period_start_day = 31', "agent.period_start_day"),
+        ('every_minutes = 15', 'every_minutes = "15"', "connectors.one_stop.every_minutes"),
+        ('username = "tiepnhan"', 'usename = "tiepnhan"', "connectors.one_stop.usename"),
+        ('working_saturdays = []', 'working_saturdays = ["2026-01-11"]', "calendar.working_saturdays[0]"),
+    ],
+)
+def test_a_wrong_value_names_its_key(tmp_path: Path, old: str, new: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, example_with(old, new)), environ=SECRETS)
+    assert err.value.key == key
+
+
+def test_a_missing_secret_names_the_key_and_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in SECRETS.items() if k != "HKD_PASSWORD"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, EXAMPLE.read_text(encoding="utf-8")), environ=env)
+    assert err.value.key == "connectors.household_business.password"
+    assert "HKD_PASSWORD" in str(err.value)
+
+
+def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, EXAMPLE.read_text(encoding="utf-8")), environ=SECRETS)
+    assert settings.agent.database_url == f"sqlite:///{tmp_path}/data/sync-agent.db"
+    assert settings.agent.log_file == tmp_path / "logs" / "sync-agent.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("text_change", "expected"),
+    [
+        (('[agent]', '[agent\n'), "line"),
+        (('type = "civil_status"', 'type = "land_registry"'), "connectors.civil_status.type: unknown connector type"),
+        (('client_secret = "${CIVIL_STATUS_SECRET}"', 'client_secret = "${NOT_SET_ANYWHERE}"'),
+         "connectors.civil_status.client_secret: environment variable NOT_SET_ANYWHERE is not set"),
+        (('timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Mars/Olympus"'), "agent.timezone: unknown time zone"),
+        (('base_url = "http://127.0.0.1:8101"', 'base_url = "ftp://127.0.0.1:8101"'),
+         "connectors.one_stop.base_url: not an http(s) URL"),
+        (('database_url = "sqlite:///data/sync-agent.db"',
+          'database_url = "postgresql+psycopg://nobody@127.0.0.1:1/none"'),
+         "agent.database_url: cannot open database"),
+    ],
+)
+def test_the_agent_refuses_to_start_with_one_line_and_status_2(
+    tmp_path: Path, text_change: tuple[str, str], expected: str
+) -> None:
+    config = write(tmp_path, example_with(*text_change))
+    result = run_cli(config, "check-config", "--offline")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("configuration error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_config_file_is_a_configuration_error(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "nope.toml", "runs")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+
+
+def test_a_valid_configuration_passes_check_config(tmp_path: Path) -> None:
+    config = write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
+    result = run_cli(config, "check-config", "--offline")
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
