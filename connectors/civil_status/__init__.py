@@ -1,0 +1,1 @@
+"""``civil_status``: the Ministry of Justice civil-status (hộ tịch) system."""

@@ -1,0 +1,1 @@
+"""``household_business``: the national household-business registration system."""

@@ -1,0 +1,164 @@
+"""Reading the national household-business registration system (``sources.md`` section 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import structlog
+
+from connectors.base import Option
+from connectors.household_business import mapping
+from connectors.http import HttpConnector, json_int, json_list, json_object
+from connectors.paging import aware, build_page, local_midnight, window_start
+from sync_agent.errors import TransientSourceError
+from sync_agent.model import Page
+
+log = structlog.get_logger()
+
+DOSSIERS_PATH = "/apiDKKD/HoKinhDoanh/danhSachHoSo"
+#: the source's fixed page size
+PAGE_SIZE = 50
+#: a range of days whose answer has more pages than this is split in two, so that a re-read
+#: after a change costs little and is unlikely to meet another change
+MAX_WINDOW_PAGES = 20
+#: reads of one window before giving up on it for this run
+MAX_READS = 4
+
+
+@dataclass(frozen=True)
+class _Answer:
+    items: list[Any]
+    total: int | None
+    pages: int | None
+
+
+class HouseholdBusinessConnector(HttpConnector):
+    """The national household-business registration system (Hệ thống thông tin đăng ký hộ kinh doanh).
+
+    Quirks: HTTP Basic auth (401: fatal); the only filter is whole calendar days
+    (``tuNgay``/``denNgay`` inclusive) and pages are a fixed 50, numbered from 1, over records
+    ordered by update time, so a record updated while we read shifts the rest. The read goes
+    window by window (past days as ranges, split when large; the day of ``until`` on its own)
+    and a window whose ``TongSo`` changed between its first and last page is read again; its
+    checkpoint only then moves past it. Records updated at or after ``until`` are left for the
+    next run, which re-reads that whole day anyway.
+    """
+
+    type_name: ClassVar[str] = "household_business"
+    options: ClassVar[Mapping[str, Option]] = {
+        "username": Option(str, required=True, help="account on the registration system"),
+        "password": Option(str, required=True, secret=True, help="its password (use ${ENV})"),
+        "field_code": Option(str, default=mapping.DEFAULT_FIELD_CODE, help="field of procedures"),
+        "field_name": Option(str, default=mapping.DEFAULT_FIELD_NAME, help="its name in reports"),
+    }
+    default_page_size: ClassVar[int] = PAGE_SIZE
+    max_page_size: ClassVar[int] = PAGE_SIZE
+
+    @property
+    def page_size(self) -> int:
+        """Fixed by the source; a configured ``page_size`` cannot change it."""
+        return PAGE_SIZE
+
+    def login(self) -> None:
+        """There is no login: ask for today's first page, so wrong credentials show (401)."""
+        today = dt.datetime.now(self.context.timezone).date()
+        self._page(today, today, 1)
+
+    def fetch(self, since: dt.datetime | None, until: dt.datetime) -> Iterator[Page]:
+        """Dossiers updated in ``[since, until)``, oldest first.
+
+        Checkpoint: the end of the last window read without change (local midnight after
+        its last day, or ``until`` for the last window); ``None`` before the first.
+        """
+        tz = self.context.timezone
+        until = aware(until, tz)
+        start = window_start(since, self.settings, tz)
+        if start >= until:
+            return
+        first_day = start.astimezone(tz).date()
+        last_day = (until - dt.timedelta(microseconds=1)).astimezone(tz).date()
+        # Past days apart from the last one: a record updated during the read leaves a window
+        # of past days (TongSo drops), but would stay inside a window that includes today.
+        windows: deque[tuple[dt.date, dt.date]] = deque()
+        if first_day < last_day:
+            windows.append((first_day, last_day - dt.timedelta(days=1)))
+        windows.append((last_day, last_day))
+        checkpoint: dt.datetime | None = None
+        while windows and not self.stopping:
+            d1, d2 = windows.popleft()
+            window_end = min(local_midnight(d2 + dt.timedelta(days=1), tz), until)
+            for read in range(1, MAX_READS + 1):
+                first = self._page(d1, d2, 1)
+                if d1 < d2 and (first.pages or 0) > MAX_WINDOW_PAGES:
+                    windows.extendleft(reversed(_halves(d1, d2)))
+                    break
+                unchanged = yield from self._read_window(d1, d2, first, until, checkpoint, window_end)
+                if self.stopping:
+                    return
+                if unchanged:
+                    checkpoint = window_end
+                    break
+                log.info("source_window_changed", source=self.name, days=f"{d1}..{d2}", read=read)
+            else:
+                if d1 < d2:
+                    windows.extendleft(reversed(_halves(d1, d2)))
+                    continue
+                raise TransientSourceError(
+                    f"the dossiers updated on {d1} kept changing over {MAX_READS} reads; next run tries again"
+                )
+
+    def _read_window(
+        self,
+        d1: dt.date,
+        d2: dt.date,
+        first: _Answer,
+        until: dt.datetime,
+        checkpoint: dt.datetime | None,
+        window_end: dt.datetime,
+    ) -> Generator[Page, None, bool]:
+        """Yield the window's pages; ``True`` when its total held from first page to last."""
+        field_code = self.option("field_code")
+        field_name = self.option("field_name")
+        answer, trang, changed = first, 1, False
+        while True:
+            changed = changed or answer.total != first.total
+            outputs = [
+                mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
+                                       field_name=field_name)
+                for item in answer.items
+            ]
+            last = len(answer.items) < PAGE_SIZE or (answer.pages is not None and trang >= answer.pages)
+            if last:
+                yield build_page(outputs, until=until, checkpoint=checkpoint if changed else window_end)
+                return not changed
+            yield build_page(outputs, until=until, checkpoint=checkpoint)
+            if self.stopping:
+                return False
+            trang += 1
+            answer = self._page(d1, d2, trang)
+
+    def _page(self, d1: dt.date, d2: dt.date, trang: int) -> _Answer:
+        params: dict[str, str | int] = {
+            "maPhuongXa": self.context.ward_code,
+            "tuNgay": mapping.format_day(d1),
+            "denNgay": mapping.format_day(d2),
+            "trang": trang,
+        }
+        where = f"GET {DOSSIERS_PATH}"
+        body = json_object(
+            self.http.get_json(
+                DOSSIERS_PATH, params=params, auth=(self.option("username"), self.option("password"))
+            ),
+            where,
+        )
+        return _Answer(items=json_list(body, "HoSo", where), total=json_int(body, "TongSo"),
+                       pages=json_int(body, "SoTrang"))
+
+
+def _halves(d1: dt.date, d2: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
+    mid = d1 + (d2 - d1) // 2
+    return (d1, mid), (mid + dt.timedelta(days=1), d2)

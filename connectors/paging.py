@@ -1,0 +1,125 @@
+"""Reading a changing data set page by page without losing records, shared by the connectors.
+
+The sources page by offset over records ordered by update time, and records are updated while
+we read: one that moves to the end shifts every later record one place back, and a plain
+page-number loop then silently skips one. ``keyset_pages`` restarts each request at the last
+update time seen instead, so a shift can only cause re-reads, which the store's idempotent
+upsert absorbs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sync_agent.config import ConnectorSettings
+from sync_agent.errors import FatalSourceError
+from sync_agent.model import DossierRecord, Page, QuarantinedRecord
+
+#: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise
+FAR_PAST = dt.date(2000, 1, 1)
+
+Output = DossierRecord | QuarantinedRecord
+
+
+def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz)
+
+
+def window_start(since: dt.datetime | None, settings: ConnectorSettings, tz: ZoneInfo) -> dt.datetime:
+    """``since``, else the configured ``start_date``, else the far past (first sync)."""
+    if since is not None:
+        return aware(since, tz)
+    return local_midnight(settings.start_date or FAR_PAST, tz)
+
+
+def aware(moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """A zone-less datetime from a caller is taken as the ward's local time."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def floor_second(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(microsecond=0)
+
+
+def ceil_second(moment: dt.datetime) -> dt.datetime:
+    """The wire formats have whole seconds; an exclusive bound rounds up so nothing before
+    ``until`` is left out (what lies past it is dropped by ``build_page``)."""
+    floor = moment.replace(microsecond=0)
+    return floor if floor == moment else floor + dt.timedelta(seconds=1)
+
+
+def latest(outputs: Iterable[Output]) -> dt.datetime | None:
+    """The largest update time among a page's records (quarantined ones included, when known)."""
+    times = [o.source_updated_at for o in outputs if o.source_updated_at is not None]
+    return max(times) if times else None
+
+
+def build_page(outputs: Iterable[Output], *, until: dt.datetime, checkpoint: dt.datetime | None) -> Page:
+    """A page of what was read: records updated at or after ``until`` are left for the next
+    run, and a record met twice in one page is kept once, as last seen."""
+    records: dict[str, DossierRecord] = {}
+    quarantined: list[QuarantinedRecord] = []
+    for out in outputs:
+        if out.source_updated_at is not None and out.source_updated_at >= until:
+            continue
+        if isinstance(out, QuarantinedRecord):
+            quarantined.append(out)
+        else:
+            records.pop(out.source_id, None)
+            records[out.source_id] = out
+    return Page(records=tuple(records.values()), quarantined=tuple(quarantined), checkpoint=checkpoint)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One answer of an offset-paged source: its items, and whether it says nothing follows."""
+
+    items: Sequence[Any]
+    last: bool = False
+
+
+def keyset_pages(
+    fetch: Callable[[dt.datetime, int], Batch],
+    normalise: Callable[[Any], Output],
+    *,
+    start: dt.datetime,
+    until: dt.datetime,
+    page_size: int,
+    first_page: int,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Iterator[Page]:
+    """Keyset pagination emulated over a time-filtered, offset-paged source.
+
+    ``fetch(from_time, page_number)`` asks for records updated in ``[from_time, until)``.
+    After each full page the next request starts at that page's last update time, page
+    ``first_page``; the page number only advances when a whole page shares one timestamp.
+    Checkpoints: the last update time reached (everything before it has been read), and
+    ``until`` once the source has nothing more; ``None`` until the read has moved at all.
+    """
+    position = start
+    page_no = first_page
+    checkpoint: dt.datetime | None = None
+    previous_ids: tuple[str | None, ...] | None = None
+    while not stopping():
+        batch = fetch(position, page_no)
+        outputs = [normalise(item) for item in batch.items]
+        final = batch.last or len(batch.items) < page_size
+        reached = latest(outputs)
+        ids = tuple(o.source_id for o in outputs)
+        if final:
+            checkpoint = until
+        elif reached is not None and reached > position:
+            position, page_no = reached, first_page
+            checkpoint = min(reached, until) if checkpoint is None else max(checkpoint, min(reached, until))
+        else:
+            if ids == previous_ids and page_no != first_page:
+                raise FatalSourceError("the source answers every page number with the same records")
+            page_no += 1
+        previous_ids = ids
+        yield build_page(outputs, until=until, checkpoint=checkpoint)
+        if final:
+            return

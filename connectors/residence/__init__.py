@@ -1,0 +1,1 @@
+"""``residence``: the Ministry of Public Security residence (cư trú) system."""

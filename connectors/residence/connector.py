@@ -1,0 +1,93 @@
+"""Reading the Ministry of Public Security residence system (``sources.md`` section 3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from connectors.base import Option
+from connectors.http import HttpConnector, json_list, json_object
+from connectors.paging import aware, build_page, floor_second, latest, window_start
+from connectors.residence import mapping
+from sync_agent.errors import FatalSourceError
+from sync_agent.model import Page
+
+DOSSIERS_PATH = "/v1/dossiers"
+
+
+class ResidenceConnector(HttpConnector):
+    """The Ministry of Public Security residence system (cư trú).
+
+    Quirks: an ``X-API-Key`` header (a wrong key is a 403: fatal); an opaque ``next_cursor``
+    over records ordered by (``updated_at``, ``id``); ``updated_after`` is exclusive and there
+    is no upper bound, so the read stops at the first record at or past ``until``; ISO 8601
+    times with an offset; rate limited (429 with ``Retry-After`` in seconds, honoured by the
+    HTTP layer).
+    """
+
+    type_name: ClassVar[str] = "residence"
+    options: ClassVar[Mapping[str, Option]] = {
+        "api_key": Option(str, required=True, secret=True, help="API key issued to the ward (use ${ENV})"),
+        "field_code": Option(str, default=mapping.DEFAULT_FIELD_CODE, help="field of procedures"),
+        "field_name": Option(str, default=mapping.DEFAULT_FIELD_NAME, help="its name in reports"),
+    }
+    default_page_size: ClassVar[int] = 100
+    max_page_size: ClassVar[int] = 200
+
+    def login(self) -> None:
+        """There is no login: ask for one record updated from now on, so a wrong key shows (403)."""
+        self._page(mapping.format_time(dt.datetime.now(self.context.timezone), self.context), None, 1)
+
+    def fetch(self, since: dt.datetime | None, until: dt.datetime) -> Iterator[Page]:
+        """Dossiers updated in ``[since, until)``, oldest first.
+
+        Checkpoint: the last update time reached (the cursor is stable, so everything before
+        it has been read), and ``until`` once the source runs out or passes ``until``.
+        """
+        tz = self.context.timezone
+        until = aware(until, tz)
+        start = window_start(since, self.settings, tz)
+        if start >= until:
+            return
+        # updated_after is exclusive: start a second early (the wire has whole seconds);
+        # what that re-reads is absorbed by the idempotent upsert
+        after = mapping.format_time(floor_second(start) - dt.timedelta(seconds=1), self.context)
+        field_code = self.option("field_code")
+        field_name = self.option("field_name")
+        cursor: str | None = None
+        checkpoint: dt.datetime | None = None
+        while not self.stopping:
+            body = self._page(after, cursor, self.page_size)
+            items = json_list(body, "items", f"GET {DOSSIERS_PATH}")
+            next_cursor = body.get("next_cursor")
+            if next_cursor is not None and not isinstance(next_cursor, str):
+                raise FatalSourceError(f"GET {DOSSIERS_PATH}: next_cursor is not text")
+            outputs = [
+                mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
+                                       field_name=field_name)
+                for item in items
+            ]
+            reached = latest(outputs)
+            done = not next_cursor or not items or (reached is not None and reached >= until)
+            if done:
+                checkpoint = until
+            elif reached is not None:
+                checkpoint = reached if checkpoint is None else max(checkpoint, reached)
+            yield build_page(outputs, until=until, checkpoint=checkpoint)
+            if done:
+                return
+            if next_cursor == cursor:
+                raise FatalSourceError(f"GET {DOSSIERS_PATH}: the source gave the same cursor twice")
+            cursor = next_cursor
+
+    def _page(self, after: str, cursor: str | None, limit: int) -> Mapping[str, Any]:
+        params: dict[str, str | int] = {
+            "unit": self.context.ward_code, "updated_after": after, "limit": limit,
+        }
+        if cursor:
+            params["cursor"] = cursor
+        return json_object(
+            self.http.get_json(DOSSIERS_PATH, params=params, headers={"X-API-Key": self.option("api_key")}),
+            f"GET {DOSSIERS_PATH}",
+        )
