@@ -1,0 +1,90 @@
+"""``python -m connectors.wardsim``: serve until a signal, export JSONL, parse ``--fault``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.wardsim import SimClock, SimServer
+from connectors.wardsim.cli import apply_fault, main
+from tests.simulators import clients as c
+from tests.simulators.conftest import NOW
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serve_prints_urls_and_exits_0_on_sigterm() -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "connectors.wardsim",
+        "serve",
+        "--size",
+        "300",
+        "--port-base",
+        "0",
+        "--now",
+        NOW.isoformat(),
+        "--pin-clock",
+        "--fault",
+        "one_stop:fail_next=1",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().split() for _ in range(4)]
+        urls = {line[0]: line[1] for line in lines}
+        assert list(urls) == ["one_stop", "civil_status", "residence", "household_business"]
+        session = c.os_login(urls["one_stop"])["session"]
+        assert c.os_call(urls["one_stop"], session).status_code == 503  # the --fault
+        assert c.os_call(urls["one_stop"], session).json()["error_code"] == "00"
+        assert c.hk_call(urls["household_business"]).json()["TongSo"] > 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_export_then_serve_from_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cutru.jsonl"
+    assert (
+        main(
+            ["export", "--source", "residence", "--size", "200", "--now", NOW.isoformat(), "--out", str(out)]
+        )
+        == 0
+    )
+    assert "residence:" in capsys.readouterr().out
+    first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert {"id", "updated_at", "status"} <= set(first)
+    with SimServer("residence", clock=SimClock(NOW)) as server:
+        n = server.load_jsonl(out)
+        assert n > 0 and c.rs_all(server.url)
+
+
+def test_fault_specs() -> None:
+    servers = {"one_stop": SimServer("one_stop"), "residence": SimServer("residence")}
+    apply_fault(servers, "latency=0.25")
+    apply_fault(servers, "residence:throttle_next=2")
+    apply_fault(servers, "one_stop:duplicates")
+    assert servers["one_stop"].faults.latency("data") == 0.25
+    assert servers["residence"].faults.before("data") is not None
+    assert servers["one_stop"].faults.duplicates and not servers["residence"].faults.duplicates
+    with pytest.raises(SystemExit):
+        apply_fault(servers, "no_such_fault=1")
+    with pytest.raises(SystemExit):
+        apply_fault(servers, "civil_status:duplicates")
