@@ -15,7 +15,7 @@ from typing import Any
 
 # A Vietnamese personal ID (CCCD) has 12 digits; old ID cards have 9. Anything that looks like
 # one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone.
-_ID_IN_TEXT = re.compile(r"(?<!\d)(\d{9}|\d{12})(?!\d)")
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
 ID_PLACEHOLDER = "[id-redacted]"
 
 

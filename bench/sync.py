@@ -1,0 +1,175 @@
+"""Benchmark: sync of N one_stop dossiers from the simulator into SQLite, against a baseline.
+
+The agent runs as a whole process (`sync-agent sync one_stop` on a fresh SQLite file); the
+baseline is a hand-written standard-library loop doing the same work: log in, page through the
+same window with the same page size, parse JSON and upsert every page into sqlite3 with
+``INSERT ... ON CONFLICT DO UPDATE`` in one transaction per page. Both read from one simulator
+process started once per size, one after the other, so they share the machine fairly.
+
+    .venv/bin/python bench/sync.py                     # 10k, 100k, 1M
+    .venv/bin/python bench/sync.py --sizes 10000 100000
+
+Reports throughput (records/s), the ratio agent/baseline, and each process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+PAGE_SIZE = 1000
+USER, PASSWORD = "tiepnhan", "matkhau-tiepnhan"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(records: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [PY, "-m", "connectors.wardsim", "serve", "--sources", "one_stop", "--only", "one_stop",
+         "--records", str(records), "--seed", "7", "--port-base", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "simulator died") from None
+            time.sleep(0.5)
+    raise RuntimeError("simulator did not start")
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in MB (of the child alone, from wait4) and its output."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{out}")
+    return elapsed, usage.ru_maxrss // 1024, out
+
+
+BASELINE = textwrap.dedent('''
+    import json, sqlite3, sys, urllib.request
+    url, db_path, page_size, user, password = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    def post(path, body):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+    session = post("/dangnhap", {"username": user, "password": password})["session"]
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE d (ma TEXT PRIMARY KEY, tthc TEXT, trang_thai TEXT, cap_nhat TEXT, raw TEXT)")
+    page, n = 1, 0
+    while True:
+        body = post("/dichvu", {"session": session, "madonvi": "11311", "service": "LayDanhSachHoSo",
+                                "TuNgay": "20000101000000", "DenNgay": "20991231000000",
+                                "TrangSo": page, "SoBanGhi": page_size})
+        data = body["data"]
+        if not data:
+            break
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO d VALUES (?,?,?,?,?) ON CONFLICT(ma) DO UPDATE SET tthc=excluded.tthc, "
+            "trang_thai=excluded.trang_thai, cap_nhat=excluded.cap_nhat, raw=excluded.raw",
+            [(h["MaHoSo"], h["MaTTHC"], h["TrangThaiHoSo"], h["NgayCapNhat"], json.dumps(h)) for h in data])
+        db.execute("COMMIT")
+        n += len(data)
+        page += 1
+    print(n)
+''')
+
+
+def agent_config(tmp: Path, url: str) -> Path:
+    cfg = tmp / "bench.toml"
+    cfg.write_text(textwrap.dedent(f'''
+        [agent]
+        ward_code = "11311"
+        ward_name = "Phường Thạch Khôi"
+        database_url = "sqlite:///{tmp}/agent.db"
+        id_hash_key = "bench-key"
+        log_file = "{tmp}/agent.jsonl"
+
+        [connectors.one_stop]
+        type = "one_stop"
+        base_url = "{url}"
+        username = "{USER}"
+        password = "{PASSWORD}"
+        page_size = {PAGE_SIZE}
+    '''), encoding="utf-8")
+    return cfg
+
+
+def stored(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def bench_size(records: int) -> dict[str, float]:
+    sim, url = start_simulator(records)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            base_s, base_rss, _ = run_measured(
+                [PY, "-c", BASELINE, url, str(tmp / "baseline.db"), str(PAGE_SIZE), USER, PASSWORD])
+            base_n = stored(tmp / "baseline.db", "d")
+            cfg = agent_config(tmp, url)
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+            agent_s, agent_rss, out = run_measured(
+                [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env)
+            agent_n = stored(tmp / "agent.db", "dossiers")
+            if agent_n != base_n:
+                raise RuntimeError(f"agent stored {agent_n} records, baseline {base_n}:\n{out}")
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=60)
+    return {"records": records, "baseline_s": base_s, "agent_s": agent_s,
+            "baseline_rps": base_n / base_s, "agent_rps": agent_n / agent_s,
+            "baseline_rss": base_rss, "agent_rss": agent_rss}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    rows = [bench_size(n) for n in args.sizes]
+    print("| records | baseline s | agent s | baseline rec/s | agent rec/s | agent/baseline "
+          "| baseline peak RSS MB | agent peak RSS MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['records']:,} | {r['baseline_s']:.1f} | {r['agent_s']:.1f} | {r['baseline_rps']:,.0f} "
+              f"| {r['agent_rps']:,.0f} | {r['agent_rps'] / r['baseline_rps']:.2f} "
+              f"| {r['baseline_rss']} | {r['agent_rss']} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

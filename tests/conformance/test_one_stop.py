@@ -1,0 +1,5 @@
+from tests.conformance.suite import ConnectorConformance
+
+
+class TestOneStop(ConnectorConformance):
+    source = "one_stop"

@@ -1,0 +1,5 @@
+from tests.conformance.suite import ConnectorConformance
+
+
+class TestResidence(ConnectorConformance):
+    source = "residence"
