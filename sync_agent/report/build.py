@@ -1,0 +1,284 @@
+"""Assemble one period's report: the figures, the reconciliation summary, the lists, sync health.
+
+``build_report`` reads everything in one read transaction and returns a frozen ``PeriodReport``;
+every renderer (text, HTML, JSON, xlsx, csv, email) works from that value alone, so what is
+printed, attached and emailed is the same snapshot. The figures of a past period depend only on
+the stored cases, so recomputing it later gives the same numbers while the data is unchanged;
+only the sync-health part depends on ``now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from sync_agent.config import Settings
+from sync_agent.privacy import mask_name, redact_text
+from sync_agent.report.counting import (
+    Cell,
+    Figures,
+    Group,
+    Rates,
+    by_field,
+    by_source,
+    count_cells,
+    period_cases,
+)
+from sync_agent.report.period import Period
+from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
+from sync_agent.store.engine import read_connection
+from sync_agent.store.runs import source_health
+from sync_agent.store.tables import cases, dossiers, flags
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedDossier:
+    """One row of the bypassed list or the open-flags list (applicant name already masked)."""
+
+    kind: str
+    code: str
+    procedure: str
+    field_name: str | None
+    applicant: str
+    filed_on: dt.date | None
+    received_on: dt.date | None
+    due_on: dt.date | None
+    status: str | None
+    source: str
+    raised_at: dt.datetime | None = None
+    details: str | None = None
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """Sync health of one source as the report shows it."""
+
+    source: str
+    last_success: dt.datetime | None
+    stale: bool
+    failures_in_a_row: int
+    last_error: str | None
+    records: int
+
+
+@dataclass(frozen=True)
+class PeriodReport:
+    """Everything the period's report says, computed once."""
+
+    ward_code: str
+    ward_name: str
+    period: Period
+    generated_at: dt.datetime
+    total: Figures
+    by_source: tuple[Group, ...]
+    by_field: tuple[Group, ...]
+    cells: tuple[Cell, ...]
+    records_by_source: tuple[tuple[str, int], ...]
+    open_flags: tuple[tuple[str, int], ...]
+    bypassed: tuple[FlaggedDossier, ...]
+    other_flags: tuple[FlaggedDossier, ...]
+    sources: tuple[SourceStatus, ...]
+    stale_after_hours: int = 24
+
+    @property
+    def rates(self) -> Rates:
+        return self.total.rates
+
+    @property
+    def identity_holds(self) -> bool:
+        """The identity holds for the total, every source and every field."""
+        return self.total.identity_holds and all(
+            g.figures.identity_holds for g in (*self.by_source, *self.by_field))
+
+    @property
+    def identity_failures(self) -> tuple[str, ...]:
+        """Where the identity fails: ``tổng``, ``nguồn X``, ``lĩnh vực Y`` (empty when it holds)."""
+        out = [] if self.total.identity_holds else ["tổng"]
+        out += [f"hệ thống {g.label}" for g in self.by_source if not g.figures.identity_holds]
+        out += [f"lĩnh vực {g.label}" for g in self.by_field if not g.figures.identity_holds]
+        return tuple(out)
+
+    @property
+    def cases(self) -> int:
+        """The period's counted cases (= received total)."""
+        return self.total.received_total
+
+    @property
+    def stale_sources(self) -> tuple[str, ...]:
+        return tuple(s.source for s in self.sources if s.stale)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``report --format json`` contract (operations.md), plus a few added keys."""
+        t = self.total
+
+        def group(g: Group, key_name: str) -> dict[str, Any]:
+            head: dict[str, Any] = ({"source": g.key} if key_name == "source"
+                                    else {"field_code": g.key, "field_name": g.label})
+            return {**head, **g.figures.to_json(), "rates": g.figures.rates.to_json(),
+                    "identity_holds": g.figures.identity_holds}
+
+        return {
+            "ward": {"code": self.ward_code, "name": self.ward_name},
+            "period": {"label": self.period.label, "start": self.period.start.isoformat(),
+                       "end": self.period.end.isoformat()},
+            **t.to_json(),
+            "rates": t.rates.to_json(),
+            "by_source": [group(g, "source") for g in self.by_source],
+            "by_field": [group(g, "field") for g in self.by_field],
+            "reconciliation": {
+                "cases": self.cases,
+                "records_by_source": dict(self.records_by_source),
+                "bypassed_reception": t.bypassed_reception,
+                "open_flags": dict(self.open_flags),
+                "identity_holds": self.identity_holds,
+            },
+            "sources": [
+                {"source": s.source,
+                 "last_success": None if s.last_success is None else s.last_success.isoformat(),
+                 "stale": s.stale, "failures_in_a_row": s.failures_in_a_row}
+                for s in self.sources
+            ],
+        }
+
+
+def _code_from_key(case_key: str | None) -> str:
+    """``rc:H01-1`` -> ``H01-1``; ``src:household_business:HKD-7`` -> ``HKD-7``."""
+    if not case_key:
+        return ""
+    if case_key.startswith("rc:"):
+        return case_key[3:]
+    if case_key.startswith("src:"):
+        return case_key.split(":", 2)[-1]
+    return case_key
+
+
+def _local(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
+    return None if value is None else value.astimezone(tz)
+
+
+def _bypassed(conn: Connection, period: Period, tz: dt.tzinfo) -> list[FlaggedDossier]:
+    c = cases.c
+    stmt = period_cases(
+        period, c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name, c.field_name,
+        c.applicant_name, c.submitted_at, c.received_on, c.due_on, c.status, c.reception_source,
+        where=c.has_one_stop.is_(False),
+    )
+    rows = sorted(conn.execute(stmt), key=lambda r: (r.received_on, r.id))
+    out = []
+    for r in rows:
+        filed = r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on
+        out.append(FlaggedDossier(
+            kind="bypassed_reception", code=redact_text(r.reception_code or _code_from_key(r.case_key)),
+            procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
+            applicant=redact_text(mask_name(r.applicant_name)), filed_on=filed, received_on=r.received_on,
+            due_on=r.due_on, status=r.status, source=r.reception_source,
+        ))
+    return out
+
+
+def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:
+    f, c, d = flags.c, cases.c, dossiers.c
+    rows = conn.execute(
+        select(f.kind, f.subject_key, f.details, f.raised_at, f.acknowledged_at,
+               c.case_key, c.reception_code.label("c_code"), c.procedure_code.label("c_proc"),
+               c.procedure_name.label("c_proc_name"), c.field_name.label("c_field"),
+               c.applicant_name.label("c_name"), c.submitted_at.label("c_submitted"),
+               c.received_on.label("c_received"), c.due_on.label("c_due"), c.status.label("c_status"),
+               c.reception_source.label("c_source"),
+               d.source.label("d_source"), d.source_id.label("d_source_id"),
+               d.reception_code.label("d_code"), d.procedure_code.label("d_proc"),
+               d.procedure_name.label("d_proc_name"), d.field_name.label("d_field"),
+               d.applicant_name.label("d_name"), d.submitted_at.label("d_submitted"),
+               d.received_on.label("d_received"), d.due_on.label("d_due"), d.status.label("d_status"))
+        .select_from(flags.outerjoin(cases, c.id == f.case_id).outerjoin(dossiers, d.id == f.dossier_id))
+        .where(f.state == "open", f.kind != "bypassed_reception")
+        .order_by(f.kind, f.raised_at, f.id)
+    )
+    out = []
+    for r in rows:
+        # a flag about one record (e.g. an unknown reception code) describes that record
+        use_dossier = r.d_source is not None
+        submitted = r.d_submitted if use_dossier else r.c_submitted
+        received = r.d_received if use_dossier else r.c_received
+        if use_dossier:
+            code = r.d_code or r.d_source_id
+        elif r.case_key is not None:
+            code = r.c_code or _code_from_key(r.case_key)
+        else:
+            code = _code_from_key(r.subject_key)
+        if use_dossier:
+            source = r.d_source
+        else:
+            source = r.c_source or str(r.subject_key).removeprefix("src:").split(":")[0]
+        proc = (r.d_proc_name or r.d_proc) if use_dossier else (r.c_proc_name or r.c_proc)
+        out.append(FlaggedDossier(
+            kind=r.kind, code=redact_text(code or ""), procedure=redact_text(proc or ""),
+            field_name=r.d_field if use_dossier else r.c_field,
+            applicant=redact_text(mask_name(r.d_name if use_dossier else r.c_name)),
+            filed_on=submitted.astimezone(tz).date() if submitted else received,
+            received_on=received, due_on=r.d_due if use_dossier else r.c_due,
+            status=r.d_status if use_dossier else r.c_status, source=source or "",
+            raised_at=_local(r.raised_at, tz), details=redact_text(r.details) if r.details else None,
+            acknowledged=r.acknowledged_at is not None,
+        ))
+    return out
+
+
+def _records_by_source(conn: Connection, configured: tuple[str, ...]) -> dict[str, int]:
+    counts = {s: 0 for s in configured}
+    for source, n in conn.execute(select(dossiers.c.source, func.count()).group_by(dossiers.c.source)):
+        counts[source] = int(n)
+    return counts
+
+
+def _open_flags(conn: Connection) -> dict[str, int]:
+    counts = dict.fromkeys(FLAG_KINDS, 0)
+    for kind, n in conn.execute(select(flags.c.kind, func.count()).where(flags.c.state == "open")
+                                .group_by(flags.c.kind)):
+        counts[kind] = int(n)
+    return counts
+
+
+def build_report(engine: Engine, settings: Settings, period: Period,
+                 now: dt.datetime | None = None) -> PeriodReport:
+    """The report of ``period`` from the store, as of ``now`` (for sync health only)."""
+    tz = settings.agent.timezone
+    at = (now or dt.datetime.now(tz)).astimezone(tz)
+    stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
+    configured = settings.source_names
+    with read_connection(engine) as conn:
+        cells = count_cells(conn, period)
+        records = _records_by_source(conn, configured)
+        open_flags = _open_flags(conn)
+        bypassed = _bypassed(conn, period, tz)
+        other = _other_flags(conn, tz)
+        sources = []
+        for name in [*configured, *sorted(set(records) - set(configured))]:
+            h = source_health(conn, name)
+            last = _local(h.last_success, tz)
+            failed_last = h.last_run is not None and h.last_run.status != "success"
+            last_error = h.last_run.error if failed_last and h.last_run is not None else None
+            sources.append(SourceStatus(
+                source=name, last_success=last, stale=last is None or at - last > stale_after,
+                failures_in_a_row=h.failures_in_a_row,
+                last_error=redact_text(last_error) if last_error else None, records=records.get(name, 0)))
+    return PeriodReport(
+        ward_code=settings.agent.ward_code,
+        ward_name=settings.agent.ward_name,
+        period=period,
+        generated_at=at,
+        total=Figures.sum(cell.figures for cell in cells),
+        by_source=by_source(cells, SOURCE_LABELS, order=configured),
+        by_field=by_field(cells),
+        cells=tuple(cells),
+        records_by_source=tuple(records.items()),
+        open_flags=tuple(open_flags.items()),
+        bypassed=tuple(bypassed),
+        other_flags=tuple(other),
+        sources=tuple(sources),
+        stale_after_hours=settings.report.stale_after_hours,
+    )

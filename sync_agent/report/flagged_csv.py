@@ -1,0 +1,34 @@
+"""The flagged dossiers as CSV: the bypassed dossiers of the period, then the other open flags.
+
+UTF-8 with a byte-order mark and CRLF lines, because the Centre opens it in Excel, which reads a
+BOM-less file in the machine's ANSI code page and garbles every Vietnamese letter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sync_agent.report import vn
+from sync_agent.report.build import PeriodReport
+
+HEADER = (
+    "Loại cảnh báo", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Người nộp (đã che)", "Ngày nộp",
+    "Ngày tiếp nhận", "Ngày hẹn trả", "Trạng thái", "Hệ thống", "Phát hiện lúc", "Đã xem", "Chi tiết",
+)
+
+
+def build_csv(report: PeriodReport) -> bytes:
+    """All rows (no limit), encoded ``utf-8-sig``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(HEADER)
+    for item in (*report.bypassed, *report.other_flags):
+        w.writerow((
+            vn.FLAG_LABELS.get(item.kind, item.kind), item.code, item.procedure, item.field_name or "",
+            item.applicant, vn.date(item.filed_on), vn.date(item.received_on), vn.date(item.due_on),
+            vn.STATUS_LABELS.get(item.status or "", item.status or ""), vn.source_label(item.source),
+            vn.datetime(item.raised_at, missing=""), "có" if item.acknowledged else "",
+            item.details or "",
+        ))
+    return buf.getvalue().encode("utf-8-sig")

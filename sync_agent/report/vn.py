@@ -1,0 +1,73 @@
+"""Vietnamese number, date and label style for everything the report shows a person.
+
+The ward pastes the paragraph into an official document, so the numbers follow the document's
+style, not Python's: ``4.899`` (dot for thousands), ``99,98 %`` (comma for decimals, a space
+before the sign, trailing zeros dropped as in the seed's ``100 %``), and counts from 1 to 9
+written with two digits in prose (``01 hồ sơ``), as the seed and Vietnamese administrative
+writing do; zero stays ``0``. Tables use plain thousands-separated numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+
+SOURCE_LABELS: Mapping[str, str] = {
+    "one_stop": "Một cửa (HTTT giải quyết TTHC thành phố)",
+    "civil_status": "Hộ tịch (Bộ Tư pháp)",
+    "residence": "Cư trú (Bộ Công an)",
+    "household_business": "Đăng ký hộ kinh doanh",
+}
+FLAG_LABELS: Mapping[str, str] = {
+    "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
+    "unknown_reception_code": "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa",
+    "status_mismatch": "Trạng thái không khớp giữa các hệ thống",
+    "data_quality": "Dữ liệu chưa hợp lệ",
+}
+STATUS_LABELS: Mapping[str, str] = {
+    "submitted": "Đã nộp, chưa tiếp nhận",
+    "not_accepted": "Không tiếp nhận",
+    "received": "Đã tiếp nhận",
+    "in_progress": "Đang giải quyết",
+    "awaiting_supplement": "Chờ bổ sung",
+    "awaiting_payment": "Chờ thanh toán",
+    "suspended": "Tạm dừng",
+    "resolved": "Đã giải quyết",
+    "delivered": "Đã trả kết quả",
+    "rejected": "Từ chối",
+    "withdrawn": "Rút hồ sơ",
+}
+FLAG_KINDS = ("bypassed_reception", "unknown_reception_code", "status_mismatch", "data_quality")
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
+
+def number(n: int) -> str:
+    """``4899`` -> ``4.899``."""
+    return f"{n:,}".replace(",", ".")
+
+
+def count(n: int) -> str:
+    """A count in prose: ``0``, ``01``..``09``, ``25``, ``4.871``."""
+    return f"{n:02d}" if 0 < n < 10 else number(n)
+
+
+def percent(value: Decimal | None, missing: str = "—") -> str:
+    """``Decimal('99.98')`` -> ``99,98 %``; ``100.00`` -> ``100 %``; ``99.50`` -> ``99,5 %``."""
+    if value is None:
+        return missing
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",") + " %"
+
+
+def date(value: dt.date | None, missing: str = "") -> str:
+    return value.strftime("%d/%m/%Y") if value else missing
+
+
+def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: str = "chưa có") -> str:
+    if value is None:
+        return missing
+    return (value.astimezone(tz) if tz else value).strftime("%d/%m/%Y %H:%M")

@@ -1,0 +1,182 @@
+"""``sync-agent report``: formats, files, sending, and exit statuses."""
+
+from __future__ import annotations
+
+import csv
+import email
+import io
+import json
+import re
+from email import policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine
+
+from sync_agent import mailer
+from sync_agent.cli import main
+from sync_agent.mailer import outbox_row
+from sync_agent.store.engine import create_store_engine, migrate, write_transaction
+from sync_agent.store.tables import deliveries
+from tests.report import seed
+from tests.report.conftest import seed_store
+from tests.report.smtp import Server, free_port
+
+CREDENTIALS = {
+    "one_stop": 'username = "tiepnhan"\npassword = "mat-khau-1"',
+    "civil_status": 'client_id = "phuong-11311"\nclient_secret = "bi-mat-2"',
+    "residence": 'api_key = "khoa-3"',
+    "household_business": 'username = "phuong-11311"\npassword = "mat-khau-4"',
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mailer, "BACKOFF_INITIAL", 0.01)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed store, written once; each test copies it."""
+    path = tmp_path_factory.mktemp("store") / "seed.db"
+    eng = create_store_engine(f"sqlite:///{path}")
+    migrate(eng)
+    seed_store(eng)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    eng.dispose()
+    return path
+
+
+def write_config(
+    tmp_path: Path,
+    store: Path,
+    *,
+    smtp_port: int = 25,
+    recipients: str = '["ttpvhcc@example.gov.vn"]',
+    extra_smtp: str = "",
+) -> Path:
+    db = tmp_path / "store.db"
+    db.write_bytes(store.read_bytes())
+    parts = [
+        f"""[agent]
+ward_code = "11311"
+ward_name = "Phường Thạch Khôi"
+database_url = "sqlite:///{db}"
+id_hash_key = "test-key"
+log_file = "logs/agent.jsonl"
+
+[report]
+recipients = {recipients}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+sender = "sync-agent@thachkhoi.example.gov.vn"
+timeout = 5
+max_attempts = 2
+{extra_smtp}
+"""
+    ]
+    for i, (name, cred) in enumerate(CREDENTIALS.items(), start=1):
+        parts.append(
+            f'[connectors.{name}]\ntype = "{name}"\nbase_url = "http://127.0.0.1:81{i:02d}"\n{cred}\n'
+        )
+    path = tmp_path / "sync-agent.toml"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def run(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), "report", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_is_the_contract(tmp_path: Path, store: Path) -> None:
+    code, out, _ = run(write_config(tmp_path, store), "--period", "2026-02", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    for key, value in seed.EXPECTED_JSON_FIGURES.items():
+        assert doc[key] == value
+    assert doc["period"] == {"label": "2026-02", "start": "2026-01-15", "end": "2026-02-14"}
+    assert doc["reconciliation"]["identity_holds"] is True and doc["reconciliation"]["cases"] == 4899
+    assert [s["source"] for s in doc["sources"]] == [
+        "one_stop",
+        "civil_status",
+        "residence",
+        "household_business",
+    ]
+
+
+def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store: Path) -> None:
+    config = write_config(tmp_path, store)
+    code, out, _ = run(config, "--period", "2026-02")
+    assert code == 0 and seed.PARAGRAPH in out
+    assert "Kỳ báo cáo 2026-02: tính từ ngày 15/01/2026 đến hết ngày 14/02/2026." in out
+    code, out, _ = run(config, "--period", "2026-02", "--format", "html")
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and "99,98 %" in out
+
+
+def test_out_writes_every_file(tmp_path: Path, store: Path) -> None:
+    out_dir = tmp_path / "out"
+    code, _, err = run(
+        write_config(tmp_path, store), "--period", "2026-02", "--format", "json", "--out", str(out_dir)
+    )
+    assert code == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [f"report-2026-02.{s}" for s in ("csv", "eml", "html", "json", "txt", "xlsx")]
+    assert err.count("wrote ") == 6
+    assert json.loads((out_dir / "report-2026-02.json").read_text("utf-8"))["received"]["total"] == 4899
+    assert seed.PARAGRAPH in (out_dir / "report-2026-02.txt").read_text("utf-8")
+    rows = list(csv.reader(io.StringIO((out_dir / "report-2026-02.csv").read_bytes().decode("utf-8-sig"))))
+    assert len(rows) > 1
+    msg = email.message_from_bytes((out_dir / "report-2026-02.eml").read_bytes(), policy=policy.default)
+    assert msg["Message-ID"] == "<sync-agent.11311.report-2026-02@thachkhoi.example.gov.vn>"
+    assert msg["To"] == "ttpvhcc@example.gov.vn"
+
+
+def test_send_twice_sends_once(tmp_path: Path, store: Path) -> None:
+    with Server() as server:
+        config = write_config(tmp_path, store, smtp_port=server.port)
+        code, _, err = run(config, "--period", "2026-02", "--send")
+        assert code == 0 and "sent the report of 2026-02 to ttpvhcc@example.gov.vn" in err
+        code, _, err = run(config, "--period", "2026-02", "--send")
+        assert code == 0 and "not sent: the report of 2026-02 already went out" in err and "--force" in err
+        code, _, err = run(config, "--period", "2026-02", "--send", "--force")
+        assert code == 0 and ".r2@" in err
+    assert len(server.inbox.messages) == 2
+
+
+def test_smtp_down_is_exit_1_and_in_doubt_says_force(tmp_path: Path, store: Path) -> None:
+    config = write_config(tmp_path, store, smtp_port=free_port())
+    code, _, err = run(config, "--period", "2026-02", "--send")
+    assert code == 1 and re.search(r"(?m)^failed: .*cannot connect", err)
+    # a crash left the row in "sending"
+    eng: Engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with write_transaction(eng) as conn:
+        conn.execute(deliveries.update().values(status="sending"))
+    code, _, err = run(config, "--period", "2026-02", "--send")
+    assert code == 1 and "may have been sent" in err and "use --force" in err
+    row = outbox_row(eng, "report:2026-02")
+    assert row is not None and row.status == "sending"
+    eng.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--period", "2026-13"], "--period"),
+        (["--period", "2026-02", "--force"], "--force only makes sense with --send"),
+        (["--period", "2999-01", "--send"], "its report can be sent from"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, store: Path, args: list[str], message: str) -> None:
+    code, _, err = run(write_config(tmp_path, store), *args)
+    assert code == 2 and message in err
+
+
+def test_send_without_recipients_is_a_configuration_error(tmp_path: Path, store: Path) -> None:
+    code, _, err = run(write_config(tmp_path, store, recipients="[]"), "--period", "2026-02", "--send")
+    assert code == 2 and "report.recipients" in err

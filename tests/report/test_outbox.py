@@ -1,0 +1,159 @@
+"""The outbox (``mailer.deliver_once``): at most once per (key, channel), whatever fails where."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from sqlalchemy import Engine
+
+from sync_agent.mailer import DeliveryInDoubt, deliver_once, message_id, outbox_row
+
+NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=dt.UTC)
+
+
+class Channel:
+    """A fake channel: records what it was asked to send; can fail on demand."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.built: list[str] = []
+        self.fail: BaseException | None = None
+
+    def build(self, mid: str) -> str:
+        self.built.append(mid)
+        return f"message {mid}"
+
+    def send(self, message: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append(message)
+
+
+class Undelivered(Exception):
+    delivered = False
+
+
+class Unknown(Exception):
+    delivered = None
+
+
+def test_once_then_already_sent(engine: Engine) -> None:
+    ch = Channel()
+    first = deliver_once(engine, "alerts:2026-02-16", "email", ch.build, ch.send, now=NOW)
+    second = deliver_once(engine, "alerts:2026-02-16", "email", ch.build, ch.send, now=NOW)
+    assert (first.status, second.status, second.already_sent) == ("sent", "already_sent", True)
+    assert ch.sent == [f"message {first.message_id}"] and len(ch.built) == 1
+    assert first.message_id == "<sync-agent.alerts-2026-02-16@sync-agent.invalid>"
+
+
+def test_failure_that_sent_nothing_is_retried_with_the_same_id(engine: Engine) -> None:
+    ch = Channel()
+    ch.fail = Undelivered("SMTP 451 try later")
+    with pytest.raises(Undelivered):
+        deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    row = outbox_row(engine, "k")
+    assert row is not None and (row.status, row.attempts) == ("failed", 1) and "451" in (row.error or "")
+    ch.fail = None
+    result = deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    assert result.status == "sent" and result.attempts == 2 and ch.built == [result.message_id] * 2
+    row = outbox_row(engine, "k")
+    assert row is not None and row.status == "sent" and row.error is None and row.sent_at == NOW
+
+
+def test_unknown_outcome_needs_force_and_keeps_the_id(engine: Engine) -> None:
+    ch = Channel()
+    ch.fail = Unknown("connection lost after DATA")
+    with pytest.raises(Unknown):
+        deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    ch.fail = None
+    with pytest.raises(DeliveryInDoubt, match="may have been sent"):
+        deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    assert ch.sent == []
+    forced = deliver_once(engine, "k", "email", ch.build, ch.send, force=True, now=NOW)
+    assert forced.status == "sent" and forced.message_id == ch.built[0]
+
+
+def test_failed_build_sends_nothing_and_is_retried(engine: Engine) -> None:
+    ch = Channel()
+
+    def broken(mid: str) -> str:
+        raise ValueError("template error")
+
+    with pytest.raises(ValueError):
+        deliver_once(engine, "k", "email", broken, ch.send, now=NOW)
+    row = outbox_row(engine, "k")
+    assert row is not None and row.status == "failed" and "template error" in (row.error or "")
+    assert deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW).status == "sent"
+
+
+def test_channels_are_independent(engine: Engine) -> None:
+    email, hook = Channel(), Channel()
+    a = deliver_once(
+        engine,
+        "alerts:2026-02-16",
+        "email",
+        email.build,
+        email.send,
+        now=NOW,
+        ward_code="11311",
+        domain="example.gov.vn",
+    )
+    b = deliver_once(
+        engine,
+        "alerts:2026-02-16",
+        "webhook:https://sms.example/hook",
+        hook.build,
+        hook.send,
+        now=NOW,
+        ward_code="11311",
+        domain="example.gov.vn",
+    )
+    assert a.message_id != b.message_id and len(email.sent) == len(hook.sent) == 1
+    assert a.message_id == "<sync-agent.11311.alerts-2026-02-16@example.gov.vn>"
+
+
+def test_error_text_is_redacted(engine: Engine) -> None:
+    ch = Channel()
+    ch.fail = Undelivered("recipient 001203004567@example refused")
+    with pytest.raises(Undelivered):
+        deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    row = outbox_row(engine, "k")
+    assert row is not None and "001203004567" not in (row.error or "")
+
+
+def test_concurrent_senders_send_once(engine: Engine) -> None:
+    ch = Channel()
+    slow_send = ch.send
+
+    def send(message: str) -> None:
+        time.sleep(0.3)
+        slow_send(message)
+
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            outcomes.append(deliver_once(engine, "k", "email", ch.build, send).status)
+        except DeliveryInDoubt:
+            outcomes.append("in_doubt")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ch.sent) == 1
+    assert sorted(outcomes).count("sent") == 1 and len(outcomes) == 4
+
+
+def test_message_id_shape() -> None:
+    assert message_id("report:2026-02", "email", ward_code="11311", domain="example.gov.vn") == (
+        "<sync-agent.11311.report-2026-02@example.gov.vn>"
+    )
+    assert (
+        message_id("report:2026-02", "email", generation=3)
+        == "<sync-agent.report-2026-02.r3@sync-agent.invalid>"
+    )

@@ -1,0 +1,108 @@
+"""Vietnamese number style, the renderers, and the files ``make demo`` writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import json
+from decimal import Decimal
+from email import policy
+from pathlib import Path
+
+import openpyxl
+from sqlalchemy import Engine
+
+from sync_agent.config import Settings
+from sync_agent.report import (
+    Figures,
+    Period,
+    build_report,
+    paragraph,
+    render_html,
+    render_text,
+    vn,
+    write_report_files,
+)
+from sync_agent.report.build import FlaggedDossier
+from sync_agent.report.render_html import bar
+from sync_agent.report.render_text import subject
+from sync_agent.report.xlsx import build_xlsx
+from tests.report import seed
+from tests.report.conftest import NOW
+
+FEB = Period.parse("2026-02")
+
+
+def test_vietnamese_numbers() -> None:
+    assert [vn.number(n) for n in (0, 7, 999, 4899, 1234567)] == ["0", "7", "999", "4.899", "1.234.567"]
+    assert [vn.count(n) for n in (0, 1, 9, 10, 25, 4871)] == ["0", "01", "09", "10", "25", "4.871"]
+    assert vn.percent(Decimal("99.98")) == "99,98 %"
+    assert vn.percent(Decimal("100.00")) == "100 %"
+    assert vn.percent(Decimal("99.50")) == "99,5 %"
+    assert vn.percent(Decimal("0.00")) == "0 %"
+    assert vn.percent(None) == "—"
+
+
+def test_paragraph_small_counts_use_two_digits(engine: Engine, settings: Settings) -> None:
+    r = build_report(engine, settings, FEB, now=NOW)
+    small = dataclasses.replace(r, total=Figures(received_online=7, resolved_early=5, rejected=2))
+    text = paragraph(small)
+    assert text.startswith(
+        "UBND phường đã tiếp nhận 07 hồ sơ, trong đó: Tiếp nhận trong kỳ trực tuyến 07 hồ sơ,"
+    )
+    assert "giải quyết trước hạn 05, đúng hạn 0, quá hạn 0 hồ sơ, từ chối: 02 hồ sơ, 0 hồ sơ rút." in text
+    assert "- Tỷ lệ nộp hồ sơ trực tuyến: 100 %" in text
+
+
+def test_identity_failure_is_said_everywhere(engine: Engine, settings: Settings) -> None:
+    r = build_report(engine, settings, FEB, now=NOW)
+    broken = dataclasses.replace(r, total=Figures(received_online=3, resolved_early=1))
+    assert not broken.identity_holds and broken.identity_failures == ("tổng",)
+    assert subject(broken).startswith("[CẦN KIỂM TRA] ")
+    assert "CẢNH BÁO: số tiếp nhận khác số đã giải quyết + số đang giải quyết tại: tổng" in render_text(
+        broken
+    )
+    assert "CẢNH BÁO" in render_html(broken)
+    ws = openpyxl.load_workbook(__import__("io").BytesIO(build_xlsx(broken)))["Biểu 06a"]
+    assert "SAI" in [c.value for row in ws.iter_rows() for c in row]
+
+
+def test_html_escapes_source_text_and_limits_lists(engine: Engine, settings: Settings) -> None:
+    r = build_report(engine, settings, FEB, now=NOW)
+    item = FlaggedDossier(
+        kind="bypassed_reception",
+        code="X-1",
+        procedure="<script>alert(1)</script>",
+        field_name=None,
+        applicant="N. V. An",
+        filed_on=None,
+        received_on=None,
+        due_on=None,
+        status="received",
+        source="household_business",
+    )
+    many = dataclasses.replace(r, bypassed=(item,) * 60)
+    html = render_html(many)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "... và 10 hồ sơ khác" in html
+    assert render_html(many, limit=None).count("&lt;script&gt;") == 60
+
+
+def test_bars() -> None:
+    segs = bar([(4871, "g", "a"), (1, "r", "b"), (0, "x", "c"), (25, "b", "d")], 4899)
+    assert [s.width for s in segs] == [99, 1]  # the tiny overdue part stays visible; the track is full
+    assert bar([(5, "g", "a")], 0) == ()
+    assert sum(s.width for s in bar([(1, "g", "a"), (1, "r", "b")], 2)) == 100
+
+
+def test_write_report_files(seeded: Engine, settings: Settings, tmp_path: Path) -> None:
+    paths = write_report_files(seeded, settings, FEB, tmp_path / "out", now=NOW)
+    assert [p.name for p in paths] == [
+        f"report-2026-02.{s}" for s in ("html", "json", "txt", "xlsx", "csv", "eml")
+    ]
+    doc = json.loads(paths[1].read_text("utf-8"))
+    assert doc["resolved"] == seed.EXPECTED_JSON_FIGURES["resolved"]
+    assert seed.PARAGRAPH in paths[2].read_text("utf-8")
+    msg = email.message_from_bytes(paths[5].read_bytes(), policy=policy.default)
+    assert msg["Subject"].startswith("Phường Thạch Khôi: báo cáo")
+    assert not list(tmp_path.glob("out/*.tmp"))
