@@ -17,7 +17,7 @@ from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFaile
 
 # Each module defines ``command`` (a click command or group) named like the module.
 COMMAND_MODULES = (
-    "sync", "runs", "check_config", "demo",
+    "sync", "runs", "check_config", "demo", "run", "status", "logs", "alerts", "report", "reconcile", "flags",
 )
 
 

@@ -6,6 +6,7 @@ import click
 
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import UsageError, WorkFailed
+from sync_agent.reconcile import reconcile
 from sync_agent.sync import sync_sources
 
 
@@ -22,6 +23,8 @@ def command(ctx: AgentContext, sources: tuple[str, ...]) -> None:
     results = sync_sources(ctx.engine, settings, sources or None)
     for r in results:
         click.echo(r.line())
+    # The records of the sources that did sync are consistent: reconcile them even if one failed.
+    click.echo(str(reconcile(ctx.engine, settings.agent.timezone)))
     failed = [r.source for r in results if not r.ok]
     if failed:
         raise WorkFailed(f"sync failed for {', '.join(failed)} (see `sync-agent runs`)")

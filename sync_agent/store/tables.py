@@ -71,13 +71,15 @@ dossiers = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("last_run_id", Integer),
     # set by reconciliation
+    Column("case_key", String(300)),
     Column("case_id", BigId),
-    Column("link_kind", String(16)),
+    Column("link_kind", String(16)),  # own | code | inferred
     Column("needs_reconcile", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("source", "source_id"),
     Index(None, "reception_code"),
     Index(None, "applicant_key", "procedure_code"),
     Index(None, "case_id"),
+    Index(None, "case_key"),
     Index(None, "needs_reconcile"),
     Index(None, "source", "source_updated_at"),
 )
@@ -168,7 +170,13 @@ cases = Table(
     Column("inferred", Boolean, nullable=False, server_default=false()),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # when the conditions of the time-dependent flags began (NULL: they do not hold)
+    Column("unknown_code_since", UTCDateTime),
+    Column("mismatch_since", UTCDateTime),
+    Column("quality_issue", Text),
     Index(None, "received_on"),
+    Index(None, "unknown_code_since"),
+    Index(None, "mismatch_since"),
     Index(None, "ended_on"),
     Index(None, "reception_code"),
 )
