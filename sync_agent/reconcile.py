@@ -121,7 +121,7 @@ def reconcile(engine: Engine, tz: ZoneInfo, *, full: bool = False, now: dt.datet
         raised, cleared = _sync_flags(conn, full, now)
         total = int(conn.execute(text("SELECT COUNT(*) FROM cases")).scalar_one())
         _remember(conn, now, full)
-        _drop_temp(conn, "rc_work", "rc_key", "rc_aff", "rc_scope")
+        _drop_temp(conn, "rc_work", "rc_key", "rc_aff", "rc_pick", "rc_agg", "rc_scope")
     result = ReconcileResult(full=full, records_claimed=claimed, cases_touched=touched, cases_total=total,
                              flags_raised=raised, flags_cleared=cleared,
                              duration=time.monotonic() - started)
@@ -226,35 +226,48 @@ def _recompute_cases(conn: Connection, now: dt.datetime) -> None:
                 "WHEN s.status = 'rejected' THEN s.rejected_at WHEN s.status = 'withdrawn' THEN s.withdrawn_at END")
     ended_flag = f"CASE WHEN status IN {_ENDED} THEN 1 ELSE 0 END"
     updates = ", ".join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS if c != "case_key")
-    conn.execute(_sql(f"""
-        WITH m AS (
-            SELECT d.*,
+    # The two representative records of each case (reception facts, state) and the aggregates,
+    # each into an indexed temporary table: joining a windowed CTE to itself would be quadratic.
+    _temp_table(conn, "rc_pick", "case_key VARCHAR(300) PRIMARY KEY, r_id BIGINT NOT NULL, s_id BIGINT NOT NULL")
+    conn.execute(_sql("""
+        INSERT INTO rc_pick (case_key, r_id, s_id)
+        SELECT case_key, MAX(CASE WHEN r_rank = 1 THEN id END), MAX(CASE WHEN s_rank = 1 THEN id END)
+        FROM (
+            SELECT d.id, d.case_key,
                    ROW_NUMBER() OVER (PARTITION BY d.case_key ORDER BY
                        CASE WHEN d.source = :reception THEN 0 ELSE 1 END,
                        CASE WHEN d.received_at IS NULL THEN 1 ELSE 0 END, d.received_at,
                        d.source, d.source_id) AS r_rank,
                    ROW_NUMBER() OVER (PARTITION BY d.case_key ORDER BY d.source_updated_at DESC,
                        CASE WHEN d.source = :reception THEN 0 ELSE 1 END, d.source, d.source_id) AS s_rank
-            FROM dossiers d WHERE d.case_key IN (SELECT case_key FROM rc_aff)
-        ),
-        agg AS (
-            SELECT case_key,
-                   COUNT(*) AS n,
-                   MAX(CASE WHEN digitised THEN 1 ELSE 0 END) AS digitised,
-                   MAX(CASE WHEN data_reused THEN 1 ELSE 0 END) AS data_reused,
-                   MAX(CASE WHEN fee_required THEN 1 ELSE 0 END) AS fee_required,
-                   MAX(CASE WHEN paid_online THEN 1 ELSE 0 END) AS paid_online,
-                   MAX(CASE WHEN source = :reception THEN 1 ELSE 0 END) AS has_os,
-                   MAX(CASE WHEN link_kind = 'inferred' THEN 1 ELSE 0 END) AS inferred,
-                   MIN(first_seen_at) AS first_seen_at,
-                   MAX(source_updated_at) AS last_update,
-                   MAX(CASE WHEN source = :reception THEN {ended_flag} END) AS os_ended,
-                   MIN(CASE WHEN source <> :reception THEN {ended_flag} END) AS min_ended,
-                   MAX(CASE WHEN source <> :reception THEN {ended_flag} END) AS max_ended,
-                   MIN(CASE WHEN source <> :reception AND reception_code IS NOT NULL
-                            THEN first_seen_at END) AS cited_since
-            FROM m GROUP BY case_key
-        )
+            FROM dossiers d JOIN rc_aff a ON a.case_key = d.case_key
+        ) ranked
+        GROUP BY case_key
+    """), {"reception": RECEPTION_SOURCE})
+    _temp_table(conn, "rc_agg", "case_key VARCHAR(300) PRIMARY KEY, n INTEGER, digitised INTEGER, "
+                "data_reused INTEGER, fee_required INTEGER, paid_online INTEGER, has_os INTEGER, inferred INTEGER, "
+                "first_seen_at TIMESTAMP, last_update TIMESTAMP, os_ended INTEGER, min_ended INTEGER, "
+                "max_ended INTEGER, cited_since TIMESTAMP")
+    conn.execute(_sql(f"""
+        INSERT INTO rc_agg
+        SELECT d.case_key,
+               COUNT(*),
+               MAX(CASE WHEN d.digitised THEN 1 ELSE 0 END),
+               MAX(CASE WHEN d.data_reused THEN 1 ELSE 0 END),
+               MAX(CASE WHEN d.fee_required THEN 1 ELSE 0 END),
+               MAX(CASE WHEN d.paid_online THEN 1 ELSE 0 END),
+               MAX(CASE WHEN d.source = :reception THEN 1 ELSE 0 END),
+               MAX(CASE WHEN d.link_kind = 'inferred' THEN 1 ELSE 0 END),
+               MIN(d.first_seen_at),
+               MAX(d.source_updated_at),
+               MAX(CASE WHEN d.source = :reception THEN {ended_flag} END),
+               MIN(CASE WHEN d.source <> :reception THEN {ended_flag} END),
+               MAX(CASE WHEN d.source <> :reception THEN {ended_flag} END),
+               MIN(CASE WHEN d.source <> :reception AND d.reception_code IS NOT NULL THEN d.first_seen_at END)
+        FROM dossiers d JOIN rc_aff a ON a.case_key = d.case_key
+        GROUP BY d.case_key
+    """), {"reception": RECEPTION_SOURCE})
+    conn.execute(_sql(f"""
         INSERT INTO cases ({", ".join(_CASE_COLUMNS)})
         SELECT a.case_key,
                CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
@@ -276,12 +289,13 @@ def _recompute_cases(conn: Connection, now: dt.datetime) -> None:
                     THEN 'completion_before_reception'
                     WHEN s.status NOT IN {_NOT_COUNTED} AND s.due_on IS NULL THEN 'no_due_date'
                END
-        FROM agg a
-        JOIN m r ON r.case_key = a.case_key AND r.r_rank = 1
-        JOIN m s ON s.case_key = a.case_key AND s.s_rank = 1
+        FROM rc_agg a
+        JOIN rc_pick p ON p.case_key = a.case_key
+        JOIN dossiers r ON r.id = p.r_id
+        JOIN dossiers s ON s.id = p.s_id
         WHERE TRUE
         ON CONFLICT (case_key) DO UPDATE SET {updates}
-    """, now=UTCDateTime()), {"reception": RECEPTION_SOURCE, "now": now})
+    """, now=UTCDateTime()), {"now": now})
     conn.execute(text("""
         UPDATE dossiers SET case_id = cases.id
         FROM cases WHERE cases.case_key = dossiers.case_key
