@@ -110,11 +110,12 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
         agent_logging.configure(level="INFO", log_file=settings.agent.log_file, stderr_level="ERROR")
         engine = open_engine(settings.agent.database_url)
 
-        echo("== faults switched on: one_stop answers 503 twice, residence rate-limits once "
-             "(Retry-After 1 s), civil_status's token expires, household_business sends 3 bad records")
+        echo("== faults switched on: one_stop answers 503 twice (retried), residence rate-limits once "
+             "(Retry-After 1 s, honoured) and sends 3 malformed records (quarantined), civil_status's token "
+             "expires before the second sync (renewed)")
         servers["one_stop"].faults.fail_next(2, 503)
         servers["residence"].faults.throttle_next(1, retry_after=1)
-        servers["household_business"].faults.bad_records_next(3)
+        servers["residence"].faults.bad_records_next(3)
 
         echo("== first sync (the whole history)")
         first = sync_sources(engine, settings)
