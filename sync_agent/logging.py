@@ -21,18 +21,40 @@ import structlog
 from sync_agent.privacy import redact_text
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|session|cookie", re.I)
+# "password=hunter2", "api_key: abc", "Authorization: Bearer abc" inside a free-text message
+# (a library's exception, a URL with its query string)
+_SECRET_IN_TEXT = re.compile(
+    r"(?P<key>\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
+    r"[\"']?\s*[=:]\s*[\"']?)(?:(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
+    re.I,
+)
 REDACTED = "[redacted]"
+# keys the pipeline itself adds; never rewritten
+_PIPELINE_KEYS = frozenset({"timestamp", "level", "logger", "run_id"})
+
+
+def redact_value(value: Any, key: str = "") -> Any:
+    """Mask a secret-named value, and ID-shaped numbers and inline secrets anywhere inside it."""
+    if key and _SECRET_KEYS.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, str):
+        return _SECRET_IN_TEXT.sub(lambda m: m.group("key") + REDACTED, redact_text(value))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return redact_text(str(value)) if len(str(abs(value))) in (9, 12) else value
+    if isinstance(value, dict):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
 
 
 def redact_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-named keys and ID-shaped numbers in every value."""
+    """structlog processor: mask secret-named keys, ID-shaped numbers and inline secrets, nested too."""
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and value not in (None, ""):
-            event[key] = REDACTED
-        elif isinstance(value, str):
-            event[key] = redact_text(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) in (9, 12):
-            event[key] = redact_text(str(value))
+        if key not in _PIPELINE_KEYS:
+            event[key] = redact_value(value, key)
     return event
 
 
@@ -42,7 +64,9 @@ def _shared_processors() -> list[Any]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=False),
+        # aware UTC instants ("...Z"): a host clock in UTC and a ward in UTC+7 read the same
+        # line the same way; ``sync-agent logs`` shows them in the ward's time zone
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact_event,
     ]
@@ -93,9 +117,11 @@ def configure(
         fh.setLevel(level)
         fh.setFormatter(json_formatter)
         root.addHandler(fh)
-    for noisy in ("urllib3", "alembic", "apscheduler", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING)
-                                          if noisy != "apscheduler" else logging.getLevelName(level))
+    # Libraries speak at WARNING and above: their INFO lines ("Added job ...", "Running job ...",
+    # "Starting new HTTP connection") repeat what the agent's own events say with more context.
+    # Their warnings and errors (a missed run, a retried connection) still reach the same file.
+    for noisy in ("urllib3", "alembic", "apscheduler", "sqlalchemy", "tenacity"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
     logging.captureWarnings(True)
 
 

@@ -1,0 +1,567 @@
+"""The daily digest: what the Centre's staff must look at this morning.
+
+The ministries' systems send no alert for a new dossier or one close to its deadline (the
+report's problem 2), so the agent does: every working morning, the dossiers new since the last
+digest (per source), those due within a few working days, those already overdue, and the flags
+raised since the last digest. "Since the last digest" is a point in time kept in
+``agent_state`` and moved only after a digest was really sent, so a failed send loses nothing.
+
+Items are cases (one dossier seen by several systems counts once). Names are masked and no ID
+number is ever carried: the digest goes out by email and webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import Connection, Engine, func, select
+
+from sync_agent.calendar import WorkingCalendar
+from sync_agent.config import Settings
+from sync_agent.errors import UsageError
+from sync_agent.privacy import mask_name, redact_text
+from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
+from sync_agent.report.vn import date as vn_date
+from sync_agent.report.vn import number as vn_number
+from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.records import dialect_insert
+from sync_agent.store.tables import agent_state, cases, dossiers, flags
+
+if TYPE_CHECKING:
+    from sync_agent.notifiers import Notifier, NotifyOutcome
+
+log = structlog.get_logger("sync_agent.alerts")
+
+#: ``agent_state`` row holding the end instant of the last digest that was sent
+LAST_DIGEST_STATE = "alerts.last_digest_at"
+#: open statuses (domain.md); a case awaiting the citizen's supplement is not running late
+OPEN_STATUSES = ("received", "in_progress", "awaiting_supplement", "awaiting_payment", "suspended")
+CLOCK_STOPPED = ("awaiting_supplement",)
+#: rows per section in the email; the JSON and webhook carry them all
+EMAIL_ROWS_PER_SECTION = 100
+
+ISSUE_LABELS: Mapping[str, str] = {
+    "completion_before_reception": "ngày hoàn thành trước ngày tiếp nhận",
+    "no_due_date": "hồ sơ chưa có ngày hẹn trả",
+}
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One dossier (case) in a digest section."""
+
+    source: str
+    procedure_code: str
+    procedure_name: str | None = None
+    reception_code: str | None = None
+    source_id: str | None = None
+    case_id: int | None = None
+    field_name: str | None = None
+    status: str | None = None
+    applicant: str = ""
+    received_on: dt.date | None = None
+    due_on: dt.date | None = None
+    first_seen_at: dt.datetime | None = None
+    working_days_left: int | None = None
+    days_overdue: int | None = None
+
+    @property
+    def code(self) -> str:
+        """What staff search for: the reception code, else the source system's own id."""
+        return self.reception_code or self.source_id or (f"#{self.case_id}" if self.case_id else "?")
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "case_id": self.case_id, "reception_code": self.reception_code, "source": self.source,
+            "source_id": self.source_id, "procedure_code": self.procedure_code,
+            "procedure_name": self.procedure_name, "field_name": self.field_name,
+            "status": self.status, "applicant": self.applicant,
+            "received_on": _iso(self.received_on), "due_on": _iso(self.due_on),
+        }
+        if self.first_seen_at is not None:
+            out["first_seen_at"] = self.first_seen_at.isoformat()
+        if self.working_days_left is not None:
+            out["working_days_left"] = self.working_days_left
+        if self.days_overdue is not None:
+            out["days_overdue"] = self.days_overdue
+        return out
+
+
+@dataclass(frozen=True)
+class FlagItem:
+    """A flag raised since the last digest, with the dossier it is about.
+
+    ``details`` is what reconciliation recorded (a JSON object, or older free text), already
+    masked for ID numbers.
+    """
+
+    flag_id: int
+    kind: str
+    raised_at: dt.datetime
+    dossier: DigestItem
+    details: Mapping[str, Any] | str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        details = dict(self.details) if isinstance(self.details, Mapping) else self.details
+        return {"flag_id": self.flag_id, "kind": self.kind, "raised_at": self.raised_at.isoformat(),
+                "details": details, **self.dossier.as_json()}
+
+    def details_text(self) -> str:
+        """The details in Vietnamese, for the email."""
+        if not self.details:
+            return ""
+        if isinstance(self.details, str):
+            return self.details
+        parts = []
+        for key, value in self.details.items():
+            if key == "issue":
+                parts.append(ISSUE_LABELS.get(str(value), str(value)))
+            elif key == "reception_code":
+                parts.append(f"mã tiếp nhận {value}")
+            else:
+                parts.append(f"{key}: {value}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One day's digest; ``key`` names it in the outbox so it is never sent twice."""
+
+    date: dt.date
+    since: dt.datetime
+    until: dt.datetime
+    new: tuple[DigestItem, ...] = ()
+    due_soon: tuple[DigestItem, ...] = ()
+    overdue: tuple[DigestItem, ...] = ()
+    new_flags: tuple[FlagItem, ...] = ()
+    ward_code: str = ""
+    ward_name: str = ""
+    due_within_working_days: int = 2
+    first: bool = field(default=False)
+    #: dossiers first seen in the window that had already ended before it (a source's history
+    #: loaded by its first sync): not listed as new, only counted in the texts
+    backfilled: int = 0
+
+    @property
+    def key(self) -> str:
+        return digest_key(self.date)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.new or self.due_soon or self.overdue or self.new_flags)
+
+    def new_by_source(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in self.new:
+            out[item.source] = out.get(item.source, 0) + 1
+        return dict(sorted(out.items()))
+
+    def counts(self) -> dict[str, int]:
+        return {"new": len(self.new), "due_soon": len(self.due_soon), "overdue": len(self.overdue),
+                "new_flags": len(self.new_flags)}
+
+    def as_json(self) -> dict[str, Any]:
+        """Exactly the shape of ``alerts --format json`` (operations.md)."""
+        return {
+            "date": self.date.isoformat(),
+            "new": [i.as_json() for i in self.new],
+            "due_soon": [i.as_json() for i in self.due_soon],
+            "overdue": [i.as_json() for i in self.overdue],
+            "new_flags": [f.as_json() for f in self.new_flags],
+        }
+
+
+def digest_key(day: dt.date) -> str:
+    return f"alerts:{day.isoformat()}"
+
+
+def _iso(d: dt.date | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+# --- state ----------------------------------------------------------------------------------
+
+def last_digest_at(conn: Connection) -> dt.datetime | None:
+    """When the window of the last sent digest ended, or None before the first one."""
+    value = conn.execute(select(agent_state.c.value).where(agent_state.c.name == LAST_DIGEST_STATE)).scalar()
+    if not value:
+        return None
+    when = dt.datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def mark_digest_sent(engine: Engine, digest: Digest, now: dt.datetime | None = None) -> None:
+    """Move "since the last digest" to the end of ``digest``'s window (only ever forward)."""
+    at = now or dt.datetime.now(dt.UTC)
+    with write_transaction(engine) as conn:
+        current = last_digest_at(conn)
+        if current is not None and current >= digest.until:
+            return
+        value = digest.until.astimezone(dt.UTC).isoformat()
+        stmt = dialect_insert(conn, agent_state).values(name=LAST_DIGEST_STATE, value=value, updated_at=at)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                                set_={"value": value, "updated_at": at}))
+
+
+def default_since(settings: Settings, calendar: WorkingCalendar, today: dt.date) -> dt.datetime:
+    """Before any digest was sent: since the previous working day's digest time."""
+    prev = calendar.previous_working_day(today)
+    return dt.datetime.combine(prev, settings.alerts.time, tzinfo=settings.agent.timezone)
+
+
+# --- building -------------------------------------------------------------------------------
+
+def _own_id() -> Any:
+    """The source system's own id of the record that gave the case its reception facts."""
+    return (select(func.min(dossiers.c.source_id))
+            .where(dossiers.c.case_id == cases.c.id, dossiers.c.source == cases.c.reception_source)
+            .scalar_subquery())
+
+
+def _case_columns() -> list[Any]:
+    own_id = _own_id()
+    return [cases.c.id, cases.c.case_key, cases.c.reception_code, cases.c.reception_source, cases.c.procedure_code,
+            cases.c.procedure_name, cases.c.field_name, cases.c.status, cases.c.applicant_name,
+            cases.c.received_on, cases.c.due_on, cases.c.first_seen_at, own_id.label("own_id")]
+
+
+def _key_source_id(case_key: str | None) -> str | None:
+    """``src:<source>:<source id>`` names its record even when the record is not at hand."""
+    if case_key and case_key.startswith("src:"):
+        return case_key.split(":", 2)[-1]
+    return None
+
+
+def _item(r: Any, **extra: Any) -> DigestItem:
+    return DigestItem(
+        case_id=r.id, reception_code=r.reception_code, source=r.reception_source,
+        source_id=r.own_id or _key_source_id(r.case_key), procedure_code=r.procedure_code,
+        procedure_name=r.procedure_name,
+        field_name=r.field_name, status=r.status, applicant=mask_name(r.applicant_name),
+        received_on=r.received_on, due_on=r.due_on, **extra,
+    )
+
+
+def build_digest(engine: Engine, settings: Settings, today: dt.date,
+                 now: dt.datetime | None = None) -> Digest:
+    """The digest for ``today``, covering what appeared between the last sent digest and ``now``."""
+    tz = settings.agent.timezone
+    now = now or dt.datetime.now(tz)
+    calendar = WorkingCalendar(settings.calendar)
+    within = settings.alerts.due_within_working_days
+    horizon = calendar.add_working_days(today, within)
+    with read_connection(engine) as conn:
+        last = last_digest_at(conn)
+        since = last if last is not None else default_since(settings, calendar, today)
+        since = min(since, now)
+        cols = _case_columns()
+        seen = (cases.c.first_seen_at > since) & (cases.c.first_seen_at <= now)
+        # a dossier that had already ended before the window is history being loaded (the first
+        # sync of a source brings a year of it), not news: counted, not listed
+        # (a dossier refused at reception before the window likewise)
+        history = ((cases.c.ended_on.is_not(None) & (cases.c.ended_on < since.astimezone(tz).date()))
+                   | ((cases.c.status == "not_accepted") & (cases.c.submitted_at < since)))
+        new_rows = conn.execute(
+            select(*cols).where(seen, ~history)
+            .order_by(cases.c.reception_source, cases.c.first_seen_at, cases.c.id)
+        ).all()
+        backfilled = int(conn.execute(select(func.count()).select_from(cases).where(seen, history))
+                         .scalar_one())
+        open_ = cases.c.status.in_(OPEN_STATUSES) & cases.c.status.not_in(CLOCK_STOPPED)
+        due_rows = conn.execute(
+            select(*cols).where(open_, cases.c.due_on >= today, cases.c.due_on <= horizon)
+            .order_by(cases.c.due_on, cases.c.id)
+        ).all()
+        overdue_rows = conn.execute(
+            select(*cols).where(open_, cases.c.due_on < today).order_by(cases.c.due_on, cases.c.id)
+        ).all()
+        flag_items = _new_flags(conn, since, now)
+    return Digest(
+        date=today, since=since, until=now,
+        new=tuple(_item(r, first_seen_at=r.first_seen_at) for r in new_rows),
+        due_soon=tuple(_item(r, working_days_left=calendar.working_days_between(today, r.due_on))
+                       for r in due_rows),
+        overdue=tuple(_item(r, days_overdue=(today - r.due_on).days) for r in overdue_rows),
+        new_flags=flag_items,
+        ward_code=settings.agent.ward_code, ward_name=settings.agent.ward_name,
+        due_within_working_days=within, first=last is None, backfilled=backfilled,
+    )
+
+
+def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime) -> tuple[FlagItem, ...]:
+    """Open flags raised in ``(since, now]``, with their case, or their record when caseless."""
+    own_id = _own_id()
+    d = dossiers.alias("d")
+    rows = conn.execute(
+        select(flags.c.id.label("flag_id"), flags.c.kind, flags.c.raised_at, flags.c.details,
+               flags.c.subject_key,
+               cases.c.id, cases.c.case_key, cases.c.reception_code, cases.c.reception_source,
+               cases.c.procedure_code,
+               cases.c.procedure_name, cases.c.field_name, cases.c.status, cases.c.applicant_name,
+               cases.c.received_on, cases.c.due_on, own_id.label("own_id"),
+               d.c.source.label("d_source"), d.c.source_id.label("d_source_id"),
+               d.c.reception_code.label("d_reception_code"), d.c.procedure_code.label("d_procedure_code"),
+               d.c.procedure_name.label("d_procedure_name"), d.c.field_name.label("d_field_name"),
+               d.c.status.label("d_status"), d.c.applicant_name.label("d_applicant_name"),
+               d.c.received_on.label("d_received_on"), d.c.due_on.label("d_due_on"))
+        .select_from(flags.outerjoin(cases, cases.c.id == flags.c.case_id)
+                     .outerjoin(d, d.c.id == flags.c.dossier_id))
+        .where(flags.c.state == "open", flags.c.raised_at > since, flags.c.raised_at <= now)
+        .order_by(flags.c.raised_at, flags.c.id)
+    ).all()
+    out = []
+    for r in rows:
+        if r.id is not None:
+            item = _item(r)
+        elif r.d_source is not None:
+            item = DigestItem(
+                source=r.d_source, source_id=r.d_source_id, reception_code=r.d_reception_code,
+                procedure_code=r.d_procedure_code, procedure_name=r.d_procedure_name,
+                field_name=r.d_field_name, status=r.d_status, applicant=mask_name(r.d_applicant_name),
+                received_on=r.d_received_on, due_on=r.d_due_on,
+            )
+        else:  # the subject is gone from the store; say what the flag says
+            source, _, sid = str(r.subject_key).removeprefix("src:").partition(":")
+            item = DigestItem(source=source or "?", source_id=sid or r.subject_key, procedure_code="")
+        out.append(FlagItem(flag_id=r.flag_id, kind=r.kind, raised_at=r.raised_at, dossier=item,
+                            details=_details(r.details)))
+    return tuple(out)
+
+
+def _details(text: str | None) -> Mapping[str, Any] | str | None:
+    """A flag's details: the JSON object reconciliation writes, or free text; ID numbers masked."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    if isinstance(value, dict):
+        return {str(k): redact_text(v) if isinstance(v, str) else v for k, v in value.items()}
+    return redact_text(text)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
+
+def subject(digest: Digest) -> str:
+    """The email subject: the ward, the date and the counts, readable in a phone's inbox."""
+    c = {k: vn_number(v) for k, v in digest.counts().items()}
+    return (f"[{digest.ward_name}] Bản tin hồ sơ ngày {vn_date(digest.date)}: {c['new']} mới, "
+            f"{c['due_soon']} sắp đến hạn, {c['overdue']} quá hạn, {c['new_flags']} cảnh báo mới")
+
+
+def summary_text(digest: Digest) -> str:
+    """One short Vietnamese sentence (an SMS gateway's message)."""
+    c = {k: vn_number(v) for k, v in digest.counts().items()}
+    return (f"{digest.ward_name} {vn_date(digest.date)}: {c['new']} hồ sơ mới, {c['due_soon']} hồ sơ "
+            f"sắp đến hạn ({digest.due_within_working_days} ngày làm việc), {c['overdue']} hồ sơ quá hạn, "
+            f"{c['new_flags']} cảnh báo mới.")
+
+
+def _backfill_note(digest: Digest) -> str:
+    return (f"Ngoài ra {vn_number(digest.backfilled)} hồ sơ đã kết thúc từ trước được nạp lần đầu từ các hệ thống "
+            "(dữ liệu cũ), không liệt kê ở đây.")
+
+
+def _item_line(i: DigestItem) -> str:
+    parts = [i.code, i.procedure_name or i.procedure_code]
+    if i.applicant:
+        parts.append(i.applicant)
+    parts.append(source_label(i.source))
+    if i.due_on:
+        parts.append(f"hẹn trả {vn_date(i.due_on)}")
+    if i.working_days_left is not None:
+        parts.append("đến hạn hôm nay" if i.working_days_left == 0
+                     else f"còn {i.working_days_left} ngày làm việc")
+    if i.days_overdue is not None:
+        parts.append(f"quá hạn {i.days_overdue} ngày")
+    if i.status:
+        parts.append(STATUS_LABELS.get(i.status, i.status))
+    return " | ".join(parts)
+
+
+def _sections(digest: Digest) -> list[tuple[str, Sequence[DigestItem | FlagItem]]]:
+    return [
+        (f"Hồ sơ mới từ bản tin trước ({len(digest.new)})", digest.new),
+        (f"Hồ sơ sắp đến hạn trong {digest.due_within_working_days} ngày làm việc ({len(digest.due_soon)})",
+         digest.due_soon),
+        (f"Hồ sơ quá hạn, chưa giải quyết ({len(digest.overdue)})", digest.overdue),
+        (f"Cảnh báo mới ({len(digest.new_flags)})", digest.new_flags),
+    ]
+
+
+def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None = None) -> str:
+    """The plain-text digest (the ``alerts`` command and the email's text part)."""
+    zone = tz or digest.until.tzinfo or dt.UTC
+    lines = [
+        f"BẢN TIN HỒ SƠ NGÀY {vn_date(digest.date)} - {digest.ward_name}",
+        f"Từ {digest.since.astimezone(zone):%H:%M %d/%m/%Y} "
+        f"đến {digest.until.astimezone(zone):%H:%M %d/%m/%Y}",
+        "",
+    ]
+    by_source = digest.new_by_source()
+    if by_source:
+        lines.append("Hồ sơ mới theo hệ thống: " + ", ".join(
+            f"{source_label(s)}: {vn_number(n)}" for s, n in by_source.items()))
+        lines.append("")
+    if digest.backfilled:
+        lines.append(_backfill_note(digest))
+        lines.append("")
+    for title, items in _sections(digest):
+        lines.append(title)
+        if not items:
+            lines.append("  (không có)")
+        shown = items if limit is None else items[:limit]
+        for it in shown:
+            if isinstance(it, FlagItem):
+                lines.append(f"  - {FLAG_LABELS.get(it.kind, it.kind)}: {_item_line(it.dossier)}"
+                             + (f" ({it.details_text()})" if it.details else ""))
+            else:
+                lines.append(f"  - {_item_line(it)}")
+        if limit is not None and len(items) > limit:
+            lines.append(f"  ... và {vn_number(len(items) - limit)} hồ sơ khác (xem `sync-agent alerts`)")
+        lines.append("")
+    lines.append("Tên người nộp đã được che một phần. Thư này do sync-agent gửi tự động.")
+    return "\n".join(lines)
+
+
+def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> str:
+    """The email's HTML part: one table per section."""
+    e = html.escape
+    zone = digest.until.tzinfo or dt.UTC
+    out = [
+        "<!DOCTYPE html><html lang=\"vi\"><head><meta charset=\"utf-8\">",
+        f"<title>{e(subject(digest))}</title></head>",
+        "<body style=\"font-family: Arial, sans-serif; font-size: 14px\">",
+        f"<h2>Bản tin hồ sơ ngày {vn_date(digest.date)} - {e(digest.ward_name)}</h2>",
+        f"<p>Từ {digest.since.astimezone(zone):%H:%M %d/%m/%Y} "
+        f"đến {digest.until.astimezone(zone):%H:%M %d/%m/%Y}.</p>",
+    ]
+    by_source = digest.new_by_source()
+    if by_source:
+        out.append("<p>Hồ sơ mới theo hệ thống: " + ", ".join(
+            f"{e(source_label(s))}: <b>{vn_number(n)}</b>" for s, n in by_source.items()) + "</p>")
+    if digest.backfilled:
+        out.append(f"<p>{e(_backfill_note(digest))}</p>")
+    head = ("<tr><th>Mã hồ sơ</th><th>Thủ tục</th><th>Người nộp</th><th>Hệ thống</th>"
+            "<th>Ngày hẹn trả</th><th>Tình trạng</th></tr>")
+    for title, items in _sections(digest):
+        out.append(f"<h3>{e(title)}</h3>")
+        if not items:
+            out.append("<p><i>Không có.</i></p>")
+            continue
+        rows = []
+        shown = items if limit is None else items[:limit]
+        for it in shown:
+            dossier = it.dossier if isinstance(it, FlagItem) else it
+            state = STATUS_LABELS.get(dossier.status or "", dossier.status or "")
+            if isinstance(it, FlagItem):
+                state = FLAG_LABELS.get(it.kind, it.kind) + (f": {it.details_text()}" if it.details else "")
+            elif dossier.days_overdue is not None:
+                state += f" (quá hạn {dossier.days_overdue} ngày)"
+            elif dossier.working_days_left is not None:
+                state += f" (còn {dossier.working_days_left} ngày làm việc)"
+            rows.append(
+                f"<tr><td>{e(dossier.code)}</td>"
+                f"<td>{e(dossier.procedure_name or dossier.procedure_code)}</td>"
+                f"<td>{e(dossier.applicant)}</td><td>{e(source_label(dossier.source))}</td>"
+                f"<td>{vn_date(dossier.due_on, '-')}</td><td>{e(state)}</td></tr>"
+            )
+        out.append("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" "
+                   "style=\"border-collapse: collapse\">" + head + "".join(rows) + "</table>")
+        if limit is not None and len(items) > limit:
+            out.append(f"<p>... và {vn_number(len(items) - limit)} hồ sơ khác.</p>")
+    out.append("<p style=\"color: #666\">Tên người nộp đã được che một phần. "
+               "Thư này do sync-agent gửi tự động.</p></body></html>")
+    return "\n".join(out)
+
+
+def webhook_payload(digest: Digest) -> dict[str, Any]:
+    """The JSON a webhook receives: a one-line summary for an SMS gateway, and the whole digest."""
+    return {
+        "type": "sync_agent.alerts.digest",
+        "key": digest.key,
+        "ward": {"code": digest.ward_code, "name": digest.ward_name},
+        "summary": summary_text(digest),
+        "counts": digest.counts(),
+        "new_by_source": digest.new_by_source(),
+        "digest": digest.as_json(),
+    }
+
+
+# --- sending --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DigestSendResult:
+    """What ``send_digest`` did on each channel."""
+
+    key: str
+    outcomes: tuple[NotifyOutcome, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every channel has the digest (now or before)."""
+        return bool(self.outcomes) and all(o.ok for o in self.outcomes)
+
+    @property
+    def sent_now(self) -> bool:
+        return any(o.status == "sent" for o in self.outcomes)
+
+    @property
+    def failed(self) -> tuple[NotifyOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+
+def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bool = False,
+                now: dt.datetime | None = None,
+                notifiers: Sequence[Notifier] | None = None) -> DigestSendResult:
+    """Deliver ``digest`` on every configured channel, each at most once (``force`` resends).
+
+    "Since the last digest" moves to the end of this digest's window only when every channel
+    succeeded and at least one really sent it now: a digest that already went out this morning
+    does not swallow what arrived after it.
+    """
+    from sync_agent.notifiers import load_notifiers
+
+    chosen = list(notifiers) if notifiers is not None else load_notifiers(settings)
+    if not chosen:
+        raise UsageError("no recipients or webhooks configured in [alerts]")
+    outcomes = tuple(n.deliver(engine, digest, force=force, now=now) for n in chosen)
+    result = DigestSendResult(key=digest.key, outcomes=outcomes)
+    if result.ok and result.sent_now:
+        mark_digest_sent(engine, digest, now)
+    log.log(20 if result.ok else 40, "digest_sent" if result.ok else "digest_send_failed",
+            key=digest.key, counts=digest.counts(), since=digest.since.isoformat(),
+            until=digest.until.isoformat(),
+            channels={o.channel: o.status for o in outcomes},
+            errors=[o.error for o in result.failed] or None)
+    return result
+
+
+__all__ = [
+    "LAST_DIGEST_STATE",
+    "Digest",
+    "DigestItem",
+    "DigestSendResult",
+    "FlagItem",
+    "build_digest",
+    "digest_key",
+    "last_digest_at",
+    "mark_digest_sent",
+    "render_html",
+    "render_text",
+    "send_digest",
+    "subject",
+    "summary_text",
+    "webhook_payload",
+]

@@ -1,0 +1,45 @@
+"""``alerts``: today's digest; ``--send`` delivers it (email, webhooks), at most once a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from sync_agent.alerts import build_digest, render_text, send_digest
+from sync_agent.cli.context import AgentContext
+from sync_agent.errors import UsageError, WorkFailed
+
+
+@click.command("alerts")
+@click.option("--send", is_flag=True, help="Deliver the digest (each channel at most once per day).")
+@click.option("--force", is_flag=True, help="With --send: deliver again even if already sent today.")
+@click.option("--date", "day", help="The digest's date, YYYY-MM-DD (default: today, ward time).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def command(ctx: AgentContext, send: bool, force: bool, day: str | None, fmt: str) -> None:
+    """Dossiers new since the last digest, due soon, overdue, and new flags."""
+    settings = ctx.settings
+    tz = settings.agent.timezone
+    now = dt.datetime.now(tz)
+    if force and not send:
+        raise UsageError("--force only makes sense with --send")
+    try:
+        today = dt.date.fromisoformat(day) if day else now.date()
+    except ValueError:
+        raise UsageError(f"--date must be YYYY-MM-DD, got {day!r}") from None
+    digest = build_digest(ctx.engine, settings, today, now=now)
+    if fmt == "json":
+        click.echo(json.dumps(digest.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(digest, tz=tz))
+    if not send:
+        return
+    result = send_digest(ctx.engine, settings, digest, force=force, now=now)
+    for o in result.outcomes:
+        msg = f"{o.channel}: {o.status.replace('_', ' ')}" + (f" ({o.error})" if o.error else "")
+        click.echo(msg, err=True)
+    if not result.ok:
+        channels = ", ".join(o.channel for o in result.failed)
+        raise WorkFailed(f"digest {digest.key} not delivered on {channels}")

@@ -1,0 +1,568 @@
+"""``sync-agent run``: the scheduler that runs everything else, unattended, for months.
+
+The scheduler only decides *when*: each job calls the same function a CLI command calls. Rules
+learned from APScheduler's issue tracker, each applied on purpose:
+
+- jobs live in memory and are rebuilt from the configuration at every start, with explicit ids,
+  so an edited config takes effect on restart and no stale pickled job survives an upgrade;
+- the ward's time zone is given to the scheduler *and* to every trigger, so a host clock in UTC
+  changes nothing;
+- ``coalesce``, ``max_instances=1`` and ``misfire_grace_time`` are set per job (see
+  ``job_specs``) rather than left to defaults;
+- one daemon per store, enforced by a lock that dies with the process (``locks.py``), so a
+  restart after ``kill -9`` needs no cleanup;
+- missed, skipped and failed runs are logged by scheduler event listeners.
+
+Shutdown (SIGTERM/SIGINT): the stop event is set, so no job starts any more and every running
+sync stops at its next page boundary; the scheduler is shut down without waiting; the daemon
+then waits up to ``SHUTDOWN_BUDGET`` seconds for running jobs. A sync may be asleep in an HTTP
+retry honouring a ``Retry-After`` of up to two minutes, which nothing can interrupt; rather than
+wait for it, the daemon logs which jobs were still running and leaves with ``os._exit(0)``. That
+is safe by construction: every page is committed in one transaction with its cursor, so an
+abandoned run only loses its uncommitted page (rolled back by the database), and the next start
+marks the run ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, select
+
+from sync_agent.calendar import WorkingCalendar
+from sync_agent.config import Settings
+from sync_agent.errors import AlreadyRunning
+from sync_agent.locks import StoreLock, acquire_or_fail, lock_path, try_lock
+from sync_agent.store.engine import read_connection
+from sync_agent.store.tables import deliveries
+
+log = structlog.get_logger("sync_agent.daemon")
+
+#: seconds between the stop request and leaving anyway (the issue allows 10)
+SHUTDOWN_BUDGET = 8.0
+#: the first syncs start this long after the daemon, one source a second apart, so that four
+#: sources do not all open their first write transaction in the same instant
+FIRST_SYNC_DELAY = 2.0
+#: reconciliation also runs on its own this often: flags such as "unknown reception code, one
+#: day after first seen" change with time, not only with new data
+RECONCILE_EVERY = dt.timedelta(hours=1)
+#: a due report or digest missed while the daemon was down is sent this long after start, after
+#: the first syncs had a chance to bring the figures up to date
+CATCH_UP_DELAY = dt.timedelta(minutes=2)
+#: a digest or report that could not be sent (SMTP down) is tried again this long after, at
+#: most this many times a day
+DELIVERY_RETRY_DELAY = dt.timedelta(minutes=15)
+DELIVERY_RETRIES = 3
+
+DAEMON_LOCK = "daemon"
+LOCK_TRIES = 4
+RECONCILE_JOB = "reconcile"
+DIGEST_JOB = "alerts:digest"
+REPORT_JOB = "report:monthly"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One scheduled job as the configuration defines it (what ``status`` shows, too)."""
+
+    id: str
+    kind: str  # sync | reconcile | digest | report
+    description: str
+    trigger: BaseTrigger = field(repr=False)
+    misfire_grace_time: int | None
+    source: str | None = None
+    every: dt.timedelta | None = None
+
+    def next_fire_time(self, now: dt.datetime) -> dt.datetime | None:
+        """The trigger's next fire time after ``now`` (aware, in the ward's time zone)."""
+        result: dt.datetime | None = self.trigger.get_next_fire_time(None, now)
+        return result
+
+
+def sync_interval(every_minutes: int, every_seconds: float | None) -> dt.timedelta:
+    return dt.timedelta(seconds=every_seconds) if every_seconds else dt.timedelta(minutes=every_minutes)
+
+
+def digest_enabled(settings: Settings) -> bool:
+    from sync_agent.notifiers import load_notifiers
+
+    return bool(load_notifiers(settings))
+
+
+def job_specs(settings: Settings, now: dt.datetime, every_seconds: float | None = None,
+              time_scale: float = 1.0) -> list[JobSpec]:
+    """The jobs of this configuration, with their triggers in the ward's time zone.
+
+    Two hidden, test-only knobs of ``sync-agent run``: ``every_seconds`` replaces every
+    source's ``every_minutes`` (the daemon tests); ``time_scale`` runs every interval job that
+    many times faster (the idle benchmark plays an hour of schedule in a minute). Cron jobs
+    are never scaled.
+    """
+    tz = settings.agent.timezone
+    now = now.astimezone(tz)
+    specs: list[JobSpec] = []
+    for i, cs in enumerate(c for c in settings.connectors if c.enabled):
+        every = sync_interval(cs.every_minutes, every_seconds) / time_scale
+        first = now + dt.timedelta(seconds=FIRST_SYNC_DELAY + i)
+        specs.append(JobSpec(
+            id=f"sync:{cs.name}", kind="sync", source=cs.name, every=every,
+            description=f"sync {cs.name} every {_human(every)}",
+            trigger=IntervalTrigger(seconds=every.total_seconds(), start_date=first, timezone=tz),
+            # a run later than half an interval is dropped: the next one comes soon anyway
+            misfire_grace_time=max(1, int(every.total_seconds() // 2)),
+        ))
+    reconcile_every = RECONCILE_EVERY / time_scale
+    specs.append(JobSpec(
+        id=RECONCILE_JOB, kind="reconcile", every=reconcile_every,
+        description=f"reconcile after each sync that changed records, and every {_human(reconcile_every)}",
+        trigger=IntervalTrigger(seconds=reconcile_every.total_seconds(),
+                                start_date=now + dt.timedelta(seconds=FIRST_SYNC_DELAY), timezone=tz),
+        misfire_grace_time=300,
+    ))
+    if digest_enabled(settings):
+        t = settings.alerts.time
+        specs.append(JobSpec(
+            id=DIGEST_JOB, kind="digest",
+            description=f"alert digest at {t:%H:%M} on working days",
+            trigger=CronTrigger(hour=t.hour, minute=t.minute, timezone=tz),
+            # a digest an hour late is still read that morning; later, the start-up catch-up
+            # or `sync-agent alerts --send` covers it
+            misfire_grace_time=3600,
+        ))
+    if settings.report.recipients:
+        r = settings.report
+        specs.append(JobSpec(
+            id=REPORT_JOB, kind="report",
+            description=f"period report on day {r.send_day} at {r.send_time:%H:%M}",
+            trigger=CronTrigger(day=r.send_day, hour=r.send_time.hour, minute=r.send_time.minute,
+                                timezone=tz),
+            # the report is due that day whatever the hour; a restart later is covered by the
+            # catch-up at start, which checks the outbox
+            misfire_grace_time=12 * 3600,
+        ))
+    return specs
+
+
+def _human(td: dt.timedelta) -> str:
+    s = int(td.total_seconds())
+    if s % 3600 == 0:
+        return f"{s // 3600} h"
+    if s % 60 == 0:
+        return f"{s // 60} min"
+    return f"{s} s"
+
+
+def next_working_digest(spec: JobSpec, calendar: WorkingCalendar, now: dt.datetime) -> dt.datetime | None:
+    """The digest trigger's next fire time on a working day (the job skips the others)."""
+    when = spec.next_fire_time(now)
+    for _ in range(60):
+        if when is None or calendar.is_working_day(when.date()):
+            return when
+        nxt: dt.datetime | None = spec.trigger.get_next_fire_time(when, when + dt.timedelta(seconds=1))
+        when = nxt
+    return when
+
+
+# --- what was sent ----------------------------------------------------------------------------
+
+def delivered(engine: Engine, key: str) -> bool:
+    """Whether the outbox holds a message with ``key`` that went out."""
+    with read_connection(engine) as conn:
+        row = conn.execute(select(deliveries.c.id).where(deliveries.c.key == key,
+                                                         deliveries.c.status == "sent").limit(1)).first()
+    return row is not None
+
+
+def report_send_moment(period_end: dt.date, settings: Settings) -> dt.datetime:
+    """When the report of the period ending on ``period_end`` is due: the first ``send_day``
+    after the period, at ``send_time``."""
+    d = period_end + dt.timedelta(days=1)
+    while d.day != settings.report.send_day:
+        d += dt.timedelta(days=1)
+    return dt.datetime.combine(d, settings.report.send_time, tzinfo=settings.agent.timezone)
+
+
+def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> Any:
+    """The latest complete period whose report is due and not sent, or None."""
+    from sync_agent.report.period import Period
+
+    tz = settings.agent.timezone
+    period = Period.latest_complete(now.astimezone(tz).date(), settings.agent.period_start_day)
+    if now < report_send_moment(period.end, settings):
+        return None
+    return None if delivered(engine, f"report:{period.label}") else period
+
+
+# --- the daemon -----------------------------------------------------------------------------
+
+class Daemon:
+    """The scheduler, its jobs, the stop event, and the single-instance lock."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, every_seconds: float | None = None,
+                 time_scale: float = 1.0, shutdown_budget: float = SHUTDOWN_BUDGET,
+                 catch_up_delay: dt.timedelta = CATCH_UP_DELAY,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.tz = settings.agent.timezone
+        self.every_seconds = every_seconds
+        self.time_scale = time_scale
+        self.shutdown_budget = shutdown_budget
+        self.catch_up_delay = catch_up_delay
+        self.clock = clock or (lambda: dt.datetime.now(self.tz))
+        self.calendar = WorkingCalendar(settings.calendar)
+        #: set on SIGTERM/SIGINT: no job starts any more, running syncs stop at a page boundary
+        self.stop = threading.Event()
+        self._guard = threading.Lock()
+        self._running: dict[str, float] = {}
+        self._reconcile_pending = False
+        self._reconcile_running = False
+        self._retries: dict[tuple[str, dt.date], int] = {}
+        self._signal: int | None = None
+        self._lock: StoreLock | None = None
+        self.specs: list[JobSpec] = []
+        n_jobs = len(settings.source_names) + 4
+        self.scheduler = BackgroundScheduler(
+            timezone=self.tz,
+            # one thread per job: a job never waits in a queue behind another one, so "no new
+            # jobs after stop" only has to be checked at the start of each job
+            executors={"default": ThreadPoolExecutor(max_workers=n_jobs)},
+            job_defaults={
+                # after a stall (host asleep, clock jump) run a job once, not once per missed slot
+                "coalesce": True,
+                # a slow sync must not overlap its next run (the store lock would refuse it anyway)
+                "max_instances": 1,
+                "misfire_grace_time": 60,
+            },
+        )
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._on_error, EVENT_JOB_ERROR)
+        self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def acquire_lock(self) -> None:
+        """Take the store's daemon lock or raise ``AlreadyRunning`` with a clear message."""
+        try:
+            # a few tries: `sync-agent status` takes the lock for an instant to see if it is held
+            for attempt in range(LOCK_TRIES):
+                lock = try_lock(self.engine, DAEMON_LOCK)
+                if lock is not None:
+                    self._lock = lock
+                    return
+                if attempt < LOCK_TRIES - 1:
+                    time.sleep(0.25)
+            self._lock = acquire_or_fail(self.engine, DAEMON_LOCK, "the sync-agent daemon")
+        except AlreadyRunning:
+            holder = lock_holder(self.engine)
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise AlreadyRunning(
+                f"another sync-agent daemon{f' (pid {holder})' if holder else ''} is already running "
+                f"on this store ({where}); stop it first, or point this one at another database"
+            ) from None
+
+    def release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def start(self) -> None:
+        """Build the jobs from the configuration and start the scheduler (lock already held)."""
+        now = self.clock()
+        self.specs = job_specs(self.settings, now, self.every_seconds, self.time_scale)
+        for spec in self.specs:
+            self.scheduler.add_job(
+                self._job_function(spec), trigger=spec.trigger, id=spec.id, name=spec.description,
+                misfire_grace_time=spec.misfire_grace_time, replace_existing=True,
+            )
+        self._schedule_catch_ups(now)
+        self.scheduler.start()
+        jobs = [{"id": j.id, "trigger": str(j.trigger),
+                 "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
+                for j in self.scheduler.get_jobs()]
+        log.info("daemon_started", pid=os.getpid(), timezone=str(self.tz), jobs=jobs,
+                 every_seconds=self.every_seconds,
+                 time_scale=self.time_scale if self.time_scale != 1.0 else None)
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Safe from a signal handler: only sets flags; the main thread does the rest."""
+        if self.stop.is_set() and signum is not None:
+            # a second signal: the operator insists; every committed page is consistent
+            _flush_logs()
+            os._exit(0)
+        self._signal = signum
+        self.stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.request_stop(signum)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def wait(self) -> None:
+        """Block the main thread until a stop is requested (interruptible by signals)."""
+        while not self.stop.wait(1.0):
+            pass
+
+    def shutdown(self) -> int:
+        """No new jobs; wait up to the budget for running ones; then leave (see module doc)."""
+        started = time.monotonic()
+        sig = signal.Signals(self._signal).name if self._signal else None
+        with self._guard:
+            running = sorted(self._running)
+        log.info("shutdown_requested", signal=sig, running_jobs=running)
+        self.stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = started + self.shutdown_budget
+        while time.monotonic() < deadline:
+            with self._guard:
+                if not self._running:
+                    break
+            time.sleep(0.05)
+        with self._guard:
+            still = sorted(self._running)
+        if still:
+            log.warning("shutdown_budget_exceeded", still_running=still, budget_seconds=self.shutdown_budget,
+                        note="leaving anyway: committed pages are consistent, the run is marked "
+                             "interrupted at the next start")
+            log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=True)
+            self.release_lock()
+            _flush_logs()
+            os._exit(0)
+        log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=False)
+        self.release_lock()
+        return 0
+
+    def run(self) -> int:
+        """Lock, start, wait for a signal, stop. Returns the exit status."""
+        self.acquire_lock()
+        try:
+            self.install_signal_handlers()
+            self.start()
+            self.wait()
+            return self.shutdown()
+        finally:
+            self.release_lock()
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def _job_function(self, spec: JobSpec) -> Callable[[], None]:
+        body: Callable[[], None]
+        if spec.kind == "sync":
+            source = spec.source or ""
+
+            def body() -> None:
+                self._sync(source)
+        elif spec.kind == "reconcile":
+            body = self._reconcile
+        elif spec.kind == "digest":
+            body = self._digest
+        else:
+            body = self._report
+        return self._wrap(spec.id, body)
+
+    def _wrap(self, job_id: str, body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            if self.stop.is_set():
+                return
+            with self._guard:
+                self._running[job_id] = time.monotonic()
+            started = time.monotonic()
+            try:
+                with structlog.contextvars.bound_contextvars(job=job_id):
+                    body()
+                    log.debug("job_finished", seconds=round(time.monotonic() - started, 3))
+            finally:
+                with self._guard:
+                    self._running.pop(job_id, None)
+        return run
+
+    def _sync(self, source: str) -> None:
+        from sync_agent.sync import sync_source
+
+        result = sync_source(self.engine, self.settings, source, stop=self.stop)
+        if result.status == "skipped":
+            log.warning("sync_skipped", source=source, reason=result.error)
+            return
+        if result.inserted or result.updated or result.quarantined:
+            self.request_reconcile()
+
+    def request_reconcile(self) -> None:
+        """Run reconciliation soon; if it is running now, it runs once more when it ends."""
+        with self._guard:
+            self._reconcile_pending = True
+            if self._reconcile_running:
+                return
+        if self.stop.is_set():
+            return
+        try:
+            self.scheduler.modify_job(RECONCILE_JOB, next_run_time=self.clock())
+        except Exception:  # the scheduler is shutting down
+            log.debug("reconcile_not_scheduled")
+
+    def _reconcile(self) -> None:
+        from sync_agent.reconcile import reconcile
+
+        with self._guard:
+            if self._reconcile_running:
+                return
+            self._reconcile_running = True
+            self._reconcile_pending = False
+        try:
+            while True:
+                reconcile(self.engine, self.tz)
+                # decide and clear "running" under one lock: a sync that commits after this
+                # sees "not running" and wakes the job again, so no request is ever lost
+                with self._guard:
+                    if not self._reconcile_pending or self.stop.is_set():
+                        self._reconcile_running = False
+                        return
+                    self._reconcile_pending = False
+        except BaseException:
+            with self._guard:
+                self._reconcile_running = False
+            raise
+
+    def _digest(self) -> None:
+        from sync_agent.alerts import build_digest, send_digest
+
+        now = self.clock()
+        today = now.date()
+        if not self.calendar.is_working_day(today):
+            log.info("digest_skipped", date=today.isoformat(), reason="not a working day",
+                     holiday=self.calendar.holiday_name(today))
+            return
+        digest = build_digest(self.engine, self.settings, today, now=now)
+        result = send_digest(self.engine, self.settings, digest, now=now)
+        if not result.ok:
+            # channels that went are not repeated (the outbox), the failed ones are tried again
+            self._retry_later(DIGEST_JOB, today, self._digest, now)
+
+    def _report(self) -> None:
+        from sync_agent.mailer import DeliveryInDoubt, MailPermanentError
+        from sync_agent.report import send_period_report
+        from sync_agent.report.period import Period
+
+        now = self.clock()
+        period = Period.latest_complete(now.date(), self.settings.agent.period_start_day)
+        try:
+            result = send_period_report(self.engine, self.settings, period, now=now)
+        except (DeliveryInDoubt, MailPermanentError):
+            raise  # a person must look: trying again cannot help (or could send it twice)
+        except Exception:
+            self._retry_later(REPORT_JOB, now.date(), self._report, now)
+            raise
+        log.info("report_job_finished", period=period.label, status=result.status,
+                 message_id=result.message_id)
+
+    def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime) -> None:
+        """One more try of a failed delivery job in a while, at most ``DELIVERY_RETRIES`` a day."""
+        key = (job_id, day)
+        with self._guard:
+            attempts = self._retries.get(key, 0) + 1
+            self._retries = {k: v for k, v in self._retries.items() if k[1] == day}
+            self._retries[key] = attempts
+        if attempts > DELIVERY_RETRIES or self.stop.is_set():
+            log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
+                      hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
+            return
+        when = now + DELIVERY_RETRY_DELAY
+        retry_id = f"{job_id}:retry"
+        self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
+                               id=retry_id, replace_existing=True, misfire_grace_time=3600)
+        log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
+
+    def _schedule_catch_ups(self, now: dt.datetime) -> None:
+        """Send at start what came due while the daemon was down (the outbox says what went)."""
+        when = now + self.catch_up_delay
+        if any(s.kind == "report" for s in self.specs):
+            try:
+                period = due_unsent_report(self.engine, self.settings, now)
+            except ImportError:  # pragma: no cover - the report package is part of the agent
+                period = None
+            if period is not None:
+                self.scheduler.add_job(self._wrap(f"{REPORT_JOB}:catch-up", self._report),
+                                       trigger=DateTrigger(when, timezone=self.tz),
+                                       id=f"{REPORT_JOB}:catch-up", misfire_grace_time=None)
+                log.info("report_catch_up_scheduled", period=period.label, at=when.isoformat())
+        digest = next((s for s in self.specs if s.kind == "digest"), None)
+        if digest is not None:
+            today = now.date()
+            due = dt.datetime.combine(today, self.settings.alerts.time, tzinfo=self.tz)
+            from sync_agent.alerts import digest_key
+
+            if (now > due and self.calendar.is_working_day(today)
+                    and not delivered(self.engine, digest_key(today))):
+                self.scheduler.add_job(self._wrap(f"{DIGEST_JOB}:catch-up", self._digest),
+                                       trigger=DateTrigger(when, timezone=self.tz),
+                                       id=f"{DIGEST_JOB}:catch-up", misfire_grace_time=3600)
+                log.info("digest_catch_up_scheduled", date=today.isoformat(), at=when.isoformat())
+
+    # --- scheduler events ---------------------------------------------------------------------
+
+    def _on_missed(self, event: JobEvent) -> None:
+        run_time = getattr(event, "scheduled_run_time", None)
+        log.warning("job_missed", job=event.job_id,
+                    scheduled=run_time.isoformat() if run_time else None,
+                    note="later than its misfire grace time; the next run is on schedule")
+
+    def _on_error(self, event: JobExecutionEvent) -> None:
+        exc = event.exception
+        log.error("job_failed", job=event.job_id, error=f"{type(exc).__name__}: {exc}",
+                  traceback=event.traceback)
+
+    def _on_max_instances(self, event: JobSubmissionEvent) -> None:
+        log.warning("job_skipped_still_running", job=event.job_id)
+
+
+def lock_holder(engine: Engine) -> int | None:
+    """The pid written in the daemon's lock file (SQLite); None on PostgreSQL or when unknown."""
+    path = lock_path(engine, DAEMON_LOCK)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+
+
+def run_daemon(settings: Settings, engine: Engine, every_seconds: float | None = None) -> int:
+    """Run until SIGTERM/SIGINT; the ``run`` command's body."""
+    return Daemon(settings, engine, every_seconds=every_seconds).run()
+
+
+__all__: Sequence[str] = ["Daemon", "JobSpec", "job_specs", "next_working_digest", "run_daemon"]

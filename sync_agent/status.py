@@ -1,0 +1,246 @@
+"""``sync-agent status``: is the agent healthy, at a glance, with or without the daemon.
+
+The ward's IT officer checks this first when a figure looks wrong. Everything is read from the
+store and the configuration: whether a daemon holds the store's lock, each source's last
+success, cursor, lag and failures in a row, the open flags, and when each job fires next,
+computed from the same triggers the daemon builds (so it works when the daemon is down).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from sync_agent.calendar import WorkingCalendar
+from sync_agent.config import Settings
+from sync_agent.daemon import DAEMON_LOCK, JobSpec, job_specs, lock_holder, next_working_digest
+from sync_agent.locks import try_lock
+from sync_agent.store import runs as run_store
+from sync_agent.store.engine import read_connection
+from sync_agent.store.tables import deliveries
+from sync_agent.store.tables import sync_runs as runs_table
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source's health."""
+
+    source: str
+    enabled: bool
+    every_minutes: int
+    last_success: dt.datetime | None
+    cursor: dt.datetime | None
+    lag: dt.timedelta | None  # now minus the cursor: how old the newest stored change may be
+    failures_in_a_row: int
+    last_status: str | None
+    last_run_at: dt.datetime | None
+    last_error: str | None
+    stale: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "enabled": self.enabled, "every_minutes": self.every_minutes,
+            "last_success": _iso(self.last_success), "cursor": _iso(self.cursor),
+            "lag_seconds": None if self.lag is None else int(self.lag.total_seconds()),
+            "failures_in_a_row": self.failures_in_a_row, "last_status": self.last_status,
+            "last_run_at": _iso(self.last_run_at), "last_error": self.last_error, "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True)
+class NextJob:
+    id: str
+    description: str
+    next_run: dt.datetime | None
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "description": self.description, "next_run": _iso(self.next_run),
+                "note": self.note or None}
+
+
+@dataclass(frozen=True)
+class LastDelivery:
+    """The newest outbox row of a kind (the digest, the report): did the last one go out?"""
+
+    key: str
+    channel: str
+    status: str
+    at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "channel": self.channel, "status": self.status, "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    now: dt.datetime
+    daemon_running: bool
+    daemon_pid: int | None
+    sources: tuple[SourceStatus, ...]
+    open_flags: Mapping[str, int] = field(default_factory=dict)
+    next_jobs: tuple[NextJob, ...] = ()
+    last_digest: LastDelivery | None = None
+    last_report: LastDelivery | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return all(s.failures_in_a_row == 0 and not s.stale for s in self.sources if s.enabled)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "daemon": {"running": self.daemon_running, "pid": self.daemon_pid},
+            "healthy": self.healthy,
+            "sources": [s.as_json() for s in self.sources],
+            "open_flags": dict(self.open_flags),
+            "next_jobs": [j.as_json() for j in self.next_jobs],
+            "last_digest": self.last_digest.as_json() if self.last_digest else None,
+            "last_report": self.last_report.as_json() if self.last_report else None,
+        }
+
+
+def _iso(v: dt.datetime | None) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def daemon_state(engine: Engine) -> tuple[bool, int | None]:
+    """(running, pid): a daemon is running when the store's daemon lock is held."""
+    lock = try_lock(engine, DAEMON_LOCK)
+    if lock is not None:
+        lock.release()
+        return False, None
+    return True, lock_holder(engine)
+
+
+def open_flag_counts(engine: Engine) -> dict[str, int]:
+    """Open flags per kind, every known kind present (zero included)."""
+    from sync_agent import flags as flag_store
+
+    with read_connection(engine) as conn:
+        return flag_store.open_flag_counts(conn)
+
+
+def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo) -> LastDelivery | None:
+    """The newest outbox row whose key starts with ``prefix`` (``alerts:``, ``report:``)."""
+    d = deliveries.c
+    with read_connection(engine) as conn:
+        r = conn.execute(select(d.key, d.channel, d.status, d.updated_at).where(d.key.startswith(prefix))
+                         .order_by(d.updated_at.desc(), d.id.desc()).limit(1)).first()
+    return None if r is None else LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz))
+
+
+def next_jobs(settings: Settings, engine: Engine, now: dt.datetime) -> tuple[NextJob, ...]:
+    """When each configured job fires next.
+
+    Cron jobs come straight from their triggers (the digest skipping non-working days). An
+    interval's phase depends on when the daemon started, so a sync's next run is estimated as
+    its last run plus the interval ("due now" when that is past).
+    """
+    calendar = WorkingCalendar(settings.calendar)
+    out = []
+    with read_connection(engine) as conn:
+        last_started = dict(conn.execute(
+            select(runs_table.c.source, func.max(runs_table.c.started_at)).group_by(runs_table.c.source)
+        ).all())
+    spec: JobSpec
+    for spec in job_specs(settings, now):
+        if spec.kind == "sync" and spec.every is not None:
+            last = last_started.get(spec.source)
+            if last is None:
+                out.append(NextJob(spec.id, spec.description, now, "never synced: at the daemon's start"))
+                continue
+            when = last.astimezone(settings.agent.timezone) + spec.every
+            out.append(NextJob(spec.id, spec.description, max(when, now),
+                               "due now" if when <= now else "estimated from the last run"))
+        elif spec.kind == "reconcile":
+            out.append(NextJob(spec.id, spec.description, None, "follows the syncs"))
+        elif spec.kind == "digest":
+            out.append(NextJob(spec.id, spec.description, next_working_digest(spec, calendar, now)))
+        else:
+            out.append(NextJob(spec.id, spec.description, spec.next_fire_time(now)))
+    return tuple(out)
+
+
+def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None = None) -> AgentStatus:
+    """Everything ``status`` shows."""
+    tz = settings.agent.timezone
+    now = (now or dt.datetime.now(tz)).astimezone(tz)
+    stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
+    sources = []
+    with read_connection(engine) as conn:
+        for cs in settings.connectors:
+            h = run_store.source_health(conn, cs.name)
+            last = h.last_run
+            sources.append(SourceStatus(
+                source=cs.name, enabled=cs.enabled, every_minutes=cs.every_minutes,
+                last_success=h.last_success and h.last_success.astimezone(tz),
+                cursor=h.cursor and h.cursor.astimezone(tz),
+                lag=None if h.cursor is None else max(dt.timedelta(0), now - h.cursor),
+                failures_in_a_row=h.failures_in_a_row,
+                last_status=last.status if last else None,
+                last_run_at=last.started_at.astimezone(tz) if last else None,
+                last_error=last.error if last and last.status != run_store.SUCCESS else None,
+                stale=cs.enabled and (h.last_success is None or now - h.last_success > stale_after),
+            ))
+    running, pid = daemon_state(engine)
+    return AgentStatus(now=now, daemon_running=running, daemon_pid=pid, sources=tuple(sources),
+                       open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
+                       last_digest=last_delivery(engine, "alerts:", tz),
+                       last_report=last_delivery(engine, "report:", tz))
+
+
+def _ago(td: dt.timedelta | None) -> str:
+    if td is None:
+        return "-"
+    s = int(td.total_seconds())
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 3 * 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def render_text(st: AgentStatus) -> str:
+    """The ``status`` screen."""
+    def t(v: dt.datetime | None) -> str:
+        return v.strftime("%Y-%m-%d %H:%M:%S") if v else "never"
+
+    lines = [f"sync-agent status at {st.now:%Y-%m-%d %H:%M:%S %z}"]
+    if st.daemon_running:
+        lines.append(f"daemon: running{f' (pid {st.daemon_pid})' if st.daemon_pid else ''}")
+    else:
+        lines.append("daemon: not running")
+    lines.append("")
+    lines.append(f"{'source':<20} {'last success':<19}  {'cursor':<19}  {'lag':>7}  {'fails':>5}  last run")
+    for s in st.sources:
+        if not s.enabled:
+            lines.append(f"{s.source:<20} disabled")
+            continue
+        tail = s.last_status or "no runs yet"
+        if s.last_error:
+            tail += f": {s.last_error}"
+        if s.stale:
+            tail += "  [STALE]"
+        lines.append(f"{s.source:<20} {t(s.last_success):<19}  {t(s.cursor):<19}  {_ago(s.lag):>7}  "
+                     f"{s.failures_in_a_row:>5}  {tail}")
+    lines.append("")
+    total = sum(st.open_flags.values())
+    lines.append(f"open flags: {total}" + (" (" + ", ".join(f"{k} {n}" for k, n in st.open_flags.items())
+                                            + ")" if st.open_flags else ""))
+    for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
+        if last is not None:
+            lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
+    lines.append("")
+    lines.append("next jobs:")
+    for j in st.next_jobs:
+        when = j.next_run.strftime("%Y-%m-%d %H:%M %z") if j.next_run else "-"
+        note = f"  ({j.note})" if j.note else ""
+        lines.append(f"  {j.id:<28} {when:<23} {j.description}{note}")
+    return "\n".join(lines)

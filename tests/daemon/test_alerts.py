@@ -1,0 +1,149 @@
+"""The digest on a crafted store: what is new, due soon, overdue, and the new flags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from sync_agent.alerts import (
+    Digest,
+    build_digest,
+    last_digest_at,
+    render_html,
+    render_text,
+    send_digest,
+    subject,
+)
+from sync_agent.config import Settings, load_settings
+from sync_agent.notifiers import FAILED, SENT, Notifier, NotifyOutcome
+from sync_agent.store.engine import read_connection
+from tests.daemon import crafted
+from tests.daemon.crafted import ICT, LAST_DIGEST, NOW, TODAY
+
+ALERTS = '''
+[alerts]
+recipients = ["tiepnhan@example.gov.vn"]
+time = "07:30"
+due_within_working_days = 2
+'''
+
+
+@pytest.fixture
+def settings(write_config: Callable[..., Path]) -> Settings:
+    return load_settings(write_config(extra=ALERTS))
+
+
+def codes(items: Sequence[Any]) -> list[str]:
+    return [i["reception_code"] or i["source_id"] for i in items]
+
+
+def test_digest_sections_on_a_crafted_store(engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    data = digest.as_json()
+    assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags"]
+    assert data["date"] == "2026-02-12"
+    # new since the last digest, grouped by source; "I" is after now, "G" before the last digest
+    # "J" ended a month before the window (history loaded by a first sync): counted, not listed
+    assert codes(data["new"]) == ["HT-77", "HKD-5", "H01-0001", "CT-9"]
+    assert digest.new_by_source() == {"civil_status": 1, "household_business": 1, "one_stop": 1,
+                                      "residence": 1}
+    assert digest.backfilled == 2
+    # due within 2 working days of Thursday 12 February: today, Friday 13, and Monday 23 (Tết between)
+    assert codes(data["due_soon"]) == ["H01-0007", "H01-0001"]
+    assert [i["working_days_left"] for i in data["due_soon"]] == [0, 2]
+    # overdue: open and due before today; awaiting supplement and ended ones excluded
+    assert codes(data["overdue"]) == ["H01-0003"]
+    assert data["overdue"][0]["days_overdue"] == 2
+    # flags raised since the last digest and still open, about a case or about a lone record
+    assert [(f["kind"], f["reception_code"] or f["source_id"]) for f in data["new_flags"]] == [
+        ("bypassed_reception", "HT-77"), ("unknown_reception_code", "H01-9999"), ("data_quality", "H01-0001")]
+    assert data["new_flags"][1]["source"] == "civil_status"
+    assert data["new_flags"][1]["source_id"] == "HT-88"
+    assert data["new_flags"][1]["details"] == "cites H01-9999, CCCD [id-redacted]"
+    assert data["new_flags"][2]["details"] == {"issue": "no_due_date"}
+    for section in ("new", "due_soon", "overdue", "new_flags"):
+        for item in data[section]:
+            assert {"reception_code", "source_id", "procedure_code", "procedure_name", "source",
+                    "due_on"} <= set(item)
+            assert item["reception_code"] or item["source_id"]
+    # the own id of a one_stop case is its one_stop record's id
+    a = next(i for i in data["new"] if i["reception_code"] == "H01-0001")
+    assert (a["source"], a["source_id"], a["due_on"]) == ("one_stop", "OS-1", "2026-02-23")
+    assert a["applicant"] == "N. V. An"
+    text = json.dumps(data, ensure_ascii=False)
+    assert "Nguyễn Văn An" not in text and not re.search(r"(?<!\d)\d{12}(?!\d)", text)
+
+
+def test_first_digest_covers_since_the_previous_working_days_digest_time(engine: Engine,
+                                                                         settings: Settings) -> None:
+    crafted.load(engine, last_digest=None)
+    monday = dt.datetime(2026, 2, 23, 7, 30, tzinfo=ICT)
+    digest = build_digest(engine, settings, monday.date(), now=monday)
+    assert digest.first
+    assert digest.since == dt.datetime(2026, 2, 13, 7, 30, tzinfo=ICT)  # Friday before Tết
+
+
+def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    subj = subject(digest)
+    assert subj.startswith("[Phường Thạch Khôi] Bản tin hồ sơ ngày 12/02/2026")
+    assert "4 mới" in subj and "2 sắp đến hạn" in subj and "1 quá hạn" in subj and "3 cảnh báo" in subj
+    for body in (render_text(digest), render_html(digest)):
+        assert "Hồ sơ mới" in body and "quá hạn" in body and "H01-0001" in body
+        assert "N. V. An" in body and "Nguyễn Văn An" not in body
+        assert "012345678901" not in body and "[id-redacted]" in body
+        assert "hồ sơ chưa có ngày hẹn trả" in body
+        assert "Ngoài ra 2 hồ sơ đã kết thúc từ trước" in body
+
+
+class Recorder(Notifier):
+    name = "recorder"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[Digest] = []
+
+    @property
+    def channel(self) -> str:
+        return "test:recorder"
+
+    def build(self, digest: Digest, message_id: str) -> Any:
+        return digest
+
+    def send(self, message: Any) -> None:
+        raise AssertionError("not used")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sequence[Notifier]:
+        return []
+
+    def deliver(self, engine: Engine, digest: Digest, *, force: bool = False,
+                now: dt.datetime | None = None) -> NotifyOutcome:
+        self.seen.append(digest)
+        return NotifyOutcome(self.channel, FAILED if self.fail else SENT, "down" if self.fail else None)
+
+
+def test_since_moves_only_after_a_successful_send(engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    failed = send_digest(engine, settings, digest, now=NOW, notifiers=[Recorder(fail=True)])
+    assert not failed.ok
+    with read_connection(engine) as conn:
+        assert last_digest_at(conn) == LAST_DIGEST
+    ok = send_digest(engine, settings, digest, now=NOW, notifiers=[Recorder()])
+    assert ok.ok and ok.sent_now
+    with read_connection(engine) as conn:
+        assert last_digest_at(conn) == NOW
+    # the next digest starts where this one ended
+    later = dt.datetime(2026, 2, 12, 10, 0, tzinfo=ICT)
+    nxt = build_digest(engine, settings, TODAY, now=later)
+    assert nxt.since == NOW and [i.code for i in nxt.new] == ["H01-0009"]

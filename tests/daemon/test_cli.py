@@ -1,0 +1,103 @@
+"""The operator commands through the real command line: ``logs``, ``status``, ``alerts``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from sync_agent.cli import main
+from sync_agent.config import load_settings
+from sync_agent.store.engine import open_engine
+from sync_agent.sync import sync_source
+from tests.daemon import crafted
+from tests.daemon.receiver import webhook_receiver
+from tests.daemon.test_logs import write_family
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_logs_filters(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    (tmp_path / "logs").mkdir()
+    write_family(tmp_path / "logs")
+    code, out, err = run(config, "logs", "--run", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 and all("run=2 source=residence" in x for x in lines)
+    assert "2 unreadable or partial line(s) skipped" in err
+    code, out, _ = run(config, "logs", "--source", "one_stop", "--level", "error", "--format", "json")
+    assert code == 0
+    [row] = [json.loads(x) for x in out.splitlines()]
+    assert (row["run_id"], row["status"]) == (1, "failed")
+    code, out, _ = run(config, "logs", "--since", "2026-11-27", "--format", "json")
+    assert [json.loads(x)["event"] for x in out.splitlines()] == ["daemon_started", "sync_finished"]
+    code, _, err = run(config, "logs", "--since", "yesterday")
+    assert code == 2 and "not a time" in err
+
+
+def test_status_fresh_then_failing_with_the_host_in_utc(write_config: Callable[..., Path]) -> None:
+    config = write_config(extra='[alerts]\nrecipients = ["tiepnhan@example.gov.vn"]\ntime = "07:30"\n')
+
+    def status() -> dict[str, object]:
+        out = subprocess.run([sys.executable, "-m", "sync_agent", "--config", str(config), "status",
+                              "--format", "json"], env={**os.environ, "TZ": "UTC"}, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        data: dict[str, object] = json.loads(out.stdout)
+        return data
+
+    fresh = status()
+    assert fresh["daemon"] == {"running": False, "pid": None}
+    assert str(fresh["now"]).endswith("+07:00")
+    sources = fresh["sources"]
+    assert isinstance(sources, list) and [s["failures_in_a_row"] for s in sources] == [0, 0, 0, 0]
+    jobs = {j["id"]: j for j in fresh["next_jobs"]}  # type: ignore[attr-defined]
+    assert jobs["alerts:digest"]["next_run"].endswith("T07:30:00+07:00")
+
+    settings = load_settings(config)
+    engine = open_engine(settings.agent.database_url)
+    assert sync_source(engine, settings, "residence").status == "failed"
+    failing = status()
+    by_source = {s["source"]: s for s in failing["sources"]}  # type: ignore[attr-defined]
+    assert by_source["residence"]["failures_in_a_row"] == 1
+    assert "TransientSourceError" in by_source["residence"]["last_error"]
+    assert failing["healthy"] is False
+    code, out, _ = run(config, "status")
+    assert code == 0 and "residence" in out and "failed: TransientSourceError" in out
+
+
+def test_alerts_json_and_send_through_a_webhook(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    with webhook_receiver() as rx:
+        config = write_config(extra=f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        engine = open_engine(load_settings(config).agent.database_url)
+        crafted.load(engine)
+        code, out, _ = run(config, "alerts", "--date", "2026-02-12", "--format", "json")
+        assert code == 0
+        data = json.loads(out)
+        assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags"]
+        assert data["date"] == "2026-02-12"
+        code, out, err = run(config, "alerts", "--send")
+        assert code == 0 and "BẢN TIN HỒ SƠ NGÀY" in out and f"webhook:{rx.url}: sent" in err
+        code, _, err = run(config, "alerts", "--send")
+        assert code == 0 and "already sent" in err
+    assert len(rx.requests) == 1
+    code, out, _ = run(config, "status", "--format", "json")
+    last = json.loads(out)["last_digest"]
+    assert last["channel"] == f"webhook:{rx.url}" and last["status"] == "sent"
+    assert last["key"].startswith("alerts:")
+
+
+def test_alerts_send_without_any_channel_is_a_usage_error(write_config: Callable[..., Path]) -> None:
+    code, _, err = run(write_config(), "alerts", "--send")
+    assert code == 2 and "no recipients or webhooks configured in [alerts]" in err

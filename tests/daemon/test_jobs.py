@@ -1,0 +1,109 @@
+"""The daemon's own jobs, called directly with a fixed clock: digest, retries, catch-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+from sqlalchemy import Engine
+
+from sync_agent import notifiers
+from sync_agent.alerts import last_digest_at
+from sync_agent.config import Settings, load_settings
+from sync_agent.daemon import DELIVERY_RETRY_DELAY, Daemon, job_specs
+from sync_agent.store.engine import open_engine, read_connection, write_transaction
+from sync_agent.store.tables import deliveries
+from tests.daemon import crafted
+from tests.daemon.crafted import ICT
+from tests.daemon.receiver import webhook_receiver
+
+REPORT = '[report]\nrecipients = ["ttpvhcc@example.gov.vn"]\nsend_day = 15\nsend_time = "08:00"\n'
+
+
+def daemon_at(settings: Settings, engine: Engine, now: dt.datetime) -> Daemon:
+    d = Daemon(settings, engine, clock=lambda: now)
+    d.specs = job_specs(settings, now)
+    return d
+
+
+def setup(write_config: Callable[..., Path], extra: str) -> tuple[Settings, Engine]:
+    settings = load_settings(write_config(extra=extra))
+    return settings, open_engine(settings.agent.database_url)
+
+
+def test_the_digest_job_skips_tet_and_sends_on_a_working_day(write_config: Callable[..., Path]) -> None:
+    with webhook_receiver() as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        crafted.load(engine)
+        tet = dt.datetime(2026, 2, 17, 7, 30, tzinfo=ICT)
+        with structlog.testing.capture_logs() as logs:
+            daemon_at(settings, engine, tet)._digest()
+        assert next(e for e in logs if e["event"] == "digest_skipped")["reason"] == "not a working day"
+        assert rx.requests == []
+        daemon_at(settings, engine, crafted.NOW)._digest()
+        assert len(rx.requests) == 1
+    with read_connection(engine) as conn:
+        assert last_digest_at(conn) == crafted.NOW
+
+
+def test_a_failed_digest_is_retried_later_without_resending_what_went(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver(statuses=[503] * 8) as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        d = daemon_at(settings, engine, crafted.NOW)
+        d._digest()
+    job = d.scheduler.get_job("alerts:digest:retry")
+    assert job is not None
+    assert job.trigger.run_date == crafted.NOW + DELIVERY_RETRY_DELAY
+    for _ in range(5):
+        d._retry_later("alerts:digest", crafted.TODAY, d._digest, crafted.NOW)
+    assert d._retries[("alerts:digest", crafted.TODAY)] == 6  # logged as exhausted after 3
+
+
+def test_catch_up_at_start_for_a_due_report_and_a_missed_digest(write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT + '[alerts]\nrecipients = ["a@example.gov.vn"]\n')
+    friday = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ICT)  # the 2026-11 report was due on the 15th
+    d = daemon_at(settings, engine, friday)
+    d._schedule_catch_ups(friday)
+    assert {j.id for j in d.scheduler.get_jobs()} == {"report:monthly:catch-up", "alerts:digest:catch-up"}
+    with write_transaction(engine) as conn:
+        for key in ("report:2026-11", "alerts:2026-11-27"):
+            conn.execute(deliveries.insert().values(key=key, channel="email", message_id=f"<{key}@x>",
+                                                    status="sent", created_at=friday, updated_at=friday))
+    d = daemon_at(settings, engine, friday)
+    d._schedule_catch_ups(friday)
+    assert d.scheduler.get_jobs() == []
+    # on the send day before the send time the cron job will do it; on a Saturday no digest is due
+    d = daemon_at(settings, engine, dt.datetime(2026, 12, 15, 7, 0, tzinfo=ICT))
+    d._schedule_catch_ups(dt.datetime(2026, 12, 15, 7, 0, tzinfo=ICT))
+    assert d.scheduler.get_jobs() == []
+    saturday = dt.datetime(2026, 11, 28, 9, 0, tzinfo=ICT)
+    d = daemon_at(settings, engine, saturday)
+    d._schedule_catch_ups(saturday)
+    assert d.scheduler.get_jobs() == []
+
+
+def test_a_sync_that_lands_during_reconciliation_gets_another_run(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent import reconcile as reconcile_module
+
+    settings, engine = setup(write_config, "")
+    d = daemon_at(settings, engine, crafted.NOW)
+    calls: list[int] = []
+
+    def fake(engine: Engine, tz: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            d.request_reconcile()  # a sync committed records meanwhile
+
+    monkeypatch.setattr(reconcile_module, "reconcile", fake)
+    d._reconcile()
+    assert len(calls) == 2 and not d._reconcile_running and not d._reconcile_pending
+    woken: list[object] = []
+    monkeypatch.setattr(d.scheduler, "modify_job", lambda job_id, **kw: woken.append((job_id, kw)))
+    d.request_reconcile()  # nothing running: the job is woken now
+    assert woken == [("reconcile", {"next_run_time": crafted.NOW})]

@@ -1,0 +1,104 @@
+"""``logs``: the JSON log family read back and filtered; the pipeline that writes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import logging
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from sync_agent import logging as agent_logging
+from sync_agent.logs import LogFilter, ReadStats, format_text, log_files, parse_time, read_log
+
+ICT = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def line(ts: str, level: str, event: str, **kw: object) -> str:
+    return json.dumps({"timestamp": ts, "level": level, "event": event, "logger": "sync_agent.sync", **kw},
+                      ensure_ascii=False)
+
+
+def write_family(folder: Path) -> Path:
+    live = folder / "agent.jsonl"
+    older = folder / "agent.jsonl.2.gz"
+    old = folder / "agent.jsonl.1"
+    with gzip.open(older, "wt", encoding="utf-8") as f:
+        f.write(line("2026-11-25T01:00:00Z", "info", "sync_started", run_id=1, source="one_stop") + "\n")
+        f.write(line("2026-11-25T01:00:05Z", "error", "sync_finished", run_id=1, source="one_stop",
+                     status="failed") + "\n")
+    old.write_text(
+        line("2026-11-26T01:00:00Z", "info", "sync_started", run_id=2, source="residence") + "\n"
+        + '{"timestamp": "2026-11-26T01:00:01Z", "level": "inf\n'  # cut by a crash
+        + line("2026-11-26T01:00:09Z", "warning", "record_quarantined", run_id=2, source="residence") + "\n",
+        encoding="utf-8")
+    live.write_text(
+        line("2026-11-27T01:00:00Z", "info", "daemon_started") + "\n"
+        + line("2026-11-27T01:00:02Z", "info", "sync_finished", run_id=3, source="one_stop") + "\n"
+        + '{"timestamp": "2026-11-27T01:00:03Z", "level": "info", "ev',  # being written right now
+        encoding="utf-8")
+    for i, p in enumerate((older, old, live)):
+        os.utime(p, (1_000_000 + i * 1000, 1_000_000 + i * 1000))
+    return live
+
+
+def test_rotated_files_are_read_oldest_first_and_partial_lines_skipped(tmp_path: Path) -> None:
+    live = write_family(tmp_path)
+    assert [p.name for p in log_files(live)] == ["agent.jsonl.2.gz", "agent.jsonl.1", "agent.jsonl"]
+    stats = ReadStats()
+    events = read_log(live, stats=stats)
+    assert [e.run_id for e in events] == [1, 1, 2, 2, None, 3]
+    assert stats.files == 3 and stats.skipped == 2
+
+
+def test_filters(tmp_path: Path) -> None:
+    live = write_family(tmp_path)
+    assert [e.event for e in read_log(live, LogFilter(run_id=2))] == ["sync_started", "record_quarantined"]
+    assert {e.run_id for e in read_log(live, LogFilter(source="one_stop"))} == {1, 3}
+    warnings = read_log(live, LogFilter(level="warning"))
+    assert [e.event for e in warnings] == ["sync_finished", "record_quarantined"]
+    since = parse_time("2026-11-26T08:00", dt.datetime(2026, 11, 27, tzinfo=ICT), ICT)  # 01:00 UTC
+    assert [e.run_id for e in read_log(live, LogFilter(since=since))] == [2, 2, None, 3]
+    assert [e.run_id for e in read_log(live, LogFilter(source="one_stop"), limit=1)] == [3]
+
+
+def test_relative_times_and_text_lines(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=ICT)
+    assert parse_time("2h", now, ICT) == now - dt.timedelta(hours=2)
+    assert parse_time("1d", now, ICT) == now - dt.timedelta(days=1)
+    assert parse_time("2026-11-27", now, ICT) == dt.datetime(2026, 11, 27, tzinfo=ICT)
+    ev = read_log(write_family(tmp_path), LogFilter(run_id=3))[0]
+    assert format_text(ev, ICT).startswith("2026-11-27 08:00:02 INFO     sync_finished run=3 source=one_stop")
+
+
+def test_the_pipeline_writes_json_lines_with_context_and_redaction(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "agent.jsonl"
+    agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
+    try:
+        with structlog.contextvars.bound_contextvars(run_id=7, source="residence"):
+            structlog.get_logger("sync_agent.test").info("sync_finished", fetched=3,
+                                                         api_key="k-123", note="citizen 012345678901")
+            logging.getLogger("urllib3.connectionpool").warning("Retrying %s?api_key=%s", "/hoso", "secret9")
+            logging.getLogger("apscheduler.scheduler").warning("Run time of job %r was missed", "sync:x")
+            logging.getLogger("apscheduler.executors.default").info("Running job (noise, dropped)")
+            logging.getLogger("tenacity").warning("retry after password=hunter2")
+    finally:
+        for h in logging.getLogger().handlers:
+            h.flush()
+    rows = [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines()]
+    by_event = {r["event"]: r for r in rows}
+    ours = by_event["sync_finished"]
+    assert (ours["run_id"], ours["source"], ours["level"]) == (7, "residence", "info")
+    assert ours["api_key"] == "[redacted]" and ours["note"] == "citizen [id-redacted]"
+    assert ours["timestamp"].endswith("Z")
+    stdlib = by_event["Retrying /hoso?api_key=[redacted]"]
+    assert stdlib["logger"] == "urllib3.connectionpool" and stdlib["run_id"] == 7
+    assert "Run time of job 'sync:x' was missed" in by_event
+    assert not any(e.startswith("Running job") for e in by_event)
+    assert "retry after password=[redacted]" in by_event
+    text = log_file.read_text(encoding="utf-8")
+    assert "hunter2" not in text and "secret9" not in text and "012345678901" not in text

@@ -1,0 +1,67 @@
+"""``status`` on a fresh store and on a setup whose sources are all down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sync_agent.config import load_settings
+from sync_agent.locks import try_lock
+from sync_agent.status import collect_status, render_text
+from sync_agent.store.engine import open_engine
+from sync_agent.sync import sync_source
+
+ICT = ZoneInfo("Asia/Ho_Chi_Minh")
+NOW = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ICT)  # a Friday afternoon
+ALERTS = '''
+[alerts]
+recipients = ["tiepnhan@example.gov.vn"]
+time = "07:30"
+'''
+
+
+def test_status_on_a_fresh_store(write_config: Callable[..., Path]) -> None:
+    settings = load_settings(write_config(extra=ALERTS))
+    engine = open_engine(settings.agent.database_url)
+    st = collect_status(engine, settings, now=NOW)
+    assert not st.daemon_running
+    assert [s.source for s in st.sources] == ["one_stop", "civil_status", "residence", "household_business"]
+    for s in st.sources:
+        assert (s.last_success, s.cursor, s.lag) == (None, None, None)
+        assert (s.failures_in_a_row, s.last_status) == (0, None)
+    assert st.open_flags == {"bypassed_reception": 0, "unknown_reception_code": 0, "status_mismatch": 0,
+                             "data_quality": 0}
+    jobs = {j.id: j for j in st.next_jobs}
+    assert jobs["sync:one_stop"].note.startswith("never synced")
+    assert jobs["alerts:digest"].next_run == dt.datetime(2026, 11, 30, 7, 30, tzinfo=ICT)  # Monday
+    assert "report:monthly" not in jobs  # no report recipients configured
+    text = render_text(st)
+    assert "daemon: not running" in text and "no runs yet" in text and "alerts:digest" in text
+    data = st.as_json()
+    assert data["daemon"] == {"running": False, "pid": None}
+    assert data["next_jobs"][-1]["next_run"] == "2026-11-30T07:30:00+07:00"
+
+
+def test_status_when_every_source_is_down_and_a_daemon_is_running(write_config: Callable[..., Path]) -> None:
+    settings = load_settings(write_config())  # every base_url is a closed local port
+    engine = open_engine(settings.agent.database_url)
+    for _ in range(2):
+        for source in settings.source_names:
+            assert sync_source(engine, settings, source).status == "failed"
+    lock = try_lock(engine, "daemon")
+    assert lock is not None
+    try:
+        st = collect_status(engine, settings, now=dt.datetime.now(ICT))
+    finally:
+        lock.release()
+    assert st.daemon_running and st.daemon_pid is not None
+    assert not st.healthy
+    for s in st.sources:
+        assert s.failures_in_a_row == 2 and s.last_status == "failed" and s.last_success is None
+        assert s.last_error and s.stale
+    text = render_text(st)
+    assert "daemon: running" in text and "failed: " in text and "[STALE]" in text
+    jobs = {j.id: j for j in st.next_jobs}
+    assert jobs["sync:one_stop"].note in ("estimated from the last run", "due now")
