@@ -3,13 +3,17 @@
 The agent runs as a whole process (`sync-agent sync one_stop` on a fresh SQLite file); the
 baseline is a hand-written standard-library loop doing the same work: log in, page through the
 same window with the same page size, parse JSON and upsert every page into sqlite3 with
-``INSERT ... ON CONFLICT DO UPDATE`` in one transaction per page. Both read from one simulator
-process started once per size, one after the other, so they share the machine fairly.
+``INSERT ... ON CONFLICT DO UPDATE`` in one transaction per page (WAL, ``synchronous=FULL``).
+Both read from one simulator process started once per size, one after the other, so they share
+the machine fairly; with ``--repeat`` they alternate and the medians are reported.
 
     .venv/bin/python bench/sync.py                     # 10k, 100k, 1M
-    .venv/bin/python bench/sync.py --sizes 10000 100000
+    .venv/bin/python bench/sync.py --sizes 10000 100000 --repeat 3
 
-Reports throughput (records/s), the ratio agent/baseline, and each process's peak RSS.
+Reports throughput (records/s), the ratio agent/baseline, each process's CPU time (user + system)
+and peak RSS. The `sync` command also reconciles the store once the sources are synced; its own
+line says how long that took, and the table shows it apart (``reconcile s``) together with the
+ratio of the process without it (``sync only``).
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +65,9 @@ def start_simulator(records: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("simulator did not start")
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in MB (of the child alone, from wait4) and its output."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system), peak RSS in MB (of the child alone, from wait4)
+    and its output."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
@@ -71,7 +77,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{out}")
-    return elapsed, usage.ru_maxrss // 1024, out
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out
 
 
 BASELINE = textwrap.dedent('''
@@ -131,42 +137,63 @@ def stored(db: Path, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def bench_size(records: int) -> dict[str, float]:
+def reconcile_seconds(out: str) -> float:
+    """The reconciliation's own time, from the line ``sync`` prints for it (0 if none)."""
+    m = re.search(r"^reconcile\b.*\((\d+(?:\.\d+)?)s\)\s*$", out, re.MULTILINE)
+    return float(m.group(1)) if m else 0.0
+
+
+def bench_size(records: int, repeat: int) -> dict[str, float]:
     sim, url = start_simulator(records)
+    runs: dict[str, list[float]] = {k: [] for k in (
+        "baseline_s", "baseline_cpu", "baseline_rss", "agent_s", "agent_cpu", "agent_rss", "reconcile_s")}
     try:
-        with tempfile.TemporaryDirectory() as d:
-            tmp = Path(d)
-            base_s, base_rss, _ = run_measured(
-                [PY, "-c", BASELINE, url, str(tmp / "baseline.db"), str(PAGE_SIZE), USER, PASSWORD])
-            base_n = stored(tmp / "baseline.db", "d")
-            cfg = agent_config(tmp, url)
-            env = {**os.environ, "PYTHONHASHSEED": "0"}
-            agent_s, agent_rss, out = run_measured(
-                [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env)
-            agent_n = stored(tmp / "agent.db", "dossiers")
-            if agent_n != base_n:
-                raise RuntimeError(f"agent stored {agent_n} records, baseline {base_n}:\n{out}")
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as d:
+                tmp = Path(d)
+                base_s, base_cpu, base_rss, _ = run_measured(
+                    [PY, "-c", BASELINE, url, str(tmp / "baseline.db"), str(PAGE_SIZE), USER, PASSWORD])
+                base_n = stored(tmp / "baseline.db", "d")
+                cfg = agent_config(tmp, url)
+                env = {**os.environ, "PYTHONHASHSEED": "0"}
+                agent_s, agent_cpu, agent_rss, out = run_measured(
+                    [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env)
+                agent_n = stored(tmp / "agent.db", "dossiers")
+                if agent_n != base_n or base_n != records:
+                    raise RuntimeError(f"agent stored {agent_n} records, baseline {base_n}:\n{out}")
+            for key, value in (("baseline_s", base_s), ("baseline_cpu", base_cpu), ("baseline_rss", base_rss),
+                               ("agent_s", agent_s), ("agent_cpu", agent_cpu), ("agent_rss", agent_rss),
+                               ("reconcile_s", reconcile_seconds(out))):
+                runs[key].append(value)
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=60)
-    return {"records": records, "baseline_s": base_s, "agent_s": agent_s,
-            "baseline_rps": base_n / base_s, "agent_rps": agent_n / agent_s,
-            "baseline_rss": base_rss, "agent_rss": agent_rss}
+    row: dict[str, float] = {"records": records, "repeat": repeat}
+    for key, values in runs.items():
+        row[key] = max(values) if key.endswith("_rss") else statistics.median(values)
+    row["baseline_rps"] = records / row["baseline_s"]
+    row["agent_rps"] = records / row["agent_s"]
+    row["sync_only_s"] = statistics.median(a - r for a, r in zip(runs["agent_s"], runs["reconcile_s"], strict=True))
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each side per size (medians reported)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    rows = [bench_size(n) for n in args.sizes]
+    rows = [bench_size(n, args.repeat) for n in args.sizes]
     print("| records | baseline s | agent s | baseline rec/s | agent rec/s | agent/baseline "
+          "| reconcile s | sync only: agent/baseline | baseline CPU s | agent CPU s "
           "| baseline peak RSS MB | agent peak RSS MB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['records']:,} | {r['baseline_s']:.1f} | {r['agent_s']:.1f} | {r['baseline_rps']:,.0f} "
               f"| {r['agent_rps']:,.0f} | {r['agent_rps'] / r['baseline_rps']:.2f} "
-              f"| {r['baseline_rss']} | {r['agent_rss']} |")
+              f"| {r['reconcile_s']:.1f} | {r['baseline_s'] / r['sync_only_s']:.2f} "
+              f"| {r['baseline_cpu']:.1f} | {r['agent_cpu']:.1f} "
+              f"| {r['baseline_rss']:.0f} | {r['agent_rss']:.0f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 

@@ -32,6 +32,7 @@ from sync_agent.errors import (
     SourceError,
     TransientSourceError,
 )
+from sync_agent.prefetch import cpu_turn
 from sync_agent.privacy import redact_text
 
 log = structlog.get_logger()
@@ -366,7 +367,8 @@ class HttpClient:
 def _decode_json(body: bytes, where: str) -> Any:
     """A 200 whose body is not JSON (cut short, or a proxy's HTML error page) is worth a retry."""
     try:
-        return json.loads(body.decode("utf-8"))
+        with cpu_turn():
+            return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         hint = "empty body" if not body.strip() else f"{len(body)} bytes that are not JSON"
         raise TransientSourceError(f"{where}: {hint}") from None

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sync_agent.config import ConnectorSettings
 from sync_agent.errors import FatalSourceError
 from sync_agent.model import DossierRecord, Page, QuarantinedRecord
+from sync_agent.prefetch import cpu_turn
 
 #: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise
 FAR_PAST = dt.date(2000, 1, 1)
@@ -106,7 +107,8 @@ def keyset_pages(
     previous_ids: tuple[str | None, ...] | None = None
     while not stopping():
         batch = fetch(position, page_no)
-        outputs = [normalise(item) for item in batch.items]
+        with cpu_turn():
+            outputs = [normalise(item) for item in batch.items]
         final = batch.last or len(batch.items) < page_size
         reached = latest(outputs)
         ids = tuple(o.source_id for o in outputs)

@@ -8,6 +8,7 @@ value (never an ID number), and the record is quarantined rather than half-writt
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,30 +36,38 @@ def is_none(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+#: dotted keys split once: the mappings ask for the same few keys for every record
+_PATHS: dict[str, tuple[str, ...]] = {}
+
+
 def lookup(item: Mapping[str, Any], key: str) -> Any:
     """The value at ``key``; a dotted key walks nested objects (``"applicant.id_number"``).
 
-    A missing or empty parent object means the value is missing too.
+    A missing or empty parent object means the value is missing too. Called for every field of
+    every record, so a flat key on a plain ``dict`` (what JSON decodes to) is one ``get``.
     """
+    if type(item) is dict and "." not in key:
+        return item.get(key)
+    parts = _PATHS.get(key)
+    if parts is None:
+        parts = _PATHS[key] = tuple(key.split("."))
     value: Any = item
-    walked: list[str] = []
-    for part in key.split("."):
-        if is_none(value):
+    for i, part in enumerate(parts):
+        if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if not isinstance(value, Mapping):
-            raise RecordError(f"field {'.'.join(walked)}: expected an object, got {type(value).__name__}")
+        if type(value) is not dict and not isinstance(value, Mapping):
+            raise RecordError(f"field {'.'.join(parts[:i])}: expected an object, got {type(value).__name__}")
         value = value.get(part)
-        walked.append(part)
     return value
 
 
 def text(item: Mapping[str, Any], key: str) -> str | None:
     """A text field, stripped; numbers are taken as their decimal text."""
-    value = lookup(item, key)
-    if is_none(value):
-        return None
+    value = item.get(key) if type(item) is dict and "." not in key else lookup(item, key)
     if isinstance(value, str):
-        return value.strip()
+        return value.strip() or None
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     # The value itself is not shown: this may be an ID field.
@@ -107,7 +116,12 @@ def amount(item: Mapping[str, Any], key: str) -> Decimal | None:
 
 def objects(item: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     """A list of objects; none is an empty list."""
-    value = lookup(item, key)
+    value = item.get(key) if type(item) is dict and "." not in key else lookup(item, key)
+    if value.__class__ is list:
+        for v in value:
+            if v.__class__ is not dict and not isinstance(v, Mapping):
+                raise RecordError(f"field {key}: expected a list of objects")
+        return value
     if is_none(value):
         return []
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
@@ -127,6 +141,9 @@ def code(item: Mapping[str, Any], key: str, table: Mapping[str, Any], *, require
     return table[value]
 
 
+TimeParser = Callable[[str], dt.datetime]
+
+
 @dataclass(frozen=True)
 class LocalTimeFormat:
     """A wire time without a zone, read as the ward's local time.
@@ -140,11 +157,11 @@ class LocalTimeFormat:
 
     def parse(self, value: str, tz: ZoneInfo) -> dt.datetime:
         """The aware instant; ``ValueError`` when ``value`` is not exactly in this format."""
-        m = self.regex.fullmatch(value.strip())
-        if m is None:
-            raise ValueError(f"not in the form {self.pattern}")
-        g = {k: int(v) for k, v in m.groupdict().items()}
-        return dt.datetime(g["Y"], g["m"], g["d"], g["H"], g["M"], g["S"], tzinfo=tz)
+        return self.parser(tz)(value)
+
+    def parser(self, tz: ZoneInfo) -> TimeParser:
+        """``parse`` bound to ``tz``: one call per time field of every record, so made once."""
+        return _local_parser(self, tz)
 
     def format(self, moment: dt.datetime, tz: ZoneInfo) -> str:
         """``moment`` as the source writes it (ward time; sub-second part dropped)."""
@@ -154,15 +171,70 @@ class LocalTimeFormat:
         )
 
 
-TimeParser = Callable[[str], dt.datetime]
+@functools.lru_cache(maxsize=64)
+def _local_parser(fmt: LocalTimeFormat, tz: ZoneInfo) -> TimeParser:
+    shape = f"not in the form {fmt.pattern}"
+    datetime = dt.datetime
+    digits = _digits_only(fmt)
+    if digits is not None:
+        # All digits (``yyyyMMddHHmmss``): one int() and arithmetic, as the regex would read it
+        # (\d is str.isdecimal, and int() reads any decimal digits the same way).
+        length, (y, mo, d, h, mi, s) = digits
+
+        def parse_digits(value: str) -> dt.datetime:
+            text = value.strip()
+            if len(text) != length or not text.isdecimal():
+                raise ValueError(shape)
+            n = int(text)
+            return datetime(n // y[0] % y[1], n // mo[0] % mo[1], n // d[0] % d[1],
+                            n // h[0] % h[1], n // mi[0] % mi[1], n // s[0] % s[1], tzinfo=tz)
+
+        return parse_digits
+
+    fullmatch = fmt.regex.fullmatch
+    groups = tuple(fmt.regex.groupindex[name] for name in "YmdHMS")
+
+    def parse(value: str) -> dt.datetime:
+        m = fullmatch(value.strip())
+        if m is None:
+            raise ValueError(shape)
+        year, month, day, hour, minute, second = map(int, m.group(*groups))
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz)
+
+    return parse
+
+
+_FIELD = re.compile(r"\{([YmdHMS]):0(\d)d\}")
+
+
+def _digits_only(fmt: LocalTimeFormat) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+    """For a format of fixed-width numbers and nothing else, whose regex says exactly that:
+    its length, and (divisor, modulus) extracting each of Y m d H M S from the whole number."""
+    fields = [(m[1], int(m[2])) for m in _FIELD.finditer(fmt.template)]
+    if "".join(f"{{{name}:0{width}d}}" for name, width in fields) != fmt.template:
+        return None
+    expected = "".join(rf"(?P<{name}>\d{{{width}}})" for name, width in fields)
+    if fmt.regex.pattern != expected or fmt.regex.flags != re.compile(expected).flags:
+        return None
+    if sorted(name for name, _ in fields) != sorted("YmdHMS"):
+        return None
+    length = sum(width for _, width in fields)
+    place, at = 1, {}
+    for name, width in reversed(fields):
+        at[name] = (place, 10**width)
+        place *= 10**width
+    return length, tuple(at[name] for name in "YmdHMS")
 
 
 def time_field(item: Mapping[str, Any], key: str, parse: TimeParser, pattern: str) -> dt.datetime | None:
     """A time field through ``parse``; unparseable is a ``RecordError`` naming field and value."""
-    value = lookup(item, key)
-    if is_none(value):
+    value = item.get(key) if type(item) is dict and "." not in key else lookup(item, key)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+    elif value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    elif isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if isinstance(value, str):
         try:

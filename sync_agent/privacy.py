@@ -7,7 +7,6 @@ someone who copies the database.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -22,21 +21,30 @@ ID_PLACEHOLDER = "[id-redacted]"
 class IdHasher:
     """Keyed hash of ID numbers; one instance per configured key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_last")
 
     def __init__(self, key: str) -> None:
         if not key:
             raise ValueError("the ID hash key must not be empty")
         self._key = key.encode("utf-8")
+        # the last number and its hash: a mapping asks for the applicant key, then the payload's
+        # redaction for the same number (one tuple, replaced whole, so threads may share it)
+        self._last: tuple[str, str] = ("", "")
 
     def __call__(self, id_number: str | None) -> str | None:
         """The applicant key for an ID number, or ``None`` when there is no number."""
         if id_number is None:
             return None
-        digits = "".join(ch for ch in str(id_number) if not ch.isspace())
+        # str.split() drops exactly the characters str.isspace() calls whitespace
+        digits = "".join(str(id_number).split())
         if not digits:
             return None
-        return hmac.new(self._key, digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        last = self._last
+        if last[0] == digits:
+            return last[1]
+        key = hmac.digest(self._key, digits.encode("utf-8"), "sha256").hex()[:32]
+        self._last = (digits, key)
+        return key
 
 
 def redact_text(text: str) -> str:
@@ -48,19 +56,73 @@ def redact_payload(value: Any, id_keys: frozenset[str], hasher: IdHasher) -> Any
     """Copy of a JSON payload with every ``id_keys`` field replaced by its keyed hash.
 
     Free-text strings elsewhere are masked too: a citizen may type their ID number into a
-    dossier summary.
+    dossier summary. This runs once per record on every sync, so the walk only copies and
+    collects the strings; they are searched together, in one regex pass over their join, and
+    masked one by one only in the rare payload that has something to mask. The separator is
+    not alphanumeric, so each string meets the regex's lookarounds exactly as on its own.
     """
-    if isinstance(value, Mapping):
+    strings: list[str] = []
+    out = _hash_ids(value, id_keys, hasher, strings)
+    if not strings:
+        return out
+    if _ID_IN_TEXT.search(_JOIN.join(strings)) is not None:
+        return _mask_strings(out)
+    if len(_CLEAN) >= _CLEAN_MAX:
+        _CLEAN.clear()
+    for s in strings:
+        if len(s) <= _CLEAN_LONGEST:
+            _CLEAN[s] = None
+    return out
+
+
+#: joins a payload's strings for the one search; any non-alphanumeric character would do
+_JOIN = "\x00"
+
+#: Strings recently found to hold nothing ID-shaped. Procedure, field, office and file names
+#: repeat in every page, and skipping them more than halves the text the regex must scan. It
+#: is bounded (emptied when full), so memory stays flat however many records pass.
+_CLEAN: dict[str, None] = {}
+_CLEAN_MAX = 4096
+_CLEAN_LONGEST = 200
+
+
+def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: list[str]) -> Any:
+    """The copy with ID fields hashed; every other string is left as it is, and collected
+    unless it is known to be clean."""
+    kind = type(value)
+    if kind is str:
+        strings.append(value)
+        return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if k in id_keys and isinstance(v, str | int) and not isinstance(v, bool):
+            vkind = type(v)
+            if k in id_keys and isinstance(v, str | int) and vkind is not bool:
                 key = hasher(str(v))
                 out[k] = f"hmac:{key}" if key else v
+            elif vkind is str:
+                # a run of ASCII digits alone (a time, a code) is ID-shaped by its length only
+                if v not in _CLEAN and not (v.isascii() and v.isdecimal() and len(v) != 9 and len(v) != 12):
+                    strings.append(v)
+                out[k] = v
+            elif vkind is int or vkind is float or vkind is bool or v is None:
+                out[k] = v
             else:
-                out[k] = redact_payload(v, id_keys, hasher)
+                out[k] = _hash_ids(v, id_keys, hasher, strings)
         return out
     if isinstance(value, list):
-        return [redact_payload(v, id_keys, hasher) for v in value]
+        return [_hash_ids(v, id_keys, hasher, strings) for v in value]
+    if isinstance(value, str):
+        strings.append(value)
+    return value
+
+
+def _mask_strings(value: Any) -> Any:
+    """Every string of an already ID-hashed copy through ``redact_text`` (the hashes cannot match)."""
+    if isinstance(value, dict):
+        return {k: _mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
     return value

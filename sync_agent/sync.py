@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from sqlalchemy import Engine
@@ -22,6 +23,7 @@ from sync_agent.config import ConnectorSettings, Settings
 from sync_agent.errors import ConfigError, SourceError
 from sync_agent.locks import try_lock
 from sync_agent.model import Page
+from sync_agent.prefetch import Prefetch, fewer_collections
 from sync_agent.privacy import IdHasher, redact_text
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import write_transaction
@@ -31,6 +33,8 @@ log = structlog.get_logger("sync_agent.sync")
 
 #: the read window ends this far before "now": a source may still be writing the last second
 WINDOW_END_MARGIN = dt.timedelta(seconds=1)
+#: pages read ahead of the one being committed (each one held in memory until committed)
+PREFETCH_PAGES = 1
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,21 @@ def sync_source(
             connector: Connector | None = None
             try:
                 connector = connector_factory(cs, connector_context(settings))
-                for page in connector.fetch(since, until):
-                    counts = _commit_page(engine, source, run_id, page, until, settings, clock)
-                    for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
-                                           counts.unchanged, counts.quarantined)):
-                        totals[i] += n
-                    if stop is not None and stop.is_set():
-                        status, error = run_store.INTERRUPTED, "stopped on request at a page boundary"
-                        break
+                # the next page is read (and normalised) while this one is written and committed
+                with fewer_collections(), Prefetch(
+                    partial(connector.fetch, since, until), depth=PREFETCH_PAGES, stop=stop,
+                    cancel=connector.request_stop, name=f"read-{source}",
+                ) as pages:
+                    for page in pages:
+                        with pages.turn:
+                            counts = _commit_page(engine, source, run_id, page, until, settings, clock)
+                        for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
+                                               counts.unchanged, counts.quarantined)):
+                            totals[i] += n
+                        if stop is not None and stop.is_set():
+                            break
+                if not pages.complete:
+                    status, error = run_store.INTERRUPTED, "stopped on request at a page boundary"
             except (SourceError, ConfigError) as exc:
                 status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a connector bug must not stop the other sources

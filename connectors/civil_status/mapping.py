@@ -13,6 +13,7 @@ from typing import Any
 from connectors.base import ConnectorContext
 from connectors.wire import (
     LocalTimeFormat,
+    TimeParser,
     amount,
     code,
     end_times,
@@ -58,15 +59,15 @@ CHANNELS: Mapping[str, Channel] = {
 
 
 def parse_time(value: str, context: ConnectorContext) -> dt.datetime:
-    return TIME_FORMAT.parse(value, context.timezone)
+    return TIME_FORMAT.parser(context.timezone)(value)
 
 
 def format_time(moment: dt.datetime, context: ConnectorContext) -> str:
     return TIME_FORMAT.format(moment, context.timezone)
 
 
-def _time(item: Mapping[str, Any], key: str, context: ConnectorContext) -> dt.datetime | None:
-    return time_field(item, key, lambda v: parse_time(v, context), TIME_FORMAT.pattern)
+def _time(item: Mapping[str, Any], key: str, parse: TimeParser) -> dt.datetime | None:
+    return time_field(item, key, parse, TIME_FORMAT.pattern)
 
 
 def to_record(
@@ -81,8 +82,9 @@ def to_record(
     source_id = required_text(item, "maHoSo")
     procedure_code = required_text(item, "maTTHC")
     status: Status = code(item, "trangThai", STATUSES)
-    updated = required_time(item, "ngayCapNhat", lambda v: parse_time(v, context), TIME_FORMAT.pattern)
-    ends = end_times(status, _time(item, "ngayXuLyXong", context), updated, FALLS_BACK)
+    parse = TIME_FORMAT.parser(context.timezone)
+    updated = required_time(item, "ngayCapNhat", parse, TIME_FORMAT.pattern)
+    ends = end_times(status, _time(item, "ngayXuLyXong", parse), updated, FALLS_BACK)
     fee = amount(item, "lePhi")
     return DossierRecord(
         source=source,
@@ -97,9 +99,9 @@ def to_record(
         applicant_name=text(item, "nguoiYeuCau.hoTen"),
         applicant_key=context.hasher(text(item, "nguoiYeuCau.soDinhDanh")),
         channel=CHANNELS.get(text(item, "kenhNop") or "", Channel.UNKNOWN),
-        submitted_at=_time(item, "ngayNop", context),
-        received_at=_time(item, "ngayTiepNhan", context),
-        due_at=_time(item, "ngayHenTra", context),
+        submitted_at=_time(item, "ngayNop", parse),
+        received_at=_time(item, "ngayTiepNhan", parse),
+        due_at=_time(item, "ngayHenTra", parse),
         completed_at=ends.completed_at,
         rejected_at=ends.rejected_at,
         withdrawn_at=ends.withdrawn_at,
@@ -128,6 +130,6 @@ def normalise_item(
         id_keys=ID_KEYS,
         id_field="maHoSo",
         updated_field="ngayCapNhat",
-        parse_updated=lambda v: parse_time(v, context),
+        parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )

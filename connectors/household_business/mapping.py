@@ -13,6 +13,7 @@ from typing import Any
 from connectors.base import ConnectorContext
 from connectors.wire import (
     LocalTimeFormat,
+    TimeParser,
     amount,
     code,
     end_times,
@@ -57,7 +58,7 @@ CHANNELS: Mapping[str, Channel] = {"TRUC_TUYEN": Channel.ONLINE, "TRUC_TIEP": Ch
 
 
 def parse_time(value: str, context: ConnectorContext) -> dt.datetime:
-    return TIME_FORMAT.parse(value, context.timezone)
+    return TIME_FORMAT.parser(context.timezone)(value)
 
 
 def format_time(moment: dt.datetime, context: ConnectorContext) -> str:
@@ -68,8 +69,8 @@ def format_day(day: dt.date) -> str:
     return day.strftime(DAY_FORMAT)
 
 
-def _time(item: Mapping[str, Any], key: str, context: ConnectorContext) -> dt.datetime | None:
-    return time_field(item, key, lambda v: parse_time(v, context), TIME_FORMAT.pattern)
+def _time(item: Mapping[str, Any], key: str, parse: TimeParser) -> dt.datetime | None:
+    return time_field(item, key, parse, TIME_FORMAT.pattern)
 
 
 def to_record(
@@ -84,8 +85,9 @@ def to_record(
     source_id = required_text(item, "MaHoSo")
     procedure_code = required_text(item, "MaTTHC")
     status: Status = code(item, "TinhTrang", STATUSES)
-    updated = required_time(item, "NgayCapNhat", lambda v: parse_time(v, context), TIME_FORMAT.pattern)
-    ends = end_times(status, _time(item, "NgayHoanThanh", context), updated, FALLS_BACK)
+    parse = TIME_FORMAT.parser(context.timezone)
+    updated = required_time(item, "NgayCapNhat", parse, TIME_FORMAT.pattern)
+    ends = end_times(status, _time(item, "NgayHoanThanh", parse), updated, FALLS_BACK)
     fee = amount(item, "LePhi")
     return DossierRecord(
         source=source,
@@ -100,9 +102,9 @@ def to_record(
         applicant_name=text(item, "ChuHoKinhDoanh.HoTen"),
         applicant_key=context.hasher(text(item, "ChuHoKinhDoanh.SoDinhDanh")),
         channel=CHANNELS.get(text(item, "KenhNop") or "", Channel.UNKNOWN),
-        submitted_at=_time(item, "NgayNop", context),
-        received_at=_time(item, "NgayTiepNhan", context),
-        due_at=_time(item, "NgayHenTra", context),
+        submitted_at=_time(item, "NgayNop", parse),
+        received_at=_time(item, "NgayTiepNhan", parse),
+        due_at=_time(item, "NgayHenTra", parse),
         completed_at=ends.completed_at,
         rejected_at=ends.rejected_at,
         withdrawn_at=ends.withdrawn_at,
@@ -131,6 +133,6 @@ def normalise_item(
         id_keys=ID_KEYS,
         id_field="MaHoSo",
         updated_field="NgayCapNhat",
-        parse_updated=lambda v: parse_time(v, context),
+        parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )

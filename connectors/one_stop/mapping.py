@@ -14,6 +14,7 @@ from typing import Any
 from connectors.base import ConnectorContext
 from connectors.wire import (
     LocalTimeFormat,
+    TimeParser,
     amount,
     code,
     end_times,
@@ -60,15 +61,15 @@ PAID_ONLINE: frozenset[str] = frozenset({"1", "2"})
 
 
 def parse_time(value: str, context: ConnectorContext) -> dt.datetime:
-    return TIME_FORMAT.parse(value, context.timezone)
+    return TIME_FORMAT.parser(context.timezone)(value)
 
 
 def format_time(moment: dt.datetime, context: ConnectorContext) -> str:
     return TIME_FORMAT.format(moment, context.timezone)
 
 
-def _time(item: Mapping[str, Any], key: str, context: ConnectorContext) -> dt.datetime | None:
-    return time_field(item, key, lambda v: parse_time(v, context), TIME_FORMAT.pattern)
+def _time(item: Mapping[str, Any], key: str, parse: TimeParser) -> dt.datetime | None:
+    return time_field(item, key, parse, TIME_FORMAT.pattern)
 
 
 def is_digitised(item: Mapping[str, Any]) -> bool:
@@ -92,9 +93,10 @@ def to_record(item: Mapping[str, Any], context: ConnectorContext, *, source: str
     procedure_code = required_text(item, "MaTTHC")
     status_code = required_text(item, "TrangThaiHoSo")
     status: Status = code(item, "TrangThaiHoSo", STATUSES)
-    updated = required_time(item, "NgayCapNhat", lambda v: parse_time(v, context), TIME_FORMAT.pattern)
-    finished = _time(item, "NgayKetThucXuLy", context)
-    refused = _time(item, "NgayTuChoi", context)
+    parse = TIME_FORMAT.parser(context.timezone)
+    updated = required_time(item, "NgayCapNhat", parse, TIME_FORMAT.pattern)
+    finished = _time(item, "NgayKetThucXuLy", parse)
+    refused = _time(item, "NgayTuChoi", parse)
     if refused is not None and status_code not in NOT_REJECTABLE:
         status = Status.REJECTED
         ends = end_times(status, refused, updated, FALLS_BACK)
@@ -115,9 +117,9 @@ def to_record(item: Mapping[str, Any], context: ConnectorContext, *, source: str
         applicant_name=text(item, "ChuHoSo"),
         applicant_key=context.hasher(text(item, "SoGiayToChuHoSo")),
         channel=CHANNELS.get(channel_code or "", Channel.UNKNOWN),
-        submitted_at=_time(item, "NgayNopHoSo", context),
-        received_at=_time(item, "NgayTiepNhan", context),
-        due_at=_time(item, "NgayHenTra", context),
+        submitted_at=_time(item, "NgayNopHoSo", parse),
+        received_at=_time(item, "NgayTiepNhan", parse),
+        due_at=_time(item, "NgayHenTra", parse),
         completed_at=ends.completed_at,
         rejected_at=ends.rejected_at,
         withdrawn_at=ends.withdrawn_at,
@@ -141,6 +143,6 @@ def normalise_item(
         id_keys=ID_KEYS,
         id_field="MaHoSo",
         updated_field="NgayCapNhat",
-        parse_updated=lambda v: parse_time(v, context),
+        parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )

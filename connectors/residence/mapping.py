@@ -6,12 +6,15 @@ Pure functions: no I/O, so every rule of ``sources.md`` section 3 is testable on
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connectors.base import ConnectorContext
 from connectors.wire import (
+    TimeParser,
     amount,
     code,
     end_times,
@@ -63,25 +66,50 @@ def parse_time(value: str, context: ConnectorContext) -> dt.datetime:
     A time without an offset is refused (``ValueError``) rather than guessed: the format
     promises one, and a guess would be silently wrong by seven hours if the source meant UTC.
     """
-    m = _ISO.fullmatch(value.strip())
-    if m is None:
-        raise ValueError(f"not {TIME_PATTERN}")
-    z = m["z"]
-    if z in ("Z", "z"):
-        offset = dt.timedelta(0)
-    else:
-        digits = z[1:].replace(":", "")
-        offset = dt.timedelta(
-            hours=int(digits[:2]), minutes=int(digits[2:4] or 0), seconds=int(digits[4:] or 0)
+    return time_parser(context.timezone)(value)
+
+
+#: the fixed zone of each offset text seen (a source sends one or two)
+_ZONES: dict[str, dt.timezone] = {}
+
+
+def _zone(z: str) -> dt.timezone:
+    zone = _ZONES.get(z)
+    if zone is None:
+        if z in ("Z", "z"):
+            offset = dt.timedelta(0)
+        else:
+            digits = z[1:].replace(":", "")
+            offset = dt.timedelta(
+                hours=int(digits[:2]), minutes=int(digits[2:4] or 0), seconds=int(digits[4:] or 0)
+            )
+            if z[0] == "-":
+                offset = -offset
+        zone = dt.timezone(offset)
+        if len(_ZONES) < 64:
+            _ZONES[z] = zone
+    return zone
+
+
+@functools.lru_cache(maxsize=16)
+def time_parser(tz: ZoneInfo) -> TimeParser:
+    """``parse_time`` for one ward zone, made once: it runs for every time field of every record."""
+    fullmatch = _ISO.fullmatch
+    datetime = dt.datetime
+
+    def parse(value: str) -> dt.datetime:
+        m = fullmatch(value.strip())
+        if m is None:
+            raise ValueError(f"not {TIME_PATTERN}")
+        year, month, day, hour, minute, second, fraction, z = m.groups()
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+            tzinfo=_zone(z),
         )
-        if z[0] == "-":
-            offset = -offset
-    micro = int((m["f"] or "0")[:6].ljust(6, "0"))
-    moment = dt.datetime(
-        int(m["Y"]), int(m["m"]), int(m["d"]), int(m["H"]), int(m["M"]), int(m["S"] or 0), micro,
-        tzinfo=dt.timezone(offset),
-    )
-    return moment.astimezone(context.timezone)
+        return moment.astimezone(tz)
+
+    return parse
 
 
 def format_time(moment: dt.datetime, context: ConnectorContext) -> str:
@@ -89,8 +117,8 @@ def format_time(moment: dt.datetime, context: ConnectorContext) -> str:
     return moment.astimezone(context.timezone).isoformat(timespec="seconds")
 
 
-def _time(item: Mapping[str, Any], key: str, context: ConnectorContext) -> dt.datetime | None:
-    return time_field(item, key, lambda v: parse_time(v, context), TIME_PATTERN)
+def _time(item: Mapping[str, Any], key: str, parse: TimeParser) -> dt.datetime | None:
+    return time_field(item, key, parse, TIME_PATTERN)
 
 
 def to_record(
@@ -105,8 +133,9 @@ def to_record(
     source_id = required_text(item, "id")
     procedure_code = required_text(item, "procedure.code")
     status: Status = code(item, "status", STATUSES)
-    updated = required_time(item, "updated_at", lambda v: parse_time(v, context), TIME_PATTERN)
-    ends = end_times(status, _time(item, "finished_at", context), updated, FALLS_BACK)
+    parse = time_parser(context.timezone)
+    updated = required_time(item, "updated_at", parse, TIME_PATTERN)
+    ends = end_times(status, _time(item, "finished_at", parse), updated, FALLS_BACK)
     fee = amount(item, "fee.amount")
     return DossierRecord(
         source=source,
@@ -121,9 +150,9 @@ def to_record(
         applicant_name=text(item, "applicant.full_name"),
         applicant_key=context.hasher(text(item, "applicant.id_number")),
         channel=CHANNELS.get(text(item, "channel") or "", Channel.UNKNOWN),
-        submitted_at=_time(item, "submitted_at", context),
-        received_at=_time(item, "received_at", context),
-        due_at=_time(item, "due_at", context),
+        submitted_at=_time(item, "submitted_at", parse),
+        received_at=_time(item, "received_at", parse),
+        due_at=_time(item, "due_at", parse),
         completed_at=ends.completed_at,
         rejected_at=ends.rejected_at,
         withdrawn_at=ends.withdrawn_at,
@@ -152,6 +181,6 @@ def normalise_item(
         id_keys=ID_KEYS,
         id_field="id",
         updated_field="updated_at",
-        parse_updated=lambda v: parse_time(v, context),
+        parse_updated=time_parser(context.timezone),
         updated_pattern=TIME_PATTERN,
     )

@@ -10,16 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import operator
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Boolean, Connection, Date, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import StatementError
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
 from sync_agent.store.tables import dossiers, quarantine
+from sync_agent.store.types import UTCDateTime
+
+_UTC = dt.UTC
 
 # SQLite's default limit of bound variables per statement is 32766; stay well below it.
 _IN_CHUNK = 900
@@ -31,6 +38,9 @@ _CONTENT_COLUMNS = (
     "due_at", "completed_at", "rejected_at", "withdrawn_at", "received_on", "due_on", "ended_on",
     "digitised", "data_reused", "fee_required", "paid_online", "source_updated_at", "raw_payload",
 )
+
+
+_content_values = operator.itemgetter(*_CONTENT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +58,13 @@ def dialect_insert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.I
     return sqlite.insert(table)
 
 
+#: ``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)``,
+#: without building an encoder for every payload
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def _local_date(value: dt.datetime | None, tz: ZoneInfo) -> dt.date | None:
@@ -58,6 +73,12 @@ def _local_date(value: dt.datetime | None, tz: ZoneInfo) -> dt.date | None:
 
 def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
     """The content columns of a record, with its local calendar dates and content hash."""
+    return _row_and_texts(rec, tz)[0]
+
+
+def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
+    """``record_row``, and the text of each content column as hashed (see ``_content_hash``),
+    which the upsert reuses rather than formatting every instant twice."""
     row: dict[str, Any] = {
         "source": rec.source,
         "source_id": rec.source_id,
@@ -86,15 +107,28 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
         "source_updated_at": rec.source_updated_at,
         "raw_payload": _json(rec.raw),
     }
-    digest = hashlib.sha256()
-    for col in _CONTENT_COLUMNS:
-        value = row[col]
-        digest.update(b"\x1f" if value is None else str(
-            value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
-        ).encode("utf-8"))
-        digest.update(b"\x1e")
-    row["content_hash"] = digest.hexdigest()
-    return row
+    texts = _content_texts(row)
+    row["content_hash"] = _content_hash(texts)
+    return row, texts
+
+
+def _content_texts(row: dict[str, Any]) -> list[str]:
+    """Each content column as hashed: text as it is, ``\\x1f`` for none, instants in UTC ISO."""
+    return [value if value.__class__ is str else "\x1f" if value is None else _hash_text(value)
+            for value in _content_values(row)]
+
+
+def _content_hash(texts: list[str]) -> str:
+    """SHA-256 over each content column's text followed by ``\\x1e``.
+
+    The same bytes as hashing column by column, built as one string and hashed once: stored
+    hashes stay valid, so an upgrade does not count every record as updated.
+    """
+    return hashlib.sha256(("\x1e".join(texts) + "\x1e").encode("utf-8")).hexdigest()
+
+
+def _hash_text(value: Any) -> str:
+    return value.astimezone(_UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
@@ -137,11 +171,11 @@ def save_records(
         return PageCounts()
     ids = list(latest)
     existing = _existing(conn, source, ids)
-    to_write: list[dict[str, Any]] = []
+    to_write: list[tuple[dict[str, Any], list[str]]] = []
     unchanged_ids: list[str] = []
     inserted = updated = 0
     for sid in ids:
-        row = record_row(latest[sid], tz)
+        row, texts = _row_and_texts(latest[sid], tz)
         prior = existing.get(sid)
         if prior is not None and (prior[0] == row["content_hash"] or row["source_updated_at"] < prior[1]):
             unchanged_ids.append(sid)
@@ -150,17 +184,11 @@ def save_records(
             inserted += 1
         else:
             updated += 1
-        row.update(first_seen_at=now, last_seen_at=now, last_run_id=run_id, needs_reconcile=True)
-        to_write.append(row)
+        to_write.append((row, texts))
     if to_write:
-        stmt = dialect_insert(conn, dossiers)
-        refreshed = {c: stmt.excluded[c] for c in (*_CONTENT_COLUMNS, "content_hash", "last_seen_at",
-                                                    "last_run_id", "needs_reconcile")}
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["source", "source_id"], set_=refreshed),
-            to_write,
-        )
-        _supersede_quarantined(conn, source, [r["source_id"] for r in to_write], now)
+        sighting = {"first_seen_at": now, "last_seen_at": now, "last_run_id": run_id, "needs_reconcile": True}
+        _Upsert.of(conn.dialect).execute(conn, to_write, sighting)
+        _supersede_quarantined(conn, source, [row["source_id"] for row, _ in to_write], now)
     for chunk in _chunks(unchanged_ids):
         conn.execute(
             update(dossiers)
@@ -170,8 +198,179 @@ def save_records(
     return PageCounts(inserted=inserted, updated=updated, unchanged=len(unchanged_ids))
 
 
+#: what an upsert writes: the content columns, their hash, and the bookkeeping of this sighting
+_WRITTEN = ("source", "source_id", *_CONTENT_COLUMNS, "content_hash", "first_seen_at", "last_seen_at",
+            "last_run_id", "needs_reconcile")
+#: what a newer version overwrites (everything but the natural key and ``first_seen_at``)
+_REFRESHED = (*_CONTENT_COLUMNS, "content_hash", "last_seen_at", "last_run_id", "needs_reconcile")
+
+Convert = Callable[[Any], Any]
+
+
+class _Upsert:
+    """The dossier upsert compiled once per database, with each column's values converted once.
+
+    Going through ``Connection.execute`` costs tens of microseconds per row in parameter
+    processing, as much as the database's own work; a sync writes every row of every page, so
+    the statement is compiled here as SQLAlchemy compiles it for an executemany, each value is
+    converted as SQLAlchemy's own bind processors would convert it (see ``_converter``), and
+    the rows go to the driver's ``executemany`` in one call.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(dossiers)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["source", "source_id"], set_={c: stmt.excluded[c] for c in _REFRESHED}
+        )
+        compiled = upsert.compile(dialect=dialect, column_keys=list(_WRITTEN), for_executemany=True)
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = tuple(compiled.positiontup or ()) if self.positional else tuple(compiled.binds)
+        if sorted(names) != sorted(_WRITTEN) or compiled.escaped_bind_names:
+            raise RuntimeError(f"unexpected parameters in the compiled upsert: {names}")
+        self.names = names
+        self.ordered = operator.itemgetter(*names)
+        self.convert = {name: _converter(dossiers.c[name].type, dialect) for name in names}
+        # SQLite keeps instants as text: taken from the hashed UTC text when that gives the same
+        self.from_text: dict[str, tuple[int, Convert]] = {}
+        for i, name in enumerate(_CONTENT_COLUMNS):
+            slow = self.convert[name]
+            if isinstance(dossiers.c[name].type, UTCDateTime) and slow is not None and all(
+                _sqlite_text(_hash_text(p)) == slow(p) for p in _PROBE_TIMES
+            ):
+                self.from_text[name] = (i, slow)
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> _Upsert:
+        found = _UPSERTS.get(dialect)
+        if found is None:
+            found = _UPSERTS[dialect] = cls(dialect)
+        return found
+
+    def parameters(self, rows: Sequence[tuple[dict[str, Any], list[str]]],
+                   sighting: dict[str, Any]) -> list[Any]:
+        """The driver's parameters for ``(record_row, content texts)`` pairs plus the page's
+        ``sighting`` columns (the same for every row, so converted once): tuples in placeholder
+        order, or dicts."""
+        constants = {name: _apply(self.convert[name], value) for name, value in sighting.items()}
+        converted = [(name, conv) for name, conv in self.convert.items()
+                     if conv is not None and name not in constants and name not in self.from_text]
+        from_text = [(name, i, slow) for name, (i, slow) in self.from_text.items()]
+        datetime = dt.datetime
+        out: list[Any] = []
+        for row, texts in rows:
+            values = row.copy()
+            for name, conv in converted:
+                values[name] = conv(values[name])
+            for name, i, slow in from_text:
+                value = values[name]
+                if value.__class__ is datetime and value.tzinfo is not None:
+                    values[name] = _sqlite_text(texts[i])
+                elif value is not None:
+                    values[name] = slow(value)  # refuses a naive time, as SQLAlchemy does
+            values.update(constants)
+            out.append(self.ordered(values) if self.positional else {n: values[n] for n in self.names})
+        return out
+
+    def execute(self, conn: Connection, rows: Sequence[tuple[dict[str, Any], list[str]]],
+                sighting: dict[str, Any]) -> None:
+        try:
+            parameters = self.parameters(rows, sighting)
+        except Exception as exc:  # a value refused on the way in, raised as Connection.execute does
+            name = f"{type(exc).__module__}.{type(exc).__name__}"
+            raise StatementError(f"({name}) {exc}", self.sql, None, exc) from exc
+        conn.exec_driver_sql(self.sql, parameters)
+
+
+_UPSERTS: weakref.WeakKeyDictionary[Dialect, _Upsert] = weakref.WeakKeyDictionary()
+
+
+def _apply(conv: Convert | None, value: Any) -> Any:
+    return value if conv is None else conv(value)
+
+
+def _sqlite_text(utc_iso: str) -> str:
+    """SQLAlchemy's SQLite text of an instant (naive UTC, always with microseconds), from its
+    aware UTC ``isoformat()``: ``2026-01-20T01:30:00+00:00`` → ``2026-01-20 01:30:00.000000``."""
+    fraction = utc_iso[19:26] if utc_iso[19] == "." else ".000000"
+    return f"{utc_iso[:10]} {utc_iso[11:19]}{fraction}"
+
+
+def _converter(column_type: Any, dialect: Dialect) -> Convert | None:
+    """How SQLAlchemy converts a value of ``column_type`` for ``dialect``, made cheap.
+
+    ``UTCDateTime``, ``Date`` and ``Boolean`` are the costly ones (a chain of Python calls, a
+    ``%`` format per value). Their fast forms are used only if they give SQLAlchemy's own
+    result on probe values; any value of an unexpected kind (a naive datetime, a subclass)
+    still goes through SQLAlchemy's processor, which accepts or refuses it exactly as before.
+    """
+    slow: Convert | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if slow is None:
+        return None
+    fast: Convert
+    probes: tuple[Any, ...]
+    if isinstance(column_type, UTCDateTime):
+        impl = column_type.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+        fast = _utc_converter(slow, impl is not None)
+        probes = _PROBE_TIMES
+    elif isinstance(column_type, Date):
+        fast = _exact_converter(slow, dt.date, dt.date.isoformat)
+        probes = tuple(t.date() for t in _PROBE_TIMES)
+    elif isinstance(column_type, Boolean):
+        # both drivers bind a bool as SQLAlchemy's processor would (SQLite: as the integer 1/0)
+        fast = _exact_converter(slow, bool, lambda value: value)
+        probes = (True, False)
+    else:
+        return slow
+    return fast if all(fast(p) == slow(p) for p in (*probes, None)) else slow
+
+
+_PROBE_TIMES = tuple(
+    dt.datetime(*parts, tzinfo=tz)  # type: ignore[misc]
+    for parts in ((2026, 1, 20, 8, 30), (999, 1, 2, 3, 4, 5, 6), (2026, 12, 31, 23, 59, 59, 999999),
+                  (2026, 3, 29, 2, 30))
+    for tz in (_UTC, ZoneInfo("Asia/Ho_Chi_Minh"), ZoneInfo("Europe/Paris"),
+               dt.timezone(dt.timedelta(hours=-3, minutes=-30)))
+)
+
+
+def _utc_converter(slow: Convert, as_text: bool) -> Convert:
+    """Aware → naive UTC (``UTCDateTime``), then SQLite's text form when the dialect uses one."""
+    datetime, utc = dt.datetime, _UTC
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if value.__class__ is not datetime or value.tzinfo is None:
+            return slow(value)
+        if as_text:
+            return _sqlite_text(value.astimezone(utc).isoformat())
+        return value.astimezone(utc).replace(tzinfo=None)
+
+    return convert
+
+
+def _exact_converter(slow: Convert, kind: type, fast: Convert) -> Convert:
+    """``fast`` for values of exactly ``kind``, ``slow`` for anything else but ``None``."""
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        return fast(value) if value.__class__ is kind else slow(value)
+
+    return convert
+
+
 def _supersede_quarantined(conn: Connection, source: str, ids: Sequence[str], now: dt.datetime) -> None:
     """A valid version of a once-quarantined record arrived: the quarantine entry is history."""
+    pending = conn.execute(
+        select(quarantine.c.id)
+        .where(quarantine.c.source == source, quarantine.c.superseded_at.is_(None))
+        .limit(1)
+    ).first()
+    if pending is None:  # nothing of this source is in quarantine: no entry to look up per record
+        return
     for chunk in _chunks(ids):
         conn.execute(
             update(quarantine)

@@ -1,0 +1,90 @@
+"""``redact_payload`` takes shortcuts (one regex pass over the joined strings, a cache of clean
+strings, ASCII digit runs judged by length); it must give exactly what the plain recursive walk
+gave, string by string, for any payload."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync_agent import privacy
+from sync_agent.privacy import IdHasher, redact_payload, redact_text
+
+KEYS = frozenset({"SoGiayToChuHoSo", "id_number"})
+HASHER = IdHasher("test-key")
+
+
+def reference_hash(key: str, id_number: str | None) -> str | None:
+    """The hasher as first written."""
+    if id_number is None:
+        return None
+    digits = "".join(ch for ch in str(id_number) if not ch.isspace())
+    if not digits:
+        return None
+    return hmac.new(key.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def reference(value: Any, id_keys: frozenset[str]) -> Any:
+    """``redact_payload`` as first written: every string through the regex on its own."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in id_keys and isinstance(v, str | int) and not isinstance(v, bool):
+                key = reference_hash("test-key", str(v))
+                out[k] = f"hmac:{key}" if key else v
+            else:
+                out[k] = reference(v, id_keys)
+        return out
+    if isinstance(value, list):
+        return [reference(v, id_keys) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+# text made of what matters to the regex: digits (ASCII and not), letters, separators, escapes
+_ALPHABET = "0123456789" * 4 + "aZ \t\n\x00\x01-./:\"\\ệĐ" + "٠١٢٣" + "²"
+texts = st.one_of(
+    st.text(alphabet=_ALPHABET, max_size=40),
+    st.sampled_from(["", " ", "001203004567", "123456789", "1234567890", "20260120083000", "x 123456789 y",
+                     "\n123456789", "\x01123456789", "١٢٣٤٥٦٧٨٩", "123456789١", "Nguyễn Văn An", "9", "10"]),
+    st.integers(min_value=0, max_value=10**13).map(str),
+)
+leaves = st.one_of(texts, st.integers(min_value=-(10**13), max_value=10**13), st.booleans(), st.none(),
+                   st.floats(allow_nan=False))
+keys = st.one_of(st.sampled_from([*sorted(KEYS), "MaHoSo", "TrichYeuHoSo", "123456789"]), texts)
+payloads = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(keys, inner, max_size=5)),
+                        max_leaves=25)
+
+
+@settings(max_examples=600, deadline=None)
+@given(payloads)
+def test_redaction_is_exactly_the_plain_walk(payload: Any) -> None:
+    expected = reference(payload, KEYS)
+    assert redact_payload(payload, KEYS, HASHER) == expected
+    # again, now that clean strings are cached
+    assert redact_payload(payload, KEYS, HASHER) == expected
+
+
+@given(st.text(alphabet=" \t\n0123456789١٢", max_size=20))
+def test_the_hasher_is_the_plain_hmac(number: str) -> None:
+    assert HASHER(number) == reference_hash("test-key", number)
+    assert HASHER(number) == reference_hash("test-key", number)  # the remembered one
+
+
+def test_the_clean_string_cache_stays_bounded() -> None:
+    for i in range(3 * privacy._CLEAN_MAX):
+        redact_payload({"TrichYeuHoSo": f"hồ sơ số {i}"}, KEYS, HASHER)
+    assert len(privacy._CLEAN) <= privacy._CLEAN_MAX
+
+
+def test_a_long_string_is_searched_every_time() -> None:
+    text = "x" * (privacy._CLEAN_LONGEST + 1)
+    redact_payload({"a": text}, KEYS, HASHER)
+    assert text not in privacy._CLEAN
