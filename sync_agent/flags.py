@@ -21,6 +21,21 @@ from sync_agent.store.engine import write_transaction
 from sync_agent.store.records import count_records
 from sync_agent.store.tables import cases, dossiers, flag_events, flags
 
+#: data-quality issues (``sync_agent.reconcile.QUALITY_ISSUES``) as Centre staff read them
+ISSUE_LABELS = {
+    "completion_before_reception": "ngày hoàn thành trước ngày tiếp nhận",
+    "no_due_date": "hồ sơ chưa có ngày hẹn trả",
+    "no_reception_time": "hồ sơ chưa có ngày tiếp nhận",
+    "no_end_time": "đã kết thúc nhưng chưa có ngày kết thúc",
+    "due_before_reception": "ngày hẹn trả trước ngày tiếp nhận",
+}
+STATUS_LABELS = {
+    "submitted": "đã nộp, chưa tiếp nhận", "not_accepted": "không tiếp nhận", "received": "đã tiếp nhận",
+    "in_progress": "đang giải quyết", "awaiting_supplement": "chờ bổ sung", "awaiting_payment": "chờ thanh toán",
+    "suspended": "tạm dừng", "resolved": "đã giải quyết", "delivered": "đã trả kết quả", "rejected": "từ chối",
+    "withdrawn": "rút hồ sơ",
+}
+
 #: Vietnamese labels for what Centre staff read
 KIND_LABELS = {
     "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
@@ -30,8 +45,15 @@ KIND_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlagView:
+    """A flag as an operator reads it: what it is about, in the case's terms, names masked.
+
+    ``dossier_code`` is the case's reception code, or the source's own id for a case without
+    one. A flag whose case no longer exists (it cleared because its records joined another case)
+    is described by the records its subject names.
+    """
+
     id: int
     kind: str
     state: str
@@ -47,6 +69,8 @@ class FlagView:
     acknowledged_at: dt.datetime | None
     ack_note: str | None
     details: dict[str, Any]
+    subject: str = ""  # the case key the flag is about
+    filed_at: dt.datetime | None = None  # when the citizen submitted the dossier
 
     def as_json(self) -> dict[str, Any]:
         def iso(v: dt.datetime | None) -> str | None:
@@ -54,25 +78,58 @@ class FlagView:
 
         return {
             "id": self.id, "kind": self.kind, "state": self.state, "dossier_code": self.dossier_code,
-            "procedure_code": self.procedure_code, "procedure_name": self.procedure_name,
-            "applicant": self.applicant, "sources": list(self.sources), "received_at": iso(self.received_at),
-            "due_at": iso(self.due_at), "raised_at": iso(self.raised_at), "cleared_at": iso(self.cleared_at),
-            "acknowledged_at": iso(self.acknowledged_at), "ack_note": self.ack_note, "details": self.details,
+            "subject": self.subject, "procedure_code": self.procedure_code, "procedure_name": self.procedure_name,
+            "applicant": self.applicant, "sources": list(self.sources), "filed_at": iso(self.filed_at),
+            "received_at": iso(self.received_at), "due_at": iso(self.due_at), "raised_at": iso(self.raised_at),
+            "cleared_at": iso(self.cleared_at), "acknowledged_at": iso(self.acknowledged_at),
+            "ack_note": self.ack_note, "details": self.details,
         }
 
 
 def _code(case_key: str, reception_code: str | None) -> str:
     if reception_code:
         return reception_code
-    return case_key.split(":", 2)[-1] if case_key.startswith("src:") else case_key
+    if case_key.startswith("src:"):
+        return case_key.split(":", 2)[-1]
+    return case_key.removeprefix("rc:")
+
+
+def _details(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"text": text}
+
+
+def _subject_records(conn: Connection, subjects: Sequence[str]) -> dict[str, Any]:
+    """The record that best describes each subject whose case is gone (one query per kind of key)."""
+    d = dossiers.c
+    found: dict[str, Any] = {}
+    cols = (d.source, d.source_id, d.reception_code, d.procedure_code, d.procedure_name, d.applicant_name,
+            d.submitted_at, d.received_at, d.due_at)
+    own = [s.split(":", 2) for s in subjects if s.startswith("src:") and s.count(":") >= 2]
+    for _, source, sid in own:
+        row = conn.execute(select(*cols).where(d.source == source, d.source_id == sid)).first()
+        if row is not None:
+            found[f"src:{source}:{sid}"] = row
+    for subject in (s for s in subjects if s.startswith("rc:")):
+        code = subject[3:]
+        row = conn.execute(select(*cols).where(d.reception_code == code)
+                           .order_by(d.source != "one_stop", d.source, d.source_id).limit(1)).first()
+        if row is not None:
+            found[subject] = row
+    return found
 
 
 def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> list[FlagView]:
     f, c = flags.c, cases.c
     q = (select(f.id, f.kind, f.state, f.subject_key, f.raised_at, f.cleared_at, f.acknowledged_at,
                 f.ack_note, f.details, c.reception_code, c.procedure_code, c.procedure_name,
-                c.applicant_name, c.received_at, c.due_at, c.id.label("case_id"))
-         .select_from(flags.outerjoin(cases, c.id == f.case_id))
+                c.applicant_name, c.submitted_at, c.received_at, c.due_at, c.id.label("case_id"))
+         .select_from(flags.outerjoin(cases, (c.id == f.case_id) & (c.case_key == f.subject_key)))
          .where(*where).order_by(f.raised_at.desc(), f.id.desc()))
     if limit:
         q = q.limit(limit)
@@ -83,14 +140,27 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
         for cid, src in conn.execute(select(dossiers.c.case_id, dossiers.c.source).distinct()
                                      .where(dossiers.c.case_id.in_(case_ids[i:i + 500]))):
             sources.setdefault(cid, []).append(src)
-    return [FlagView(
-        id=r.id, kind=r.kind, state=r.state, dossier_code=_code(r.subject_key, r.reception_code),
-        procedure_code=r.procedure_code, procedure_name=r.procedure_name,
-        applicant=mask_name(r.applicant_name), sources=tuple(sorted(sources.get(r.case_id, []))),
-        received_at=r.received_at, due_at=r.due_at, raised_at=r.raised_at, cleared_at=r.cleared_at,
-        acknowledged_at=r.acknowledged_at, ack_note=r.ack_note,
-        details=json.loads(r.details) if r.details else {},
-    ) for r in rows]
+    gone = _subject_records(conn, [r.subject_key for r in rows if r.case_id is None])
+    views = []
+    for r in rows:
+        if r.case_id is not None:
+            views.append(FlagView(
+                id=r.id, kind=r.kind, state=r.state, dossier_code=_code(r.subject_key, r.reception_code),
+                procedure_code=r.procedure_code, procedure_name=r.procedure_name,
+                applicant=mask_name(r.applicant_name), sources=tuple(sorted(sources.get(r.case_id, []))),
+                received_at=r.received_at, due_at=r.due_at, raised_at=r.raised_at, cleared_at=r.cleared_at,
+                acknowledged_at=r.acknowledged_at, ack_note=r.ack_note, details=_details(r.details),
+                subject=r.subject_key, filed_at=r.submitted_at))
+            continue
+        d = gone.get(r.subject_key)
+        views.append(FlagView(
+            id=r.id, kind=r.kind, state=r.state, dossier_code=_code(r.subject_key, None),
+            procedure_code=d.procedure_code if d else None, procedure_name=d.procedure_name if d else None,
+            applicant=mask_name(d.applicant_name if d else None), sources=(d.source,) if d else (),
+            received_at=d.received_at if d else None, due_at=d.due_at if d else None, raised_at=r.raised_at,
+            cleared_at=r.cleared_at, acknowledged_at=r.acknowledged_at, ack_note=r.ack_note,
+            details=_details(r.details), subject=r.subject_key, filed_at=d.submitted_at if d else None))
+    return views
 
 
 def list_flags(conn: Connection, *, kind: str | None = None, include_closed: bool = False,
@@ -107,10 +177,12 @@ def list_flags(conn: Connection, *, kind: str | None = None, include_closed: boo
 
 
 def flags_raised_since(conn: Connection, since: dt.datetime) -> list[FlagView]:
+    """Flags raised (or raised again) after ``since`` and still open: the daily digest's new flags."""
     return _views(conn, [flags.c.state == "open", flags.c.raised_at > since])
 
 
 def open_flag_counts(conn: Connection) -> dict[str, int]:
+    """Open flags per kind, every kind present (zero included), for the report and ``status``."""
     counts = dict.fromkeys(FLAG_KINDS, 0)
     for kind, n in conn.execute(select(flags.c.kind, func.count()).where(flags.c.state == "open")
                                 .group_by(flags.c.kind)):
@@ -131,20 +203,50 @@ def acknowledge(engine: Engine, flag_id: int, note: str, now: dt.datetime | None
         conn.execute(flag_events.insert().values(flag_id=flag_id, event="acknowledged", at=now, note=note))
 
 
+def details_text(details: dict[str, Any]) -> str:
+    """A flag's details in Vietnamese, for people (the JSON keys stay for scripts)."""
+    parts = []
+    for key, value in details.items():
+        if key == "issue":
+            parts.append(", ".join(ISSUE_LABELS.get(i, i) for i in str(value).split(", ")))
+        elif key == "reception_code":
+            parts.append(f"mã tiếp nhận {value}")
+        else:
+            parts.append(f"{key}: {STATUS_LABELS.get(str(value), value)}")
+    return "; ".join(parts)
+
+
 def summary_lines(conn: Connection, examples: int = 3) -> list[str]:
     """What reconciliation found, for the demo and operators: cases, records, flags by kind."""
+    c = cases.c
     total = conn.execute(select(func.count()).select_from(cases)).scalar_one()
-    linked = conn.execute(select(func.count()).select_from(cases).where(cases.c.record_count > 1)).scalar_one()
-    inferred = conn.execute(select(func.count()).select_from(cases).where(cases.c.inferred)).scalar_one()
+    linked = conn.execute(select(func.count()).select_from(cases).where(c.record_count > 1)).scalar_one()
+    inferred = conn.execute(select(func.count()).select_from(cases).where(c.inferred)).scalar_one()
     records = count_records(conn)
     lines = [
         f"{sum(records.values()):,} records ({', '.join(f'{k} {v:,}' for k, v in sorted(records.items()))}) "
         f"-> {total:,} cases; {linked:,} seen in several systems, {inferred:,} linked by inference",
     ]
+    # conditions that become flags once they have stood for a day (not yet flagged)
+    waiting = {
+        "unknown_reception_code": c.unknown_code_since,
+        "status_mismatch": c.mismatch_since,
+    }
+    pending = []
+    for kind, since in waiting.items():
+        n = conn.execute(
+            select(func.count()).select_from(cases)
+            .where(since.is_not(None), ~select(flags.c.id).where(
+                flags.c.kind == kind, flags.c.subject_key == c.case_key, flags.c.state == "open").exists())
+        ).scalar_one()
+        if n:
+            pending.append(f"{n:,} {kind}")
+    if pending:
+        lines.append(f"not flagged yet (they must stand a day first): {', '.join(pending)}")
     for kind, n in open_flag_counts(conn).items():
         lines.append(f"open {kind:<24} {n:>6,}  ({KIND_LABELS[kind]})")
         for v in list_flags(conn, kind=kind, limit=examples) if n else []:
             src = ",".join(v.sources)
             lines.append(f"    e.g. {v.dossier_code} | {v.procedure_name or v.procedure_code} | "
-                         f"{v.applicant} | {src}" + (f" | {v.details}" if v.details else ""))
+                         f"{v.applicant} | {src}" + (f" | {details_text(v.details)}" if v.details else ""))
     return lines

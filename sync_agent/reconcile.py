@@ -2,33 +2,74 @@
 
 Counting records instead of dossiers is the first way the monthly figures go wrong (a birth
 registered at the Centre is in ``one_stop`` and in ``civil_status``). Everything here is
-set-based SQL that runs unchanged on SQLite and PostgreSQL; Python only sees the (small) set of
-flags that change.
+set-based SQL on SQLite and PostgreSQL (a handful of statements per run, whatever the store's
+size); Python only drives the statements and loops over *rounds* (closure, matching), never over
+records.
 
-Incremental by default: the sync marks every inserted or changed record ``needs_reconcile``; a
-run claims those rows atomically (``UPDATE … RETURNING``), so a record a sync changes while
-reconciliation runs stays marked for the next run. Only the cases those records belonged to or
-now belong to are recomputed. ``full=True`` recomputes everything and gives the same result.
+Incremental by default. The sync marks every inserted or changed record ``needs_reconcile``. A
+run claims the marked rows first thing in its own write transaction (PostgreSQL: ``UPDATE …
+RETURNING``, which locks them, so a sync that changes one of them meanwhile waits and marks it
+again for the next run, and a record stored meanwhile keeps its mark: marks are only ever
+cleared by the claim; SQLite: ``BEGIN IMMEDIATE`` keeps writers out), widens them to everything
+their links can depend on (``_Run.close``), and recomputes exactly those cases. ``full=True``
+recomputes every case and writes only what differs, keeping syncs out meanwhile (PostgreSQL:
+``LOCK TABLE dossiers IN SHARE ROW EXCLUSIVE MODE``; readers go on); both give the same cases
+and flags (hypothesis tests check it). One run at a time per store (PostgreSQL: a transaction
+advisory lock).
 
-Rules (domain.md, "Cases" and "Flags"):
-- A ``one_stop`` record's case key is ``rc:<its reception code>`` (its dossier code); a ministry record citing a
-  reception code joins ``rc:<that code>``. A ministry record without a code joins the
-  ``one_stop`` record with the same applicant key and procedure code received within 2 days
-  (closest reception time first, then the smallest code), marked ``inferred``; otherwise it is
-  its own case ``src:<source>:<source id>``. A record has exactly one case key, so it never
-  belongs to two cases.
-- Reception facts (channel, submission and reception times, procedure, field, applicant) come
-  from the ``one_stop`` record when the case has one (else from its earliest received record);
-  status, due date and end from the record updated most recently at its source (ties:
-  ``one_stop``, then source name); the four attributes are true when any record says so. An
-  end before reception counts as the reception (and is a data-quality flag).
-- Flags, one per kind and case: ``bypassed_reception`` (no ``one_stop`` record),
-  ``unknown_reception_code`` (a cited code no ``one_stop`` record has, first seen more than a
-  day ago), ``status_mismatch`` (``one_stop`` and a ministry record disagree on whether the
-  dossier has ended, and the later of their updates is more than a day old),
-  ``data_quality`` (completion before reception; a counted dossier without a due date). A flag
-  clears by itself when its condition stops holding and is re-opened (with a fresh
-  acknowledgement state; the old note stays in its history) if it comes back.
+Linking rules (domain.md, "Cases"):
+
+- A ``one_stop`` record is the case ``rc:<its code>`` (its ``reception_code``, else its
+  ``source_id``: both are MaHoSo). A ministry record citing a code joins ``rc:<that code>``, whether
+  or not a ``one_stop`` record has it (then the case has no ``one_stop`` record).
+- A ministry record without a code may be *inferred* to belong to a ``one_stop`` record with the
+  same ``applicant_key`` and ``procedure_code`` received within 2 days (both ``received_at`` set).
+  A ``one_stop`` record is not a candidate for a source that already cites its code (that
+  system's copy of the dossier is known). Matching is one-to-one per source and greedy by
+  closeness, in rounds: each unmatched record proposes to its closest candidate (then smallest
+  code), each ``one_stop`` record accepts the closest proposer of each source (then smallest
+  source id); those matched leave, and the rest try again with what is left. So twins
+  registered together pair up one-to-one, and no ministry record silently shares a reception
+  record with another of its own system. The outcome depends only on the records, never on the
+  order they arrived in.
+- Anything else is its own case ``src:<source>:<source id>``. A record has one case key, so it
+  never belongs to two cases. ``dossiers.link_kind``: ``own`` (a ``one_stop`` record, or a
+  record alone), ``code`` (cites the code), ``inferred``. A case's ``id`` is the smallest
+  dossier id among its records: a deterministic function of the store, so a full rebuild
+  reproduces it (ids are not comparable across stores; case keys are).
+
+Case values: reception facts (channel, submission and reception times) and the procedure, field
+and applicant come from the *reception record*: the ``one_stop`` record when there is one, else
+the earliest received record (then source, source id). Status, due date and end come from the
+*state record*: the one updated most recently at its source (ties: ``one_stop``, then source
+name, then source id; SQLite compares update times to about 10 µs, PostgreSQL exactly).
+``digitised``, ``data_reused``, ``fee_required``, ``paid_online``: true when any record says so.
+An end before reception counts as the reception (and is a data-quality flag).
+
+Flags (one per kind and case, keyed by the case key; domain.md "Flags"):
+
+- ``bypassed_reception``: the case has no ``one_stop`` record (as domain.md and the report count
+  it, so a cited code no ``one_stop`` record has is also ``unknown_reception_code`` after a day).
+- ``unknown_reception_code``: the case's code is cited by ministry records but no ``one_stop``
+  record has it, and the first citing record was first seen by the agent more than a day ago.
+- ``status_mismatch``: the ``one_stop`` record and a ministry record disagree on whether the
+  dossier has ended, and the later of the two records' ``source_updated_at`` is more than a day
+  old (the disagreement has stood for a day by the sources' own clocks; the earliest such pair
+  counts).
+- ``data_quality``: completion before reception, a counted dossier with no due date, with no
+  reception time, an ended status with no end time, a due date before reception.
+
+A flag clears by itself when its condition stops holding. If it comes back later the same flag
+row is re-opened with ``raised_at`` set to that moment and the acknowledgement reset: it is a new
+occurrence the Centre must look at again (the old note stays in ``flag_events``). Every raise,
+clear and acknowledgement is an event (``flag_events``). Conditions that become true only
+because time passes are caught without any record changing: each case keeps the instant its
+condition began (``unknown_code_since``, ``mismatch_since``, indexed), and every run also
+recomputes the cases whose instant plus one day fell between the previous run's ``now`` (in
+``agent_state``, ``last_reconcile``) and this one's. Details are JSON: ``{"reception_code": …}``,
+``{"one_stop": <status>, "<source>": <status>}`` (the ministry record that has disagreed
+longest), ``{"issue": "<issue>[, <issue>…]"}`` (every data-quality issue, in ``QUALITY_ISSUES``
+order).
 """
 
 from __future__ import annotations
@@ -36,6 +77,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,14 +88,16 @@ from sqlalchemy.sql.elements import TextClause
 
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.records import dialect_insert
-from sync_agent.store.tables import agent_state, flag_events, flags
+from sync_agent.store.tables import agent_state, cases
 from sync_agent.store.types import UTCDateTime
 
 log = structlog.get_logger("sync_agent.reconcile")
 
 #: the source whose records are the Centre's reception register
 RECEPTION_SOURCE = "one_stop"
-INFERRED_WITHIN_DAYS = 2
+#: a ministry record without a code may belong to a one_stop record received this close to it
+INFERRED_WITHIN = dt.timedelta(days=2)
+#: how long a time-dependent flag condition must hold before the flag is raised
 FLAG_DELAY = dt.timedelta(days=1)
 
 BYPASSED = "bypassed_reception"
@@ -62,19 +106,79 @@ STATUS_MISMATCH = "status_mismatch"
 DATA_QUALITY = "data_quality"
 FLAG_KINDS = (BYPASSED, UNKNOWN_CODE, STATUS_MISMATCH, DATA_QUALITY)
 
+#: data-quality issues, in the order they are listed in a flag's details
+QUALITY_ISSUES = (
+    "completion_before_reception",  # the end time is before the reception time
+    "no_due_date",  # a counted dossier without a due date
+    "no_reception_time",  # a counted dossier without a reception time: no period can count it
+    "no_end_time",  # an ended status without the matching end time
+    "due_before_reception",  # the due date is before the reception date
+)
+
+#: ``agent_state`` row remembering the last run (its ``now`` bounds the next time window)
+STATE_NAME = "last_reconcile"
+
 _ENDED = "('resolved', 'delivered', 'rejected', 'withdrawn')"
 _NOT_COUNTED = "('submitted', 'not_accepted')"
+_ID_WIDTH = 10**18  # added to an id, makes it 19 digits wide (see ``_Run.pick``)
+_LOCK_KEY = 0x5EC0_0C11  # pg_advisory_xact_lock: one reconciliation at a time per store
+
+#: the columns of ``cases`` a run computes (``updated_at`` is set when any of them changes)
+CASE_COLUMNS = (
+    "id", "case_key", "reception_code", "has_one_stop", "reception_source", "state_source",
+    "procedure_code", "procedure_name", "field_code", "field_name", "applicant_name", "applicant_key",
+    "channel", "status", "submitted_at", "received_at", "due_at", "ended_at", "received_on", "due_on",
+    "ended_on", "digitised", "data_reused", "fee_required", "paid_online", "record_count", "inferred",
+    "first_seen_at", "unknown_code_since", "mismatch_since", "quality_issue",
+)
+
+# Temporary tables, created per run (PostgreSQL drops them at commit, SQLite when we say so).
+# ``{pk}``: SQLite's rowid alias (no separate index), PostgreSQL's BIGINT key.
+_TEMP = {
+    "rc_rec": "id {pk}, round INTEGER NOT NULL",
+    "rc_code": "code VARCHAR(128) PRIMARY KEY, round INTEGER NOT NULL",
+    "rc_grp": "applicant_key VARCHAR(64) NOT NULL, procedure_code VARCHAR(64) NOT NULL, round INTEGER NOT NULL, "
+              "PRIMARY KEY (applicant_key, procedure_code)",
+    "rc_oldc": "id {pk}, round INTEGER NOT NULL",
+    "rc_old": "id {pk}, case_key VARCHAR(300) NOT NULL",
+    "rc_cand": "mid BIGINT NOT NULL, msrc VARCHAR(64) NOT NULL, msid VARCHAR(128) NOT NULL, oid BIGINT NOT NULL, "
+               "ocode VARCHAR(128) NOT NULL, osid VARCHAR(128) NOT NULL, gap BIGINT NOT NULL",
+    "rc_match": "mid {pk}, msrc VARCHAR(64) NOT NULL, oid BIGINT NOT NULL, ocode VARCHAR(128) NOT NULL",
+    "rc_link": "id {pk}, case_key VARCHAR(300) NOT NULL, link_kind VARCHAR(16) NOT NULL",
+    "rc_agg": "case_key VARCHAR(300) PRIMARY KEY, id BIGINT NOT NULL, r_id BIGINT NOT NULL, s_id BIGINT NOT NULL, "
+              "n INTEGER NOT NULL, "
+              "digitised INTEGER NOT NULL, data_reused INTEGER NOT NULL, fee_required INTEGER NOT NULL, "
+              "paid_online INTEGER NOT NULL, has_os INTEGER NOT NULL, inferred INTEGER NOT NULL, "
+              "first_seen_at TIMESTAMP NOT NULL, cited_since TIMESTAMP, open_first VARCHAR(300), "
+              "ended_first VARCHAR(300)",
+    "rc_state": "id {pk}, source VARCHAR(64) NOT NULL, status VARCHAR(32) NOT NULL, due_at TIMESTAMP, due_on DATE, "
+                "completed_at TIMESTAMP, rejected_at TIMESTAMP, withdrawn_at TIMESTAMP, ended_on DATE",
+    "rc_case": "id {pk}, case_key VARCHAR(300) NOT NULL, reception_code VARCHAR(128), "
+               "has_one_stop BOOLEAN NOT NULL, reception_source VARCHAR(64) NOT NULL, "
+               "state_source VARCHAR(64) NOT NULL, procedure_code VARCHAR(64) NOT NULL, procedure_name TEXT, "
+               "field_code VARCHAR(64), field_name TEXT, applicant_name TEXT, applicant_key VARCHAR(64), "
+               "channel VARCHAR(16) NOT NULL, status VARCHAR(32) NOT NULL, submitted_at TIMESTAMP, "
+               "received_at TIMESTAMP, due_at TIMESTAMP, ended_at TIMESTAMP, received_on DATE, due_on DATE, "
+               "ended_on DATE, digitised BOOLEAN NOT NULL, data_reused BOOLEAN NOT NULL, "
+               "fee_required BOOLEAN NOT NULL, paid_online BOOLEAN NOT NULL, record_count INTEGER NOT NULL, "
+               "inferred BOOLEAN NOT NULL, first_seen_at TIMESTAMP NOT NULL, unknown_code_since TIMESTAMP, "
+               "mismatch_since TIMESTAMP, quality_issue TEXT, r_id BIGINT NOT NULL, mismatch_details TEXT",
+    "rc_fact": "kind VARCHAR(32) NOT NULL, subject_key VARCHAR(300) NOT NULL, action VARCHAR(8) NOT NULL, "
+               "flag_id BIGINT, case_id BIGINT, dossier_id BIGINT, details TEXT, PRIMARY KEY (kind, subject_key)",
+}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReconcileResult:
+    """What one run did; ``str()`` is the line the CLI prints."""
+
     full: bool
-    records_claimed: int
-    cases_touched: int
+    records_claimed: int  # records whose links were recomputed (full: all)
+    cases_touched: int  # cases recomputed, plus those that disappeared
     cases_total: int
-    flags_raised: int
+    flags_raised: int  # new or re-opened
     flags_cleared: int
-    duration: float
+    duration: float  # seconds
 
     def __str__(self) -> str:
         kind = "full rebuild" if self.full else "incremental"
@@ -82,307 +186,502 @@ class ReconcileResult:
                 f"{self.cases_total} cases in all; flags raised {self.flags_raised}, "
                 f"cleared {self.flags_cleared} ({self.duration:.2f}s)")
 
-
-def _days_apart(conn: Connection, a: str, b: str) -> str:
-    if conn.dialect.name == "postgresql":
-        return f"ABS(EXTRACT(EPOCH FROM ({a} - {b}))) / 86400.0"
-    return f"ABS(julianday({a}) - julianday({b}))"
-
-
-def _temp_table(conn: Connection, name: str, columns: str) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns}) ON COMMIT DROP"))
-    else:
-        conn.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
-        conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns})"))
-
-
-def _drop_temp(conn: Connection, *names: str) -> None:
-    if conn.dialect.name != "postgresql":
-        for name in names:
-            conn.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
-
-
-def _sql(statement: str, **types: Any) -> TextClause:
-    clause = text(statement)
-    if types:
-        clause = clause.bindparams(*(bindparam(k, type_=v) for k, v in types.items()))
-    return clause
+    def as_json(self) -> dict[str, Any]:
+        return {"full": self.full, "records": self.records_claimed, "cases_touched": self.cases_touched,
+                "cases_total": self.cases_total, "flags_raised": self.flags_raised,
+                "flags_cleared": self.flags_cleared, "duration": round(self.duration, 3)}
 
 
 def reconcile(engine: Engine, tz: ZoneInfo, *, full: bool = False, now: dt.datetime | None = None) -> ReconcileResult:
-    """Bring cases and flags up to date with the stored records (see the module docstring)."""
-    started = time.monotonic()
+    """Bring cases and flags up to date with the stored records (see the module docstring).
+
+    ``tz`` is the ward's time zone; the local dates compared here were already computed in it
+    when the records were stored, so it is only part of the signature for callers' symmetry.
+    """
+    started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
-        claimed = _claim(conn, full)
-        touched = _relink(conn, full)
-        _recompute_cases(conn, now)
-        raised, cleared = _sync_flags(conn, full, now)
-        total = int(conn.execute(text("SELECT COUNT(*) FROM cases")).scalar_one())
-        _remember(conn, now, full)
-        _drop_temp(conn, "rc_work", "rc_key", "rc_aff", "rc_pick", "rc_agg", "rc_scope")
-    result = ReconcileResult(full=full, records_claimed=claimed, cases_touched=touched, cases_total=total,
-                             flags_raised=raised, flags_cleared=cleared,
-                             duration=time.monotonic() - started)
-    log.info("reconcile_finished", full=full, records=claimed, cases_touched=touched, cases=total,
-             flags_raised=raised, flags_cleared=cleared, duration=round(result.duration, 3))
+        counts = _Run(conn, now, full).execute()
+    result = ReconcileResult(**counts, duration=time.perf_counter() - started)
+    log.info("reconcile_finished", **result.as_json())
     return result
 
 
-def _claim(conn: Connection, full: bool) -> int:
-    """Collect the records to relink into ``rc_work`` and clear their marks atomically."""
-    _temp_table(conn, "rc_work", "id BIGINT PRIMARY KEY")
-    if full:
-        conn.execute(text("UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile"))
-        conn.execute(text("INSERT INTO rc_work (id) SELECT id FROM dossiers"))
-    else:
-        ids = conn.execute(text(
-            "UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile RETURNING id")).scalars().all()
-        if ids:
-            conn.execute(text("INSERT INTO rc_work (id) VALUES (:id)"), [{"id": i} for i in ids])
-        # A one_stop record that arrives or changes may be the inferred partner of ministry
-        # records without a code: they must be relinked too.
-        conn.execute(_sql("""
-            INSERT INTO rc_work (id)
-            SELECT DISTINCT d.id FROM dossiers d
-            JOIN dossiers o ON o.applicant_key = d.applicant_key AND o.procedure_code = d.procedure_code
-            JOIN rc_work w ON w.id = o.id
-            WHERE o.source = :reception AND d.source <> :reception AND d.reception_code IS NULL
-              AND NOT EXISTS (SELECT 1 FROM rc_work x WHERE x.id = d.id)
-        """), {"reception": RECEPTION_SOURCE})
-    return int(conn.execute(text("SELECT COUNT(*) FROM rc_work")).scalar_one())
+class _Run:
+    """One reconciliation inside one write transaction."""
+
+    def __init__(self, conn: Connection, now: dt.datetime, full: bool) -> None:
+        self.conn = conn
+        self.now = now
+        self.full = full
+        self.pg = conn.dialect.name == "postgresql"
+        self.params: dict[str, Any] = {"os": RECEPTION_SOURCE, "now": now, "due": now - FLAG_DELAY,
+                                       "within": int(INFERRED_WITHIN.total_seconds())}
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def sql(self, statement: str, **extra: Any) -> int:
+        """Run one statement with the run's parameters; returns the affected row count."""
+        return int(self.conn.execute(_clause(statement), {**self.params, **extra}).rowcount or 0)
+
+    def scalar(self, statement: str, **extra: Any) -> Any:
+        return self.conn.execute(_clause(statement), {**self.params, **extra}).scalar()
+
+    def temp(self, *names: str) -> None:
+        pk = "BIGINT PRIMARY KEY" if self.pg else "INTEGER PRIMARY KEY"
+        for name in names:
+            columns = _TEMP[name].format(pk=pk)
+            if self.pg:
+                self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({columns}) ON COMMIT DROP")
+            else:
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+                self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({columns})")
+
+    def analyze(self, *names: str) -> None:
+        """PostgreSQL keeps no statistics on temporary tables unless asked; big ones need them."""
+        if self.pg and self.full:
+            for name in names:
+                self.conn.exec_driver_sql(f"ANALYZE {name}")
+
+    def epoch(self, col: str) -> str:
+        """Whole seconds since 1970 (instants are stored as naive UTC)."""
+        if self.pg:
+            return f"CAST(EXTRACT(EPOCH FROM {col}) AS BIGINT)"
+        return f"CAST(strftime('%s', {col}) AS INTEGER)"
+
+    def differs(self, a: str, b: str) -> str:
+        return f"{a} IS DISTINCT FROM {b}" if self.pg else f"{a} IS NOT {b}"
+
+    def sortable(self, col: str) -> str:
+        """An instant as fixed-width text that sorts like the instant ('~' for none: last)."""
+        if self.pg:
+            return f"COALESCE(to_char({col}, 'YYYY-MM-DD HH24:MI:SS.US'), '~')"
+        return f"COALESCE({col}, '~')"  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff'
+
+    def newest_first(self, col: str) -> str:
+        """A non-null instant as fixed-width text that sorts the *latest* first."""
+        if self.pg:
+            micros = f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)"
+            return f"LPAD(CAST(99999999999999999 - {micros} AS TEXT), 17, '0')"
+        # julianday() is the cheapest parse SQLite has; to 1e-10 day (under 10 µs), 15 digits for
+        # the years 1858 to 2105
+        return f"CAST((2500000 - julianday({col})) * 10000000000 AS INTEGER)"
+
+    def pick(self, key: str) -> str:
+        """The dossier id of the row with the smallest ``key`` in the group (one aggregate, no sort).
+
+        ``key`` must order rows like a tuple: parts separated by chr(31), which sorts below every
+        printable character. The id rides along at the end, fixed width, and is cut off again.
+        """
+        if self.pg:
+            return (f"CAST(RIGHT(MIN(({key}) || chr(31) || LPAD(CAST(d.id AS TEXT), 19, '0') COLLATE \"C\"), 19) "
+                    f"AS BIGINT)")
+        return f"CAST(SUBSTR(MIN(({key}) || char(31) || (d.id + {_ID_WIDTH})), -19) AS INTEGER) - {_ID_WIDTH}"
+
+    def text_min(self, expr: str) -> str:
+        return f"MIN(({expr}) COLLATE \"C\")" if self.pg else f"MIN({expr})"
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        if self.pg:
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        last = _last_run_at(self.conn)
+        steps: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            steps[name] = round(now - mark, 4)
+            mark = now
+
+        self.temp(*_TEMP)
+        claimed = self.claim(last)
+        step("claim")
+        if not self.full:
+            self.close()
+            step("close")
+        self.old_cases()
+        self.infer()
+        step("infer")
+        records = self.link()
+        step("link")
+        self.compute_cases()
+        step("compute_cases")
+        self.write_links()
+        step("write_links")
+        touched = self.write_cases()
+        step("write_cases")
+        raised, cleared = self.write_flags()
+        step("write_flags")
+        total = int(self.scalar("SELECT COUNT(*) FROM cases"))
+        _remember(self.conn, self.now, self.full)
+        if not self.pg:
+            for name in _TEMP:
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        step("finish")
+        log.debug("reconcile_steps", claimed=claimed, **steps)
+        return {"full": self.full, "records_claimed": records, "cases_touched": touched, "cases_total": total,
+                "flags_raised": raised, "flags_cleared": cleared}
+
+    def claim(self, last: dt.datetime | None) -> int:
+        """Clear the marks of the records this run takes on; incremental: seed ``rc_rec``.
+
+        Also seeds the cases whose time-dependent condition came due since the last run: time
+        passing is a change too.
+        """
+        if self.full:
+            # A full rebuild keeps syncs out while it runs (SQLite: BEGIN IMMEDIATE already does;
+            # PostgreSQL: a lock that conflicts with their writes, readers go on), so the marks
+            # are cleared by the same UPDATE that writes the links: one pass over the table.
+            if self.pg:
+                self.conn.exec_driver_sql("LOCK TABLE dossiers IN SHARE ROW EXCLUSIVE MODE")
+            return 0
+        if self.pg:
+            claimed = self.sql("""
+                WITH claimed AS (UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile RETURNING id)
+                INSERT INTO rc_rec (id, round) SELECT id, 0 FROM claimed""")
+        else:
+            claimed = self.sql("INSERT INTO rc_rec (id, round) SELECT id, 0 FROM dossiers WHERE needs_reconcile")
+            self.sql("UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile")
+        window = "c.{col} <= :due" if last is None else "c.{col} > :since AND c.{col} <= :due"
+        for col in ("unknown_code_since", "mismatch_since"):
+            self.sql(f"""
+                INSERT INTO rc_rec (id, round)
+                SELECT d.id, 0 FROM cases c CROSS JOIN dossiers d
+                WHERE {window.format(col=col)} AND d.case_id = c.id
+                  AND NOT EXISTS (SELECT 1 FROM rc_rec r WHERE r.id = d.id)""",
+                     since=None if last is None else last - FLAG_DELAY)
+        return claimed
+
+    # ``CROSS JOIN`` below: SQLite keeps the written join order (small temporary table first,
+    # then the store through an index); PostgreSQL plans it like any inner join. Without
+    # statistics SQLite would otherwise scan the store and probe the temporary table.
+    # ``source || ''`` keeps SQLite off the (source, source_updated_at) index where another
+    # index is the right one.
+
+    def close(self) -> None:
+        """Widen ``rc_rec`` until every record whose link or case can depend on it is in.
+
+        A record's case depends on (1) the other records of its old case, (2) the records
+        sharing its code, (3) for inference, the ``one_stop`` and code-less ministry records
+        with the same applicant and procedure. Closing under the three relations, in rounds from
+        the newest additions, converges in two or three rounds on real data.
+        """
+        os_ = "d.source || '' = :os"
+        code = f"CASE WHEN {os_} THEN COALESCE(d.reception_code, d.source_id) ELSE d.reception_code END"
+        fresh = "NOT EXISTS (SELECT 1 FROM rc_rec x WHERE x.id = d.id)"
+        k = 0
+        while True:
+            self.sql("""
+                INSERT INTO rc_oldc (id, round)
+                SELECT DISTINCT d.case_id, :k FROM rc_rec r CROSS JOIN dossiers d
+                WHERE r.round = :k AND d.id = r.id AND d.case_id IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM rc_oldc o WHERE o.id = d.case_id)""", k=k)
+            self.sql(f"""
+                INSERT INTO rc_code (code, round)
+                SELECT DISTINCT {code}, :k FROM rc_rec r CROSS JOIN dossiers d
+                WHERE r.round = :k AND d.id = r.id AND {code} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM rc_code c WHERE c.code = {code})""", k=k)
+            self.sql(f"""
+                INSERT INTO rc_grp (applicant_key, procedure_code, round)
+                SELECT DISTINCT d.applicant_key, d.procedure_code, :k FROM rc_rec r CROSS JOIN dossiers d
+                WHERE r.round = :k AND d.id = r.id AND d.applicant_key IS NOT NULL
+                  AND ({os_} OR d.reception_code IS NULL)
+                  AND NOT EXISTS (SELECT 1 FROM rc_grp g WHERE g.applicant_key = d.applicant_key
+                                                          AND g.procedure_code = d.procedure_code)""", k=k)
+            new = self.sql(f"""
+                INSERT INTO rc_rec (id, round)
+                SELECT DISTINCT d.id, :k + 1 FROM rc_oldc o CROSS JOIN dossiers d
+                WHERE o.round = :k AND d.case_id = o.id AND {fresh}""", k=k)
+            new += self.sql(f"""
+                INSERT INTO rc_rec (id, round)
+                SELECT DISTINCT d.id, :k + 1 FROM rc_code c CROSS JOIN dossiers d
+                WHERE c.round = :k AND d.reception_code = c.code AND {fresh}""", k=k)
+            new += self.sql(f"""
+                INSERT INTO rc_rec (id, round)
+                SELECT DISTINCT d.id, :k + 1 FROM rc_code c CROSS JOIN dossiers d
+                WHERE c.round = :k AND d.source = :os AND d.source_id = c.code AND d.reception_code IS NULL
+                  AND {fresh}""", k=k)
+            new += self.sql(f"""
+                INSERT INTO rc_rec (id, round)
+                SELECT DISTINCT d.id, :k + 1 FROM rc_grp g CROSS JOIN dossiers d
+                WHERE g.round = :k AND d.applicant_key = g.applicant_key AND d.procedure_code = g.procedure_code
+                  AND ({os_} OR d.reception_code IS NULL) AND {fresh}""", k=k)
+            k += 1
+            if not new:
+                break
+        log.debug("reconcile_closure", rounds=k)
+
+    def old_cases(self) -> None:
+        """The cases the relinked records belonged to: each is rebuilt or disappears."""
+        if self.full:
+            self.sql("INSERT INTO rc_old (id, case_key) SELECT id, case_key FROM cases")
+        else:
+            self.sql("""
+                INSERT INTO rc_old (id, case_key)
+                SELECT c.id, c.case_key FROM rc_oldc o CROSS JOIN cases c WHERE c.id = o.id""")
+
+    def infer(self) -> None:
+        """Pair code-less ministry records with ``one_stop`` records (rules in the module docstring)."""
+        scope = "dossiers m" if self.full else "rc_rec r CROSS JOIN dossiers m"
+        where = "" if self.full else "m.id = r.id AND"
+        ocode = "COALESCE(o.reception_code, o.source_id)"
+        gap = f"ABS({self.epoch('m.received_at')} - {self.epoch('o.received_at')})"
+        self.sql(f"""
+            INSERT INTO rc_cand (mid, msrc, msid, oid, ocode, osid, gap)
+            SELECT m.id, m.source, m.source_id, o.id, {ocode}, o.source_id, {gap}
+            FROM {scope} CROSS JOIN dossiers o
+            WHERE {where} m.reception_code IS NULL AND m.source || '' <> :os AND m.applicant_key IS NOT NULL
+              AND m.received_at IS NOT NULL
+              AND o.applicant_key = m.applicant_key AND o.procedure_code = m.procedure_code
+              AND o.source || '' = :os AND o.received_at IS NOT NULL AND {gap} <= :within
+              AND NOT EXISTS (SELECT 1 FROM dossiers c WHERE c.reception_code = {ocode} AND c.source || '' = m.source)
+        """)
+        self.conn.exec_driver_sql("CREATE INDEX rc_match_o ON rc_match (oid, msrc)")
+        while self.sql("""
+            INSERT INTO rc_match (mid, msrc, oid, ocode)
+            SELECT mid, msrc, oid, ocode FROM (
+                SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.oid, p.msrc ORDER BY p.gap, p.msid) AS accepted
+                FROM (
+                    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.mid ORDER BY c.gap, c.ocode, c.osid) AS proposal
+                    FROM rc_cand c
+                    WHERE NOT EXISTS (SELECT 1 FROM rc_match x WHERE x.mid = c.mid)
+                      AND NOT EXISTS (SELECT 1 FROM rc_match x WHERE x.oid = c.oid AND x.msrc = c.msrc)
+                ) p WHERE p.proposal = 1
+            ) w WHERE w.accepted = 1
+        """):
+            pass
+
+    def link(self) -> int:
+        """Every relinked record's case key and link kind."""
+        scope = "dossiers d" if self.full else "rc_rec r CROSS JOIN dossiers d"
+        where = "" if self.full else "WHERE d.id = r.id"
+        n = self.sql(f"""
+            INSERT INTO rc_link (id, case_key, link_kind)
+                SELECT d.id,
+                       CASE WHEN d.source = :os THEN 'rc:' || COALESCE(d.reception_code, d.source_id)
+                            WHEN d.reception_code IS NOT NULL THEN 'rc:' || d.reception_code
+                            WHEN mt.ocode IS NOT NULL THEN 'rc:' || mt.ocode
+                            ELSE 'src:' || d.source || ':' || d.source_id END AS case_key,
+                       CASE WHEN d.source = :os THEN 'own' WHEN d.reception_code IS NOT NULL THEN 'code'
+                            WHEN mt.ocode IS NOT NULL THEN 'inferred' ELSE 'own' END AS link_kind
+                FROM {scope} LEFT JOIN rc_match mt ON mt.mid = d.id
+                {where}
+        """)
+        self.analyze("rc_link")
+        return n
+
+    def write_links(self) -> None:
+        """Each relinked record's case id (the case's smallest dossier id) and link kind."""
+        changed = (f"{self.differs('dossiers.case_id', 'a.id')} "
+                   f"OR {self.differs('dossiers.link_kind', 'l.link_kind')}")
+        clear = only = ""
+        if self.full:
+            changed += " OR dossiers.needs_reconcile"
+            clear = ", needs_reconcile = FALSE"
+        if not self.full:
+            only = "AND dossiers.id IN (SELECT id FROM rc_link)"
+        self.sql(f"""
+            UPDATE dossiers SET case_id = a.id, link_kind = l.link_kind{clear}
+            FROM rc_link l CROSS JOIN rc_agg a
+            WHERE a.case_key = l.case_key AND dossiers.id = l.id {only} AND ({changed})""")
+
+    def compute_cases(self) -> None:
+        """Every affected case's values, computed from its records, into ``rc_case``.
+
+        One aggregate per case over its records; the reception and state records are picked with
+        ``pick`` and read by id, in id order.
+        """
+        os_ = "d.source = :os"
+        is_os = f"CASE WHEN {os_} THEN '0' ELSE '1' END"
+        reception_key = (f"{is_os} || {self.sortable('d.received_at')} || d.source || chr(31) || d.source_id"
+                         .replace("chr(31)", "chr(31)" if self.pg else "char(31)"))
+        state_key = (f"{self.newest_first('d.source_updated_at')} || {is_os} || d.source || chr(31) || d.source_id"
+                     .replace("chr(31)", "chr(31)" if self.pg else "char(31)"))
+        ministry = f"NOT ({os_})"
+        ended = f"d.status IN {_ENDED}"
+        flag = "MAX(CASE WHEN d.{0} THEN 1 ELSE 0 END)" if self.pg else "MAX(d.{0})"  # SQLite: 0 or 1
+        # rc_link holds every record of every affected case; both it and dossiers are read in id
+        # order (sequentially), then sorted by case: cheaper than reaching a case's records, which
+        # different syncs stored far apart, through the case_id index.
+        source = "rc_link l CROSS JOIN dossiers d WHERE d.id = l.id"
+        # the ministry record that has disagreed longest: its update time (fixed width) and who it is
+        first = f"{self.sortable('d.source_updated_at')} || d.source || '=' || d.status"
+        self.sql(f"""
+            INSERT INTO rc_agg (case_key, id, r_id, s_id, n, digitised, data_reused, fee_required, paid_online, has_os,
+                                inferred, first_seen_at, cited_since, open_first, ended_first)
+            SELECT l.case_key, MIN(d.id), {self.pick(reception_key)}, {self.pick(state_key)}, COUNT(*),
+                   {flag.format('digitised')}, {flag.format('data_reused')}, {flag.format('fee_required')},
+                   {flag.format('paid_online')}, MAX(CASE WHEN {os_} THEN 1 ELSE 0 END),
+                   MAX(CASE WHEN l.link_kind = 'inferred' THEN 1 ELSE 0 END), MIN(d.first_seen_at),
+                   MIN(CASE WHEN {ministry} AND d.reception_code IS NOT NULL THEN d.first_seen_at END),
+                   {self.text_min(f"CASE WHEN {ministry} AND NOT ({ended}) THEN {first} END")},
+                   {self.text_min(f"CASE WHEN {ministry} AND {ended} THEN {first} END")}
+            FROM {source}
+            GROUP BY l.case_key
+        """)
+        # the state records' values, read in id order
+        self.sql("""
+            INSERT INTO rc_state (id, source, status, due_at, due_on, completed_at, rejected_at, withdrawn_at, ended_on)
+            SELECT a.id, s.source, s.status, s.due_at, s.due_on, s.completed_at, s.rejected_at, s.withdrawn_at,
+                   s.ended_on
+            FROM (SELECT id, s_id FROM rc_agg ORDER BY s_id) a CROSS JOIN dossiers s WHERE s.id = a.s_id""")
+        end = ("CASE WHEN s.status IN ('resolved', 'delivered') THEN s.completed_at "
+               "WHEN s.status = 'rejected' THEN s.rejected_at WHEN s.status = 'withdrawn' THEN s.withdrawn_at END")
+        counted = f"s.status NOT IN {_NOT_COUNTED}"
+        issues = {
+            "completion_before_reception": f"({end}) < r.received_at",
+            "no_due_date": f"{counted} AND s.due_at IS NULL",
+            "no_reception_time": f"{counted} AND r.received_at IS NULL",
+            "no_end_time": f"s.status IN {_ENDED} AND ({end}) IS NULL",
+            "due_before_reception": "s.due_on < r.received_on",
+        }
+        assert tuple(issues) == QUALITY_ISSUES
+        listed = " || ".join(f"CASE WHEN {cond} THEN ', {name}' ELSE '' END" for name, cond in issues.items())
+        r_ended = f"r.status IN {_ENDED}"
+        # the one_stop record against the ministry records that disagree with it: since when
+        # (the later of the two updates, for the earliest such ministry record) and with whom
+        other = f"CASE WHEN r.source <> :os THEN NULL WHEN {r_ended} THEN a.open_first ELSE a.ended_first END"
+        other_since = (f"CAST(SUBSTR({other}, 1, 26) AS TIMESTAMP)" if self.pg else f"SUBSTR({other}, 1, 26)")
+        since = (f"CASE WHEN ({other}) IS NULL THEN NULL "
+                 f"WHEN {other_since} >= r.source_updated_at THEN {other_since} ELSE r.source_updated_at END")
+        with_ = f"SUBSTR({other}, 27)"
+        self.sql(f"""
+            INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
+            SELECT a.id, a.case_key, CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
+                   a.has_os = 1, r.source, s.source, r.procedure_code, r.procedure_name, r.field_code,
+                   r.field_name, r.applicant_name, r.applicant_key, r.channel, s.status,
+                   r.submitted_at, r.received_at, s.due_at,
+                   CASE WHEN ({end}) < r.received_at THEN r.received_at ELSE {end} END,
+                   r.received_on, s.due_on,
+                   CASE WHEN s.ended_on < r.received_on THEN r.received_on ELSE s.ended_on END,
+                   a.digitised = 1, a.data_reused = 1, a.fee_required = 1, a.paid_online = 1,
+                   a.n, a.inferred = 1, a.first_seen_at,
+                   CASE WHEN a.has_os = 0 AND (r.reception_code IS NOT NULL) THEN a.cited_since END,
+                   {since},
+                   NULLIF(SUBSTR({listed}, 3), ''),
+                   a.r_id,
+                   CASE WHEN ({with_}) IS NOT NULL
+                        THEN '{{"' || r.source || '": "' || r.status || '", "'
+                             || REPLACE({with_}, '=', '": "') || '"}}' END
+            FROM (SELECT * FROM rc_agg ORDER BY r_id) a CROSS JOIN dossiers r CROSS JOIN rc_state s
+            WHERE r.id = a.r_id AND s.id = a.id
+        """)
+        self.analyze("rc_case")
+
+    def write_cases(self) -> int:
+        """Make ``cases`` equal ``rc_case`` over the affected cases, writing only what differs."""
+        removed = self.sql("""
+            DELETE FROM cases WHERE id IN (
+                SELECT o.id FROM rc_old o
+                WHERE NOT EXISTS (SELECT 1 FROM rc_case n WHERE n.id = o.id AND n.case_key = o.case_key))""")
+        columns = [c for c in CASE_COLUMNS if c not in ("id", "case_key")]
+        changed = " OR ".join(self.differs(f"cases.{c}", f"n.{c}") for c in columns)
+        only = "" if self.full else "AND cases.id IN (SELECT id FROM rc_case)"
+        self.sql(f"""
+            UPDATE cases SET {", ".join(f"{c} = n.{c}" for c in columns)}, updated_at = :now
+            FROM rc_case n WHERE cases.id = n.id {only} AND ({changed})""")
+        # The first build of a big store: filling the table and then indexing it is twice as
+        # fast on SQLite as keeping five indexes up to date row by row.
+        rebuild = [] if self.pg or not self.full or self.scalar("SELECT COUNT(*) FROM cases") \
+            else [ix for ix in cases.indexes if not ix.unique]
+        for index in rebuild:
+            index.drop(self.conn)
+        self.sql(f"""
+            INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
+            SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n
+            WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = n.id)""")
+        for index in rebuild:
+            index.create(self.conn)
+        return removed + int(self.scalar("SELECT COUNT(*) FROM rc_case"))
+
+    def write_flags(self) -> tuple[int, int]:
+        """Raise, refresh, clear and re-open the flags of the affected cases; log each event."""
+        quality = "'{\"issue\": \"' || n.quality_issue || '\"}'"
+        code = "'{\"reception_code\": \"' || REPLACE(REPLACE(n.reception_code, '\\', '\\\\'), '\"', '\\\"') || '\"}'"
+        wanted = f"""
+            SELECT '{BYPASSED}' AS kind, n.case_key AS subject_key, n.id AS case_id, NULL AS dossier_id,
+                   NULL AS details FROM rc_case n WHERE n.has_one_stop = FALSE
+            UNION ALL
+            SELECT '{UNKNOWN_CODE}', n.case_key, n.id, n.r_id, {code} FROM rc_case n
+            WHERE n.unknown_code_since <= :due
+            UNION ALL
+            SELECT '{STATUS_MISMATCH}', n.case_key, n.id, NULL, n.mismatch_details FROM rc_case n
+            WHERE n.mismatch_since <= :due
+            UNION ALL
+            SELECT '{DATA_QUALITY}', n.case_key, n.id, NULL, {quality} FROM rc_case n
+            WHERE n.quality_issue IS NOT NULL"""
+        self.sql(f"""
+            INSERT INTO rc_fact (kind, subject_key, action, flag_id, case_id, dossier_id, details)
+            SELECT w.kind, w.subject_key,
+                   CASE WHEN f.id IS NULL THEN 'new' WHEN f.state <> 'open' THEN 'reopen' ELSE 'keep' END,
+                   f.id, w.case_id, w.dossier_id, w.details
+            FROM ({wanted}) w LEFT JOIN flags f ON f.kind = w.kind AND f.subject_key = w.subject_key""")
+        kinds = ", ".join(f"'{k}'" for k in FLAG_KINDS)
+        if self.full:
+            scope = "flags f WHERE f.state = 'open'"
+        else:
+            scope = (f"(SELECT case_key FROM rc_case UNION SELECT case_key FROM rc_old) s CROSS JOIN flags f "
+                     f"WHERE f.kind IN ({kinds}) AND f.subject_key = s.case_key AND f.state || '' = 'open'")
+        self.sql(f"""
+            INSERT INTO rc_fact (kind, subject_key, action, flag_id)
+            SELECT f.kind, f.subject_key, 'clear', f.id FROM {scope}
+              AND NOT EXISTS (SELECT 1 FROM rc_fact a WHERE a.kind = f.kind AND a.subject_key = f.subject_key)""")
+        self.sql("""
+            INSERT INTO flags (kind, subject_key, case_id, dossier_id, state, details, raised_at)
+            SELECT kind, subject_key, case_id, dossier_id, 'open', details, :now FROM rc_fact WHERE action = 'new'""")
+        self.sql("""
+            UPDATE rc_fact SET flag_id = (SELECT f.id FROM flags f WHERE f.kind = rc_fact.kind
+                                                                     AND f.subject_key = rc_fact.subject_key)
+            WHERE action = 'new'""")
+        ids = "flags.id IN (SELECT flag_id FROM rc_fact WHERE action = '{0}')"
+        self.sql(f"""
+            UPDATE flags SET state = 'open', raised_at = :now, cleared_at = NULL, acknowledged_at = NULL,
+                             ack_note = NULL, case_id = a.case_id, dossier_id = a.dossier_id, details = a.details
+            FROM rc_fact a WHERE a.flag_id = flags.id AND a.action = 'reopen' AND {ids.format('reopen')}""")
+        refreshed = " OR ".join(self.differs(f"flags.{c}", f"a.{c}") for c in ("case_id", "dossier_id", "details"))
+        self.sql(f"""
+            UPDATE flags SET case_id = a.case_id, dossier_id = a.dossier_id, details = a.details
+            FROM rc_fact a WHERE a.flag_id = flags.id AND a.action = 'keep' AND {ids.format('keep')}
+              AND ({refreshed})""")
+        self.sql(f"""
+            UPDATE flags SET state = 'cleared', cleared_at = :now
+            WHERE {ids.format('clear')}""")
+        self.sql("""
+            INSERT INTO flag_events (flag_id, event, at)
+            SELECT flag_id, CASE WHEN action = 'clear' THEN 'cleared' ELSE 'raised' END, :now
+            FROM rc_fact WHERE action IN ('new', 'reopen', 'clear')
+            ORDER BY flag_id""")
+        counts: Mapping[str, int] = dict(self.conn.execute(
+            text("SELECT action, COUNT(*) FROM rc_fact GROUP BY action")).all())
+        return counts.get("new", 0) + counts.get("reopen", 0), counts.get("clear", 0)
 
 
-def _relink(conn: Connection, full: bool) -> int:
-    """New case keys of the work records; returns the number of affected cases."""
-    _temp_table(conn, "rc_key", "id BIGINT PRIMARY KEY, case_key VARCHAR(300) NOT NULL, link_kind VARCHAR(16)")
-    p = {"reception": RECEPTION_SOURCE, "within": INFERRED_WITHIN_DAYS}
-    conn.execute(_sql("""
-        INSERT INTO rc_key (id, case_key, link_kind)
-        SELECT d.id,
-               'rc:' || CASE WHEN d.source = :reception THEN COALESCE(d.reception_code, d.source_id)
-                             ELSE d.reception_code END,
-               CASE WHEN d.source = :reception THEN 'own' ELSE 'code' END
-        FROM dossiers d JOIN rc_work w ON w.id = d.id
-        WHERE d.source = :reception OR d.reception_code IS NOT NULL
-    """), p)
-    apart = _days_apart(conn, "o.received_at", "d.received_at")
-    conn.execute(_sql(f"""
-        INSERT INTO rc_key (id, case_key, link_kind)
-        SELECT id, case_key, 'inferred' FROM (
-            SELECT d.id AS id, 'rc:' || COALESCE(o.reception_code, o.source_id) AS case_key,
-                   ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY {apart},
-                                      COALESCE(o.reception_code, o.source_id)) AS rn
-            FROM dossiers d
-            JOIN rc_work w ON w.id = d.id
-            JOIN dossiers o ON o.source = :reception AND o.applicant_key = d.applicant_key
-                           AND o.procedure_code = d.procedure_code AND o.received_at IS NOT NULL
-            WHERE d.source <> :reception AND d.reception_code IS NULL AND d.applicant_key IS NOT NULL
-              AND d.received_at IS NOT NULL AND {apart} <= :within
-        ) picked WHERE rn = 1
-    """), p)
-    conn.execute(text("""
-        INSERT INTO rc_key (id, case_key, link_kind)
-        SELECT d.id, 'src:' || d.source || ':' || d.source_id, 'own'
-        FROM dossiers d JOIN rc_work w ON w.id = d.id
-        WHERE NOT EXISTS (SELECT 1 FROM rc_key k WHERE k.id = d.id)
-    """))
-    _temp_table(conn, "rc_aff", "case_key VARCHAR(300) PRIMARY KEY")
-    conn.execute(text("""
-        INSERT INTO rc_aff (case_key)
-        SELECT case_key FROM rc_key
-        UNION
-        SELECT d.case_key FROM dossiers d JOIN rc_work w ON w.id = d.id WHERE d.case_key IS NOT NULL
-    """))
-    if full:  # cases left over from records that no longer exist
-        conn.execute(text("""
-            INSERT INTO rc_aff (case_key)
-            SELECT c.case_key FROM cases c WHERE NOT EXISTS (SELECT 1 FROM rc_aff a WHERE a.case_key = c.case_key)
-        """))
-    conn.execute(text("""
-        UPDATE dossiers SET case_key = rc_key.case_key, link_kind = rc_key.link_kind
-        FROM rc_key WHERE rc_key.id = dossiers.id
-    """))
-    return int(conn.execute(text("SELECT COUNT(*) FROM rc_aff")).scalar_one())
+def _clause(statement: str) -> TextClause:
+    clause = text(statement)
+    typed = [bindparam(k, type_=UTCDateTime()) for k in ("now", "due", "since") if f":{k}" in statement]
+    return clause.bindparams(*typed) if typed else clause
 
 
-_CASE_COLUMNS = (
-    "case_key", "reception_code", "has_one_stop", "reception_source", "state_source", "procedure_code",
-    "procedure_name", "field_code", "field_name", "applicant_name", "applicant_key", "channel", "status",
-    "submitted_at", "received_at", "due_at", "ended_at", "received_on", "due_on", "ended_on", "digitised",
-    "data_reused", "fee_required", "paid_online", "record_count", "inferred", "first_seen_at", "updated_at",
-    "unknown_code_since", "mismatch_since", "quality_issue",
-)
-
-
-def _recompute_cases(conn: Connection, now: dt.datetime) -> None:
-    """Rebuild the affected cases from their records in one INSERT … SELECT … ON CONFLICT."""
-    conn.execute(text("""
-        DELETE FROM cases WHERE case_key IN (SELECT case_key FROM rc_aff)
-          AND NOT EXISTS (SELECT 1 FROM dossiers d WHERE d.case_key = cases.case_key)
-    """))
-    ended_at = ("CASE WHEN s.status IN ('resolved', 'delivered') THEN s.completed_at "
-                "WHEN s.status = 'rejected' THEN s.rejected_at WHEN s.status = 'withdrawn' THEN s.withdrawn_at END")
-    ended_flag = f"CASE WHEN status IN {_ENDED} THEN 1 ELSE 0 END"
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS if c != "case_key")
-    # The two representative records of each case (reception facts, state) and the aggregates,
-    # each into an indexed temporary table: joining a windowed CTE to itself would be quadratic.
-    _temp_table(conn, "rc_pick", "case_key VARCHAR(300) PRIMARY KEY, r_id BIGINT NOT NULL, s_id BIGINT NOT NULL")
-    conn.execute(_sql("""
-        INSERT INTO rc_pick (case_key, r_id, s_id)
-        SELECT case_key, MAX(CASE WHEN r_rank = 1 THEN id END), MAX(CASE WHEN s_rank = 1 THEN id END)
-        FROM (
-            SELECT d.id, d.case_key,
-                   ROW_NUMBER() OVER (PARTITION BY d.case_key ORDER BY
-                       CASE WHEN d.source = :reception THEN 0 ELSE 1 END,
-                       CASE WHEN d.received_at IS NULL THEN 1 ELSE 0 END, d.received_at,
-                       d.source, d.source_id) AS r_rank,
-                   ROW_NUMBER() OVER (PARTITION BY d.case_key ORDER BY d.source_updated_at DESC,
-                       CASE WHEN d.source = :reception THEN 0 ELSE 1 END, d.source, d.source_id) AS s_rank
-            FROM dossiers d JOIN rc_aff a ON a.case_key = d.case_key
-        ) ranked
-        GROUP BY case_key
-    """), {"reception": RECEPTION_SOURCE})
-    _temp_table(conn, "rc_agg", "case_key VARCHAR(300) PRIMARY KEY, n INTEGER, digitised INTEGER, "
-                "data_reused INTEGER, fee_required INTEGER, paid_online INTEGER, has_os INTEGER, inferred INTEGER, "
-                "first_seen_at TIMESTAMP, last_update TIMESTAMP, os_ended INTEGER, min_ended INTEGER, "
-                "max_ended INTEGER, cited_since TIMESTAMP")
-    conn.execute(_sql(f"""
-        INSERT INTO rc_agg
-        SELECT d.case_key,
-               COUNT(*),
-               MAX(CASE WHEN d.digitised THEN 1 ELSE 0 END),
-               MAX(CASE WHEN d.data_reused THEN 1 ELSE 0 END),
-               MAX(CASE WHEN d.fee_required THEN 1 ELSE 0 END),
-               MAX(CASE WHEN d.paid_online THEN 1 ELSE 0 END),
-               MAX(CASE WHEN d.source = :reception THEN 1 ELSE 0 END),
-               MAX(CASE WHEN d.link_kind = 'inferred' THEN 1 ELSE 0 END),
-               MIN(d.first_seen_at),
-               MAX(d.source_updated_at),
-               MAX(CASE WHEN d.source = :reception THEN {ended_flag} END),
-               MIN(CASE WHEN d.source <> :reception THEN {ended_flag} END),
-               MAX(CASE WHEN d.source <> :reception THEN {ended_flag} END),
-               MIN(CASE WHEN d.source <> :reception AND d.reception_code IS NOT NULL THEN d.first_seen_at END)
-        FROM dossiers d JOIN rc_aff a ON a.case_key = d.case_key
-        GROUP BY d.case_key
-    """), {"reception": RECEPTION_SOURCE})
-    conn.execute(_sql(f"""
-        INSERT INTO cases ({", ".join(_CASE_COLUMNS)})
-        SELECT a.case_key,
-               CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
-               a.has_os = 1, r.source, s.source, r.procedure_code, r.procedure_name, r.field_code,
-               r.field_name, r.applicant_name, r.applicant_key, r.channel, s.status,
-               r.submitted_at, r.received_at, s.due_at,
-               CASE WHEN r.received_at IS NOT NULL AND ({ended_at}) < r.received_at
-                    THEN r.received_at ELSE {ended_at} END,
-               r.received_on, s.due_on,
-               CASE WHEN r.received_on IS NOT NULL AND s.ended_on < r.received_on
-                    THEN r.received_on ELSE s.ended_on END,
-               a.digitised = 1, a.data_reused = 1, a.fee_required = 1, a.paid_online = 1,
-               a.n, a.inferred = 1, a.first_seen_at, :now,
-               CASE WHEN a.has_os = 0 AND a.case_key LIKE 'rc:%' THEN a.cited_since END,
-               CASE WHEN a.has_os = 1 AND a.min_ended IS NOT NULL
-                         AND (a.min_ended <> a.os_ended OR a.max_ended <> a.os_ended)
-                    THEN a.last_update END,
-               CASE WHEN s.ended_on IS NOT NULL AND r.received_on IS NOT NULL AND s.ended_on < r.received_on
-                    THEN 'completion_before_reception'
-                    WHEN s.status NOT IN {_NOT_COUNTED} AND s.due_on IS NULL THEN 'no_due_date'
-               END
-        FROM rc_agg a
-        JOIN rc_pick p ON p.case_key = a.case_key
-        JOIN dossiers r ON r.id = p.r_id
-        JOIN dossiers s ON s.id = p.s_id
-        WHERE TRUE
-        ON CONFLICT (case_key) DO UPDATE SET {updates}
-    """, now=UTCDateTime()), {"now": now})
-    conn.execute(text("""
-        UPDATE dossiers SET case_id = cases.id
-        FROM cases WHERE cases.case_key = dossiers.case_key
-          AND dossiers.case_key IN (SELECT case_key FROM rc_aff)
-          AND (dossiers.case_id IS NULL OR dossiers.case_id <> cases.id)
-    """))
-
-
-def _sync_flags(conn: Connection, full: bool, now: dt.datetime) -> tuple[int, int]:
-    """Raise, clear and re-open flags for the affected cases and for those that came due."""
-    due = now - FLAG_DELAY
-    _temp_table(conn, "rc_scope", "case_key VARCHAR(300) PRIMARY KEY")
-    conn.execute(_sql("""
-        INSERT INTO rc_scope (case_key)
-        SELECT case_key FROM rc_aff
-        UNION SELECT case_key FROM cases WHERE unknown_code_since <= :due OR mismatch_since <= :due
-    """, due=UTCDateTime()), {"due": due})
-    if full:
-        conn.execute(text("""
-            INSERT INTO rc_scope (case_key) SELECT DISTINCT subject_key FROM flags
-            WHERE NOT EXISTS (SELECT 1 FROM rc_scope s WHERE s.case_key = flags.subject_key)
-        """))
-    rows = conn.execute(_sql("""
-        SELECT c.id, c.case_key, c.has_one_stop, c.reception_code, c.unknown_code_since, c.mismatch_since,
-               c.quality_issue
-        FROM cases c JOIN rc_scope s ON s.case_key = c.case_key
-        WHERE c.has_one_stop = FALSE OR c.quality_issue IS NOT NULL
-           OR c.unknown_code_since <= :due OR c.mismatch_since <= :due
-    """, due=UTCDateTime()).columns(unknown_code_since=UTCDateTime(), mismatch_since=UTCDateTime()),
-        {"due": due}).all()
-    want: dict[tuple[str, str], tuple[int, str | None]] = {}
-    for r in rows:
-        if not r.has_one_stop:
-            want[(BYPASSED, r.case_key)] = (r.id, None)
-        if r.unknown_code_since is not None and r.unknown_code_since <= due:
-            want[(UNKNOWN_CODE, r.case_key)] = (r.id, json.dumps({"reception_code": r.reception_code}))
-        if r.mismatch_since is not None and r.mismatch_since <= due:
-            want[(STATUS_MISMATCH, r.case_key)] = (r.id, None)
-        if r.quality_issue:
-            want[(DATA_QUALITY, r.case_key)] = (r.id, json.dumps({"issue": r.quality_issue}))
-    have = {(f.kind, f.subject_key): f for f in conn.execute(text("""
-        SELECT f.id, f.kind, f.subject_key, f.state, f.case_id, f.details
-        FROM flags f JOIN rc_scope s ON s.case_key = f.subject_key
-    """))}
-    raised = cleared = 0
-    events: list[dict[str, Any]] = []
-    new_keys = [k for k in want if k not in have]
-    if new_keys:
-        conn.execute(flags.insert(), [
-            {"kind": kind, "subject_key": key, "case_id": want[(kind, key)][0], "dossier_id": None,
-             "state": "open", "details": want[(kind, key)][1], "raised_at": now}
-            for kind, key in new_keys])
-        raised += len(new_keys)
-        ids = _flag_ids(conn, new_keys)
-        events += [{"flag_id": i, "event": "raised", "at": now, "note": None} for i in ids]
-    for (kind, key), f in have.items():
-        wanted = want.get((kind, key))
-        if wanted is not None and f.state != "open":
-            conn.execute(flags.update().where(flags.c.id == f.id).values(
-                state="open", raised_at=now, cleared_at=None, acknowledged_at=None, ack_note=None,
-                case_id=wanted[0], details=wanted[1]))
-            events.append({"flag_id": f.id, "event": "raised", "at": now, "note": None})
-            raised += 1
-        elif wanted is not None and (f.case_id != wanted[0] or f.details != wanted[1]):
-            conn.execute(flags.update().where(flags.c.id == f.id).values(case_id=wanted[0], details=wanted[1]))
-        elif wanted is None and f.state == "open":
-            conn.execute(flags.update().where(flags.c.id == f.id).values(state="cleared", cleared_at=now))
-            events.append({"flag_id": f.id, "event": "cleared", "at": now, "note": None})
-            cleared += 1
-    if events:
-        conn.execute(flag_events.insert(), events)
-    return raised, cleared
-
-
-def _flag_ids(conn: Connection, keys: list[tuple[str, str]]) -> list[int]:
-    ids: list[int] = []
-    for i in range(0, len(keys), 400):
-        chunk = keys[i : i + 400]
-        for kind in {k for k, _ in chunk}:
-            subjects = [s for k, s in chunk if k == kind]
-            ids += conn.execute(flags.select().with_only_columns(flags.c.id).where(
-                flags.c.kind == kind, flags.c.subject_key.in_(subjects))).scalars().all()
-    return ids
+def _last_run_at(conn: Connection) -> dt.datetime | None:
+    value = conn.execute(text("SELECT value FROM agent_state WHERE name = :n"), {"n": STATE_NAME}).scalar()
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(json.loads(value)["at"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _remember(conn: Connection, now: dt.datetime, full: bool) -> None:
     stmt = dialect_insert(conn, agent_state).values(
-        name="last_reconcile", value=json.dumps({"at": now.isoformat(), "full": full}), updated_at=now)
+        name=STATE_NAME, value=json.dumps({"at": now.isoformat(), "full": full}), updated_at=now)
     conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                             set_={"value": stmt.excluded.value, "updated_at": now}))
+
+
+def last_reconciled_at(conn: Connection) -> dt.datetime | None:
+    """When reconciliation last ran (its ``now``), for ``status``; ``None`` before the first run."""
+    return _last_run_at(conn)

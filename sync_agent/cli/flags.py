@@ -7,7 +7,7 @@ import json
 import click
 
 from sync_agent.cli.context import AgentContext
-from sync_agent.flags import KIND_LABELS, acknowledge, list_flags
+from sync_agent.flags import KIND_LABELS, acknowledge, details_text, list_flags
 from sync_agent.reconcile import FLAG_KINDS
 from sync_agent.store.engine import read_connection
 
@@ -43,7 +43,7 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
         click.echo(f"        tiếp nhận {day(v.received_at)}, hẹn trả {day(v.due_at)}, cảnh báo từ {day(v.raised_at)}"
                    + (f", hết {day(v.cleared_at)}" if v.cleared_at else "")
                    + (f"; ghi chú: {v.ack_note}" if v.ack_note else "")
-                   + (f"; {v.details}" if v.details else ""))
+                   + (f"; {details_text(v.details)}" if v.details else ""))
 
 
 @command.command("ack")

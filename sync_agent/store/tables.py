@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 
@@ -71,7 +72,6 @@ dossiers = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("last_run_id", Integer),
     # set by reconciliation
-    Column("case_key", String(300)),
     Column("case_id", BigId),
     Column("link_kind", String(16)),  # own | code | inferred
     Column("needs_reconcile", Boolean, nullable=False, server_default=true()),
@@ -79,8 +79,10 @@ dossiers = Table(
     Index(None, "reception_code"),
     Index(None, "applicant_key", "procedure_code"),
     Index(None, "case_id"),
-    Index(None, "case_key"),
-    Index(None, "needs_reconcile"),
+    # partial: only the marked rows are in it, so clearing a mark is one index deletion and the
+    # index stays as small as the backlog
+    Index(None, "needs_reconcile", sqlite_where=text("needs_reconcile"),
+          postgresql_where=text("needs_reconcile")),
     Index(None, "source", "source_updated_at"),
 )
 
