@@ -210,10 +210,8 @@ def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:
             code = r.c_code or _code_from_key(r.case_key)
         else:
             code = _code_from_key(r.subject_key)
-        if use_dossier:
-            source = r.d_source
-        else:
-            source = r.c_source or str(r.subject_key).removeprefix("src:").split(":")[0]
+        source = r.d_source if use_dossier else (
+            r.c_source or str(r.subject_key).removeprefix("src:").split(":")[0])
         proc = (r.d_proc_name or r.d_proc) if use_dossier else (r.c_proc_name or r.c_proc)
         out.append(FlaggedDossier(
             kind=r.kind, code=redact_text(code or ""), procedure=redact_text(proc or ""),
