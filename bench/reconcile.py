@@ -249,23 +249,25 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    def row(name: str, secs: float, vs: str, goal: str, met: bool | None) -> str:
-        mark = "" if met is None else (" yes" if met else " **no**")
-        return f"| {name} | {secs:.3f} | {vs} | {goal} |{mark} |"
+    def yes(met: bool) -> str:
+        return "yes" if met else "**no**"
+
+    def row(name: str, secs: float, vs: str, goal: str, met: str = "") -> str:
+        return f"| {name} | {secs:.3f} | {vs} | {goal} | {met} |"
 
     print()
     print(f"{sum(counts.values()):,} records, {r1.cases_total:,} cases, SQLite, {args.changed:,} changed records")
     print()
     print("| run | seconds | compared | goal | met |")
     print("|---|---:|---|---|---|")
-    print(row("baseline: anti-join ministry → one-stop codes", base, "1x", "-", None))
+    print(row("baseline: anti-join ministry → one-stop codes", base, "1x", "-"))
     print(row(f"full, first ({r1.cases_total:,} cases, {r1.flags_raised:,} flags raised)", first,
-              f"{first / base:.1f}x baseline", "≤ 5x baseline", first <= 5 * base))
+              f"{first / base:.1f}x baseline", "≤ 5x baseline", yes(first <= 5 * base)))
     print(row("full, again (nothing differs)", again, f"{again / base:.1f}x baseline", "≤ 5x baseline",
-              again <= 5 * base))
+              yes(again <= 5 * base)))
     print(row(f"incremental ({args.changed:,} changed, {r3.cases_touched:,} cases)", incr,
               f"{100 * incr / first:.2f} % of full (first), {100 * incr / again:.2f} % of full (again)",
-              "< 2 % of full", incr < 0.02 * min(first, again)))
+              "< 2 % of full", f"first: {yes(incr < 0.02 * first)}, again: {yes(incr < 0.02 * again)}"))
 
 
 if __name__ == "__main__":

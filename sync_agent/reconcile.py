@@ -246,7 +246,7 @@ class _Run:
     def epoch(self, col: str) -> str:
         """Whole seconds since 1970 (instants are stored as naive UTC)."""
         if self.pg:
-            return f"CAST(EXTRACT(EPOCH FROM {col}) AS BIGINT)"
+            return f"CAST(FLOOR(EXTRACT(EPOCH FROM {col})) AS BIGINT)"
         return f"CAST(strftime('%s', {col}) AS INTEGER)"
 
     def differs(self, a: str, b: str) -> str:
@@ -274,7 +274,7 @@ class _Run:
         printable character. The id rides along at the end, fixed width, and is cut off again.
         """
         if self.pg:
-            return (f"CAST(RIGHT(MIN(({key}) || chr(31) || LPAD(CAST(d.id AS TEXT), 19, '0') COLLATE \"C\"), 19) "
+            return (f"CAST(RIGHT(MIN((({key}) || chr(31) || LPAD(CAST(d.id AS TEXT), 19, '0')) COLLATE \"C\"), 19) "
                     f"AS BIGINT)")
         return f"CAST(SUBSTR(MIN(({key}) || char(31) || (d.id + {_ID_WIDTH})), -19) AS INTEGER) - {_ID_WIDTH}"
 
