@@ -13,7 +13,8 @@ the machine fairly; with ``--repeat`` they alternate and the medians are reporte
 Reports throughput (records/s), the ratio agent/baseline, each process's CPU time (user + system)
 and peak RSS. The `sync` command also reconciles the store once the sources are synced; its own
 line says how long that took, and the table shows it apart (``reconcile s``) together with the
-ratio of the process without it (``sync only``).
+ratio of the process without it (``sync only``), and the agent's peak RSS both when the sync
+ended (read from /proc as the source's line is printed) and for the whole run.
 """
 
 from __future__ import annotations
@@ -65,19 +66,33 @@ def start_simulator(records: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("simulator did not start")
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (user + system), peak RSS in MB (of the child alone, from wait4)
-    and its output."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None,
+                 mark: str | None = None) -> tuple[float, float, int, str, int]:
+    """Wall seconds, CPU seconds (user + system), peak RSS in MB (of the child alone, from wait4),
+    its output, and its peak RSS in MB when it printed a line starting with ``mark`` (else 0)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    out = proc.stdout.read().decode()
+    lines, rss_at_mark = [], 0
+    for raw in proc.stdout:
+        line = raw.decode()
+        lines.append(line)
+        if mark and not rss_at_mark and line.startswith(mark):
+            rss_at_mark = peak_rss_mb(proc.pid)
+    out = "".join(lines)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{out}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out, rss_at_mark
+
+
+def peak_rss_mb(pid: int) -> int:
+    """A running process's peak RSS so far (VmHWM), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(m.group(1)) // 1024 if m else 0
 
 
 BASELINE = textwrap.dedent('''
@@ -146,23 +161,27 @@ def reconcile_seconds(out: str) -> float:
 def bench_size(records: int, repeat: int) -> dict[str, float]:
     sim, url = start_simulator(records)
     runs: dict[str, list[float]] = {k: [] for k in (
-        "baseline_s", "baseline_cpu", "baseline_rss", "agent_s", "agent_cpu", "agent_rss", "reconcile_s")}
+        "baseline_s", "baseline_cpu", "baseline_rss", "agent_s", "agent_cpu", "agent_rss", "agent_sync_rss",
+        "reconcile_s")}
     try:
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as d:
                 tmp = Path(d)
-                base_s, base_cpu, base_rss, _ = run_measured(
+                base_s, base_cpu, base_rss, _, _ = run_measured(
                     [PY, "-c", BASELINE, url, str(tmp / "baseline.db"), str(PAGE_SIZE), USER, PASSWORD])
                 base_n = stored(tmp / "baseline.db", "d")
                 cfg = agent_config(tmp, url)
-                env = {**os.environ, "PYTHONHASHSEED": "0"}
-                agent_s, agent_cpu, agent_rss, out = run_measured(
-                    [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env)
+                # unbuffered, so the source's line arrives when the sync ends, before reconciliation
+                env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1"}
+                agent_s, agent_cpu, agent_rss, out, sync_rss = run_measured(
+                    [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env,
+                    mark="one_stop ")
                 agent_n = stored(tmp / "agent.db", "dossiers")
                 if agent_n != base_n or base_n != records:
                     raise RuntimeError(f"agent stored {agent_n} records, baseline {base_n}:\n{out}")
             for key, value in (("baseline_s", base_s), ("baseline_cpu", base_cpu), ("baseline_rss", base_rss),
                                ("agent_s", agent_s), ("agent_cpu", agent_cpu), ("agent_rss", agent_rss),
+                               ("agent_sync_rss", sync_rss),
                                ("reconcile_s", reconcile_seconds(out))):
                 runs[key].append(value)
     finally:
@@ -184,16 +203,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     rows = [bench_size(n, args.repeat) for n in args.sizes]
-    print("| records | baseline s | agent s | baseline rec/s | agent rec/s | agent/baseline "
-          "| reconcile s | sync only: agent/baseline | baseline CPU s | agent CPU s "
-          "| baseline peak RSS MB | agent peak RSS MB |")
+    print("| records | baseline s | agent s | agent/baseline | of which reconcile s "
+          "| sync only: agent/baseline | baseline rec/s | agent rec/s | baseline CPU s | agent CPU s "
+          "| baseline peak RSS MB | agent peak RSS MB: end of sync / whole run |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['records']:,} | {r['baseline_s']:.1f} | {r['agent_s']:.1f} | {r['baseline_rps']:,.0f} "
-              f"| {r['agent_rps']:,.0f} | {r['agent_rps'] / r['baseline_rps']:.2f} "
-              f"| {r['reconcile_s']:.1f} | {r['baseline_s'] / r['sync_only_s']:.2f} "
+        print(f"| {r['records']:,} | {r['baseline_s']:.1f} | {r['agent_s']:.1f} "
+              f"| {r['agent_rps'] / r['baseline_rps']:.2f} | {r['reconcile_s']:.1f} "
+              f"| {r['baseline_s'] / r['sync_only_s']:.2f} | {r['baseline_rps']:,.0f} | {r['agent_rps']:,.0f} "
               f"| {r['baseline_cpu']:.1f} | {r['agent_cpu']:.1f} "
-              f"| {r['baseline_rss']:.0f} | {r['agent_rss']:.0f} |")
+              f"| {r['baseline_rss']:.0f} | {r['agent_sync_rss']:.0f} / {r['agent_rss']:.0f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 

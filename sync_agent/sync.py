@@ -122,7 +122,7 @@ def sync_source(
                     cancel=connector.request_stop, name=f"read-{source}",
                 ) as pages:
                     for page in pages:
-                        with pages.turn:
+                        with pages.turn:  # the page is written while the reader waits for the next
                             counts = _commit_page(engine, source, run_id, page, until, settings, clock)
                         for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
                                                counts.unchanged, counts.quarantined)):
