@@ -15,7 +15,9 @@ import click
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFailed
 
-# Each module defines ``command`` (a click command or group) named like the module.
+# Each module defines ``command`` (a click command or group) named like the module. Every command
+# loads here, so a module imports what only its command needs (report rendering, the daemon's
+# scheduler) inside the command: `sync` is run often and should not start up paying for them.
 COMMAND_MODULES = (
     "sync", "runs", "check_config", "demo", "run", "status", "logs", "alerts", "report", "reconcile", "flags",
 )

@@ -7,7 +7,6 @@ import json
 
 import click
 
-from sync_agent.alerts import build_digest, render_text, send_digest
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import UsageError, WorkFailed
 
@@ -20,6 +19,8 @@ from sync_agent.errors import UsageError, WorkFailed
 @click.pass_obj
 def command(ctx: AgentContext, send: bool, force: bool, day: str | None, fmt: str) -> None:
     """Dossiers new since the last digest, due soon, overdue, and new flags."""
+    from sync_agent.alerts import build_digest, render_text, send_digest
+
     settings = ctx.settings
     tz = settings.agent.timezone
     now = dt.datetime.now(tz)

@@ -11,8 +11,6 @@ import click
 
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import UsageError
-from sync_agent.report import Period, build_report, render_html, render_text, send_period_report, vn
-from sync_agent.report.deliver import write_report_files
 
 
 @click.command("report")
@@ -28,6 +26,9 @@ from sync_agent.report.deliver import write_report_files
 def command(ctx: AgentContext, label: str | None, fmt: str, out_dir: Path | None, send: bool,
             force: bool) -> None:
     """The period report: counts, rates, per source and field, flags, sync health."""
+    from sync_agent.report import Period, build_report, render_html, render_text, send_period_report, vn
+    from sync_agent.report.deliver import write_report_files
+
     settings = ctx.settings
     tz = settings.agent.timezone
     now = dt.datetime.now(tz)

@@ -7,7 +7,6 @@ import json
 import click
 
 from sync_agent.cli.context import AgentContext
-from sync_agent.status import collect_status, render_text
 
 
 @click.command("status")
@@ -15,6 +14,8 @@ from sync_agent.status import collect_status, render_text
 @click.pass_obj
 def command(ctx: AgentContext, fmt: str) -> None:
     """Health of each source, open flags, and when each job runs next (daemon running or not)."""
+    from sync_agent.status import collect_status, render_text
+
     st = collect_status(ctx.engine, ctx.settings)
     if fmt == "json":
         click.echo(json.dumps(st.as_json(), ensure_ascii=False, indent=2))
