@@ -15,7 +15,7 @@ Measured, in one process, on one SQLite file, with the agent's own engine settin
   case, every case and flag is written;
 - **full (again)**: ``reconcile(full=True)`` once more: everything recomputed, nothing differs;
 - **incremental**: 1,000 records change at their sources (status, end time, update time, as a
-  sync writes them: ``needs_reconcile`` set), then ``reconcile()``.
+  sync writes them, queued in ``reconcile_queue``), then ``reconcile()``.
 
     .venv/bin/python bench/reconcile.py                  # 1,000,000 records
     .venv/bin/python bench/reconcile.py --records 100000 --changed 1000
@@ -55,7 +55,7 @@ COLUMNS = ("source", "source_id", "reception_code", "procedure_code", "procedure
            "field_name", "applicant_name", "applicant_key", "channel", "status", "submitted_at",
            "received_at", "due_at", "completed_at", "received_on", "due_on", "ended_on", "digitised",
            "data_reused", "fee_required", "paid_online", "source_updated_at", "raw_payload", "content_hash",
-           "first_seen_at", "last_seen_at", "needs_reconcile")
+           "first_seen_at", "last_seen_at")
 MINISTRIES = ("civil_status", "residence", "household_business")
 PROCEDURES = {"civil_status": ("1.001193", "1.000894", "2.000635"), "residence": ("1.004194", "1.004222"),
               "household_business": ("2.000720", "2.001624")}
@@ -104,7 +104,7 @@ def _row(rng: random.Random, clock: Clock, source: str, sid: str, code: str | No
             "online", status, clock.at(received - 600), clock.at(received), clock.at(due),
             clock.at(ended) if ended else None, clock.local_day(received), clock.local_day(due),
             clock.local_day(ended) if ended else None, 1, 1, received % 3 == 0, received % 3 == 0,
-            clock.at(updated), raw, f"{rng.getrandbits(128):032x}", clock.at(seen), clock.at(seen), 1)
+            clock.at(updated), raw, f"{rng.getrandbits(128):032x}", clock.at(seen), clock.at(seen))
 
 
 def generate(path: Path, records: int, seed: int = 7) -> dict[str, int]:
@@ -174,6 +174,7 @@ def generate(path: Path, records: int, seed: int = 7) -> dict[str, int]:
     con.execute(f"INSERT INTO dossiers ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM stage "
                 "ORDER BY source <> 'one_stop', source, rowid")
     con.execute("DROP TABLE stage")
+    con.execute("INSERT INTO reconcile_queue (dossier_id) SELECT id FROM dossiers")  # as a sync queues them
     for _, sql in indexes:
         con.execute(sql)
     con.execute("COMMIT")
@@ -192,8 +193,9 @@ def change(path: Path, n: int, seed: int = 11) -> None:
         UPDATE dossiers SET status = CASE WHEN status = 'in_progress' THEN 'resolved' ELSE 'in_progress' END,
                completed_at = CASE WHEN status = 'in_progress' THEN received_at END,
                ended_on = CASE WHEN status = 'in_progress' THEN received_on END,
-               source_updated_at = ?, last_seen_at = ?, needs_reconcile = 1
+               source_updated_at = ?, last_seen_at = ?
         WHERE id = ?""", [("2026-02-15 00:30:00.000000", "2026-02-15 00:30:00.000000", i) for i in ids])
+    con.executemany("INSERT INTO reconcile_queue (dossier_id) VALUES (?) ON CONFLICT DO NOTHING", [(i,) for i in ids])
     con.execute("COMMIT")
     con.close()
 

@@ -156,7 +156,6 @@ def generate(records: int, seed: int = 7) -> Iterator[tuple[dict[str, Any], list
                     content_hash="0" * 64,
                     first_seen_at=now,
                     last_seen_at=now,
-                    needs_reconcile=False,
                 )
             )
         made += len(recs)

@@ -31,7 +31,7 @@ from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.records import dialect_insert
-from sync_agent.store.tables import agent_state, cases, dossiers, flags
+from sync_agent.store.tables import agent_state, case_links, cases, dossiers, flags
 
 if TYPE_CHECKING:
     from sync_agent.notifiers import Notifier, NotifyOutcome
@@ -220,7 +220,8 @@ def default_since(settings: Settings, calendar: WorkingCalendar, today: dt.date)
 def _own_id() -> Any:
     """The source system's own id of the record that gave the case its reception facts."""
     return (select(func.min(dossiers.c.source_id))
-            .where(dossiers.c.case_id == cases.c.id, dossiers.c.source == cases.c.reception_source)
+            .where(case_links.c.case_id == cases.c.id, dossiers.c.id == case_links.c.dossier_id,
+                   dossiers.c.source == cases.c.reception_source)
             .scalar_subquery())
 
 

@@ -19,7 +19,7 @@ from sync_agent.privacy import mask_name
 from sync_agent.reconcile import FLAG_KINDS
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.records import count_records
-from sync_agent.store.tables import cases, dossiers, flag_events, flags
+from sync_agent.store.tables import case_links, cases, dossiers, flag_events, flags
 
 #: data-quality issues (``sync_agent.reconcile.QUALITY_ISSUES``) as Centre staff read them
 ISSUE_LABELS = {
@@ -137,8 +137,9 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
     sources: dict[int, list[str]] = {}
     case_ids = [r.case_id for r in rows if r.case_id is not None]
     for i in range(0, len(case_ids), 500):
-        for cid, src in conn.execute(select(dossiers.c.case_id, dossiers.c.source).distinct()
-                                     .where(dossiers.c.case_id.in_(case_ids[i:i + 500]))):
+        for cid, src in conn.execute(select(case_links.c.case_id, dossiers.c.source).distinct()
+                                     .join_from(case_links, dossiers, dossiers.c.id == case_links.c.dossier_id)
+                                     .where(case_links.c.case_id.in_(case_ids[i:i + 500]))):
             sources.setdefault(cid, []).append(src)
     gone = _subject_records(conn, [r.subject_key for r in rows if r.case_id is None])
     views = []

@@ -6,16 +6,18 @@ set-based SQL on SQLite and PostgreSQL (a handful of statements per run, whateve
 size); Python only drives the statements and loops over *rounds* (closure, matching), never over
 records.
 
-Incremental by default. The sync marks every inserted or changed record ``needs_reconcile``. A
-run claims the marked rows first thing in its own write transaction (PostgreSQL: ``UPDATE …
-RETURNING``, which locks them, so a sync that changes one of them meanwhile waits and marks it
-again for the next run, and a record stored meanwhile keeps its mark: marks are only ever
-cleared by the claim; SQLite: ``BEGIN IMMEDIATE`` keeps writers out), widens them to everything
-their links can depend on (``_Run.close``), and recomputes exactly those cases. ``full=True``
-recomputes every case and writes only what differs, keeping syncs out meanwhile (PostgreSQL:
-``LOCK TABLE dossiers IN SHARE ROW EXCLUSIVE MODE``; readers go on); both give the same cases
-and flags (hypothesis tests check it). One run at a time per store (PostgreSQL: a transaction
-advisory lock).
+Incremental by default. The sync puts every inserted or changed record in ``reconcile_queue``
+(an upsert that touches the row even when it is there already). A run claims the queue first
+thing in its own write transaction (PostgreSQL: ``DELETE … RETURNING``, which waits for a sync
+that re-queued one of the rows until it commits, so the run then reads that sync's version; a
+sync that re-queues a record after the claim waits for the run and queues it again for the next
+one: marks are only ever cleared by the claim; SQLite: ``BEGIN IMMEDIATE`` keeps writers out),
+widens them to everything their links can depend on (``_Run.close``), and recomputes exactly
+those cases. ``full=True`` recomputes every case and writes only what differs, keeping syncs out
+meanwhile (PostgreSQL: ``LOCK TABLE dossiers IN SHARE ROW EXCLUSIVE MODE``; readers go on); both
+give the same cases and flags (hypothesis tests check it). One run at a time per store
+(PostgreSQL: a transaction advisory lock). A run never writes to ``dossiers``: links live in
+``case_links``, marks in ``reconcile_queue`` (narrow rows, cheap to write in bulk).
 
 Linking rules (domain.md, "Cases"):
 
@@ -33,7 +35,7 @@ Linking rules (domain.md, "Cases"):
   record with another of its own system. The outcome depends only on the records, never on the
   order they arrived in.
 - Anything else is its own case ``src:<source>:<source id>``. A record has one case key, so it
-  never belongs to two cases. ``dossiers.link_kind``: ``own`` (a ``one_stop`` record, or a
+  never belongs to two cases. ``case_links.link_kind``: ``own`` (a ``one_stop`` record, or a
   record alone), ``code`` (cites the code), ``inferred``. A case's ``id`` is the smallest
   dossier id among its records: a deterministic function of the store, so a full rebuild
   reproduces it (ids are not comparable across stores; case keys are).
@@ -88,7 +90,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.records import dialect_insert
-from sync_agent.store.tables import agent_state, cases
+from sync_agent.store.tables import agent_state, case_links, cases
 from sync_agent.store.types import UTCDateTime
 
 log = structlog.get_logger("sync_agent.reconcile")
@@ -333,25 +335,25 @@ class _Run:
         """
         if self.full:
             # A full rebuild keeps syncs out while it runs (SQLite: BEGIN IMMEDIATE already does;
-            # PostgreSQL: a lock that conflicts with their writes, readers go on), so the marks
-            # are cleared by the same UPDATE that writes the links: one pass over the table.
+            # PostgreSQL: a lock that conflicts with their writes, readers go on) and takes on
+            # every record, so the whole queue is cleared.
             if self.pg:
                 self.conn.exec_driver_sql("LOCK TABLE dossiers IN SHARE ROW EXCLUSIVE MODE")
-            return 0
+            return self.sql("DELETE FROM reconcile_queue")
         if self.pg:
             claimed = self.sql("""
-                WITH claimed AS (UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile RETURNING id)
-                INSERT INTO rc_rec (id, round) SELECT id, 0 FROM claimed""")
+                WITH claimed AS (DELETE FROM reconcile_queue RETURNING dossier_id)
+                INSERT INTO rc_rec (id, round) SELECT dossier_id, 0 FROM claimed""")
         else:
-            claimed = self.sql("INSERT INTO rc_rec (id, round) SELECT id, 0 FROM dossiers WHERE needs_reconcile")
-            self.sql("UPDATE dossiers SET needs_reconcile = FALSE WHERE needs_reconcile")
+            claimed = self.sql("INSERT INTO rc_rec (id, round) SELECT dossier_id, 0 FROM reconcile_queue")
+            self.sql("DELETE FROM reconcile_queue")
         window = "c.{col} <= :due" if last is None else "c.{col} > :since AND c.{col} <= :due"
         for col in ("unknown_code_since", "mismatch_since"):
             self.sql(f"""
                 INSERT INTO rc_rec (id, round)
-                SELECT d.id, 0 FROM cases c CROSS JOIN dossiers d
-                WHERE {window.format(col=col)} AND d.case_id = c.id
-                  AND NOT EXISTS (SELECT 1 FROM rc_rec r WHERE r.id = d.id)""",
+                SELECT k.dossier_id, 0 FROM cases c CROSS JOIN case_links k
+                WHERE {window.format(col=col)} AND k.case_id = c.id
+                  AND NOT EXISTS (SELECT 1 FROM rc_rec r WHERE r.id = k.dossier_id)""",
                      since=None if last is None else last - FLAG_DELAY)
         return claimed
 
@@ -376,9 +378,9 @@ class _Run:
         while True:
             self.sql("""
                 INSERT INTO rc_oldc (id, round)
-                SELECT DISTINCT d.case_id, :k FROM rc_rec r CROSS JOIN dossiers d
-                WHERE r.round = :k AND d.id = r.id AND d.case_id IS NOT NULL
-                  AND NOT EXISTS (SELECT 1 FROM rc_oldc o WHERE o.id = d.case_id)""", k=k)
+                SELECT DISTINCT k.case_id, :k FROM rc_rec r CROSS JOIN case_links k
+                WHERE r.round = :k AND k.dossier_id = r.id
+                  AND NOT EXISTS (SELECT 1 FROM rc_oldc o WHERE o.id = k.case_id)""", k=k)
             self.sql(f"""
                 INSERT INTO rc_code (code, round)
                 SELECT DISTINCT {code}, :k FROM rc_rec r CROSS JOIN dossiers d
@@ -391,10 +393,11 @@ class _Run:
                   AND ({os_} OR d.reception_code IS NULL)
                   AND NOT EXISTS (SELECT 1 FROM rc_grp g WHERE g.applicant_key = d.applicant_key
                                                           AND g.procedure_code = d.procedure_code)""", k=k)
-            new = self.sql(f"""
+            new = self.sql("""
                 INSERT INTO rc_rec (id, round)
-                SELECT DISTINCT d.id, :k + 1 FROM rc_oldc o CROSS JOIN dossiers d
-                WHERE o.round = :k AND d.case_id = o.id AND {fresh}""", k=k)
+                SELECT DISTINCT l.dossier_id, :k + 1 FROM rc_oldc o CROSS JOIN case_links l
+                WHERE o.round = :k AND l.case_id = o.id
+                  AND NOT EXISTS (SELECT 1 FROM rc_rec x WHERE x.id = l.dossier_id)""", k=k)
             new += self.sql(f"""
                 INSERT INTO rc_rec (id, round)
                 SELECT DISTINCT d.id, :k + 1 FROM rc_code c CROSS JOIN dossiers d
@@ -474,19 +477,28 @@ class _Run:
         return n
 
     def write_links(self) -> None:
-        """Each relinked record's case id (the case's smallest dossier id) and link kind."""
-        changed = (f"{self.differs('dossiers.case_id', 'a.id')} "
-                   f"OR {self.differs('dossiers.link_kind', 'l.link_kind')}")
-        clear = only = ""
-        if self.full:
-            changed += " OR dossiers.needs_reconcile"
-            clear = ", needs_reconcile = FALSE"
-        if not self.full:
-            only = "AND dossiers.id IN (SELECT id FROM rc_link)"
+        """Each relinked record's case id (the case's smallest dossier id) and link kind.
+
+        Every relinked record is in ``rc_link``, and a record is never removed from the store, so
+        an upsert writing only what differs is all it takes.
+        """
+        # The first build of a big store: filling the table and then indexing it is cheaper
+        # than keeping the index up to date row by row.
+        rebuild = [] if self.pg or not self.full or self.scalar("SELECT EXISTS (SELECT 1 FROM case_links)") \
+            else [ix for ix in case_links.indexes if not ix.unique]
+        for index in rebuild:
+            index.drop(self.conn)
+        changed = (f"{self.differs('case_links.case_id', 'excluded.case_id')} "
+                   f"OR {self.differs('case_links.link_kind', 'excluded.link_kind')}")
+        # ``WHERE TRUE``: SQLite's parser needs a WHERE before an upsert's ON CONFLICT
         self.sql(f"""
-            UPDATE dossiers SET case_id = a.id, link_kind = l.link_kind{clear}
-            FROM rc_link l CROSS JOIN rc_agg a
-            WHERE a.case_key = l.case_key AND dossiers.id = l.id {only} AND ({changed})""")
+            INSERT INTO case_links (dossier_id, case_id, link_kind)
+            SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_agg a
+            WHERE a.case_key = l.case_key ORDER BY l.id
+            ON CONFLICT (dossier_id) DO UPDATE SET case_id = excluded.case_id, link_kind = excluded.link_kind
+            WHERE {changed}""")
+        for index in rebuild:
+            index.create(self.conn)
 
     def compute_cases(self) -> None:
         """Every affected case's values, computed from its records, into ``rc_case``.

@@ -104,3 +104,47 @@ def test_the_cursor_never_moves_backwards(engine: Engine) -> None:
         advance_cursor(conn, "one_stop", t1 - dt.timedelta(hours=1), NOW)
     with read_connection(engine) as conn:
         assert get_cursor(conn, "one_stop") == t1
+
+
+def test_upgrading_to_0005_moves_links_and_marks_out_of_the_records(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from sync_agent.store.engine import _alembic_config, create_store_engine
+    from sync_agent.store.tables import case_links, reconcile_queue
+
+    eng = create_store_engine(db_url)
+    try:
+        with eng.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(conn), "0004")
+            for i, (case_id, kind, marked) in enumerate(((1, "own", False), (1, "code", True), (None, None, True)), 1):
+                conn.execute(text(
+                    "INSERT INTO dossiers (id, source, source_id, procedure_code, channel, status, source_updated_at, "
+                    "raw_payload, content_hash, first_seen_at, last_seen_at, case_id, link_kind, needs_reconcile) "
+                    "VALUES (:i, 'one_stop', :sid, '1.001193', 'online', 'received', '2026-02-01 01:00:00', '{}', "
+                    "'h', '2026-02-01 01:00:00', '2026-02-01 01:00:00', :c, :k, :m)"),
+                    {"i": i, "sid": f"S{i}", "c": case_id, "k": kind, "m": marked})
+            command.upgrade(_alembic_config(conn), "head")
+        with read_connection(eng) as conn:
+            links = conn.execute(select(case_links).order_by(case_links.c.dossier_id)).all()
+            queued = conn.execute(select(reconcile_queue.c.dossier_id).order_by(reconcile_queue.c.dossier_id)).all()
+            columns = set(conn.execute(select(dossiers).limit(1)).keys())
+        assert [tuple(r) for r in links] == [(1, 1, "own"), (2, 1, "code")]
+        assert [r[0] for r in queued] == [2, 3]
+        assert not {"case_id", "link_kind", "needs_reconcile"} & columns
+        assert schema_is_current(eng)
+    finally:
+        eng.dispose()
+
+
+def test_a_stored_or_changed_record_is_queued_for_reconciliation_once(engine: Engine) -> None:
+    from sync_agent.store.tables import reconcile_queue
+
+    with write_transaction(engine) as conn:
+        save_records(conn, "one_stop", [rec("A"), rec("B")], TZ, 1, NOW)
+        save_records(conn, "one_stop", [rec("A", Status.IN_PROGRESS, updated_hour=9)], TZ, 1, NOW)
+        save_records(conn, "one_stop", [rec("B")], TZ, 1, NOW)  # unchanged: nothing to reconcile
+    with read_connection(engine) as conn:
+        queued = conn.execute(select(dossiers.c.source_id).join_from(
+            reconcile_queue, dossiers, dossiers.c.id == reconcile_queue.c.dossier_id).order_by(dossiers.c.source_id))
+        assert list(queued.scalars()) == ["A", "B"]

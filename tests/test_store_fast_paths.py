@@ -75,7 +75,7 @@ def test_the_content_hash_is_the_column_by_column_one(rec: DossierRecord) -> Non
 
 @DIALECTS
 def test_the_driver_gets_what_sqlalchemy_would_give_it(dialect: Dialect) -> None:
-    sighting = {"first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7, "needs_reconcile": True}
+    sighting = {"first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7}
     prepared = [records._row_and_texts(rec, TZ) for rec in RECORDS]
     got = records._Upsert(dialect).parameters(prepared, sighting)
     expected = sqlalchemy_parameters(dialect, [{**row, **sighting} for row, _ in prepared])
@@ -91,7 +91,7 @@ def test_the_driver_gets_what_sqlalchemy_would_give_it(dialect: Dialect) -> None
 
 def test_sqlite_stores_the_same_cells_either_way() -> None:
     dialect = sqlite.dialect()
-    sighting = {"first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7, "needs_reconcile": True}
+    sighting = {"first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7}
     prepared = [records._row_and_texts(rec, TZ) for rec in RECORDS]
     upsert = records._Upsert(dialect)
     stored = []
@@ -114,7 +114,7 @@ def test_a_naive_time_is_refused_as_before(dialect: Dialect) -> None:
     upsert = records._Upsert(dialect)
     with pytest.raises(StatementError, match="naive datetime"):
         upsert.execute(None, [records._row_and_texts(naive, TZ)], {  # type: ignore[arg-type]
-            "first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7, "needs_reconcile": True})
+            "first_seen_at": NOW, "last_seen_at": NOW, "last_run_id": 7})
 
 
 def test_sqlite_text_of_an_instant() -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
-from sync_agent.store.tables import dossiers, quarantine
+from sync_agent.store.tables import dossiers, quarantine, reconcile_queue
 from sync_agent.store.types import UTCDateTime
 
 _UTC = dt.UTC
@@ -186,9 +186,11 @@ def save_records(
             updated += 1
         to_write.append((row, texts))
     if to_write:
-        sighting = {"first_seen_at": now, "last_seen_at": now, "last_run_id": run_id, "needs_reconcile": True}
+        sighting = {"first_seen_at": now, "last_seen_at": now, "last_run_id": run_id}
         _Upsert.of(conn.dialect).execute(conn, to_write, sighting)
-        _supersede_quarantined(conn, source, [row["source_id"] for row, _ in to_write], now)
+        written = [row["source_id"] for row, _ in to_write]
+        _queue_for_reconciliation(conn, source, written)
+        _supersede_quarantined(conn, source, written, now)
     for chunk in _chunks(unchanged_ids):
         conn.execute(
             update(dossiers)
@@ -200,9 +202,9 @@ def save_records(
 
 #: what an upsert writes: the content columns, their hash, and the bookkeeping of this sighting
 _WRITTEN = ("source", "source_id", *_CONTENT_COLUMNS, "content_hash", "first_seen_at", "last_seen_at",
-            "last_run_id", "needs_reconcile")
+            "last_run_id")
 #: what a newer version overwrites (everything but the natural key and ``first_seen_at``)
-_REFRESHED = (*_CONTENT_COLUMNS, "content_hash", "last_seen_at", "last_run_id", "needs_reconcile")
+_REFRESHED = (*_CONTENT_COLUMNS, "content_hash", "last_seen_at", "last_run_id")
 
 Convert = Callable[[Any], Any]
 
@@ -360,6 +362,20 @@ def _exact_converter(slow: Convert, kind: type, fast: Convert) -> Convert:
         return fast(value) if value.__class__ is kind else slow(value)
 
     return convert
+
+
+def _queue_for_reconciliation(conn: Connection, source: str, ids: Sequence[str]) -> None:
+    """Put the written records in ``reconcile_queue`` (see ``sync_agent.reconcile``).
+
+    An upsert that rewrites a row already queued, rather than skipping it: on PostgreSQL the row
+    lock makes a reconciliation claiming the queue meanwhile wait for this page's commit, so it
+    reads the version written here.
+    """
+    for chunk in _chunks(ids):
+        stmt = dialect_insert(conn, reconcile_queue).from_select(
+            ["dossier_id"], select(dossiers.c.id).where(dossiers.c.source == source, dossiers.c.source_id.in_(chunk)))
+        conn.execute(stmt.on_conflict_do_update(index_elements=["dossier_id"],
+                                                set_={"dossier_id": stmt.excluded.dossier_id}))
 
 
 def _supersede_quarantined(conn: Connection, source: str, ids: Sequence[str], now: dt.datetime) -> None:

@@ -20,8 +20,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
-    text,
-    true,
 )
 
 from sync_agent.store.types import BigId, UTCDateTime
@@ -71,19 +69,31 @@ dossiers = Table(
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("last_run_id", Integer),
-    # set by reconciliation
-    Column("case_id", BigId),
-    Column("link_kind", String(16)),  # own | code | inferred
-    Column("needs_reconcile", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("source", "source_id"),
     Index(None, "reception_code"),
     Index(None, "applicant_key", "procedure_code"),
-    Index(None, "case_id"),
-    # partial: only the marked rows are in it, so clearing a mark is one index deletion and the
-    # index stays as small as the backlog
-    Index(None, "needs_reconcile", sqlite_where=text("needs_reconcile"),
-          postgresql_where=text("needs_reconcile")),
     Index(None, "source", "source_updated_at"),
+)
+
+# What reconciliation knows about a record lives beside it, in narrow tables, never in the record's
+# own (wide) row: marking, linking and clearing a mark then write a few bytes, not the row with its
+# raw payload, and a full rebuild of a million records does not rewrite the store.
+
+#: records stored or changed since reconciliation last took them on (the sync adds, a run takes)
+reconcile_queue = Table(
+    "reconcile_queue",
+    metadata,
+    Column("dossier_id", BigId, primary_key=True, autoincrement=False),
+)
+
+#: each reconciled record's case (the smallest dossier id among the case's records) and how it got there
+case_links = Table(
+    "case_links",
+    metadata,
+    Column("dossier_id", BigId, primary_key=True, autoincrement=False),
+    Column("case_id", BigId, nullable=False),
+    Column("link_kind", String(16), nullable=False),  # own | code | inferred
+    Index(None, "case_id"),
 )
 
 sync_cursors = Table(

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from sync_agent.store.engine import write_transaction
-from sync_agent.store.tables import agent_state, cases, dossiers, flags
+from sync_agent.store.tables import agent_state, case_links, cases, dossiers, flags
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 TODAY = dt.date(2026, 2, 12)  # Thursday before Tết: Mon 16 - Fri 20 February are off
@@ -36,14 +36,13 @@ def _case(key: str, *, status: str, due: dt.date | None, first_seen: dt.datetime
     )
 
 
-def _dossier(source: str, source_id: str, case_id: int | None, *, code: str | None = None,
+def _dossier(source: str, source_id: str, *, code: str | None = None,
              status: str = "in_progress", due: dt.date | None = None) -> dict[str, Any]:
     return dict(
         source=source, source_id=source_id, reception_code=code, procedure_code="1.001193",
         procedure_name="Đăng ký khai sinh", field_name="Hộ tịch", applicant_name="Trần Thị Bình",
         applicant_key="k" * 32, channel="online", status=status, received_on=OLD.date(), due_on=due,
         source_updated_at=OLD, raw_payload="{}", content_hash="h" * 64, first_seen_at=OLD, last_seen_at=OLD,
-        case_id=case_id,
     )
 
 
@@ -87,10 +86,12 @@ def load(engine: Engine, *, last_digest: dt.datetime | None = LAST_DIGEST) -> di
     with write_transaction(engine) as conn:
         for letter, row in specs.items():
             ids[letter] = int(conn.execute(cases.insert().values(**row)).inserted_primary_key[0])  # type: ignore[index]
-        conn.execute(dossiers.insert().values(**_dossier("one_stop", "OS-1", ids["A"], code="H01-0001")))
-        conn.execute(dossiers.insert().values(**_dossier("civil_status", "HT-77", ids["B"])))
-        conn.execute(dossiers.insert().values(**_dossier("residence", "CT-9", ids["H"], status="submitted")))
-        lone = _dossier("civil_status", "HT-88", None, code="H01-9999", due=dt.date(2026, 2, 25))
+        for case_id, record in ((ids["A"], _dossier("one_stop", "OS-1", code="H01-0001")),
+                                (ids["B"], _dossier("civil_status", "HT-77")),
+                                (ids["H"], _dossier("residence", "CT-9", status="submitted"))):
+            dossier_id = conn.execute(dossiers.insert().values(**record)).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(case_links.insert().values(dossier_id=dossier_id, case_id=case_id, link_kind="own"))
+        lone = _dossier("civil_status", "HT-88", code="H01-9999", due=dt.date(2026, 2, 25))
         orphan = int(conn.execute(dossiers.insert().values(**lone)).inserted_primary_key[0])  # type: ignore[index]
         flag_rows = [
             dict(kind="bypassed_reception", subject_key="src:civil_status:HT-77", case_id=ids["B"],

@@ -14,7 +14,7 @@ from sync_agent.model import Channel, DossierRecord, Status
 from sync_agent.reconcile import CASE_COLUMNS, ReconcileResult, reconcile
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.records import save_records
-from sync_agent.store.tables import cases, dossiers, flag_events, flags
+from sync_agent.store.tables import case_links, cases, dossiers, flag_events, flags
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = dt.datetime(2026, 2, 2, 8, 0, tzinfo=TZ)
@@ -63,8 +63,9 @@ def case(engine: Engine, key: str) -> Any:
 def key_of(engine: Engine, source: str, source_id: str) -> tuple[str, str]:
     """(case key, link kind) of one record."""
     with read_connection(engine) as conn:
-        row = conn.execute(select(cases.c.case_key, dossiers.c.link_kind)
-                           .join(cases, cases.c.id == dossiers.c.case_id)
+        row = conn.execute(select(cases.c.case_key, case_links.c.link_kind)
+                           .join_from(dossiers, case_links, case_links.c.dossier_id == dossiers.c.id)
+                           .join(cases, cases.c.id == case_links.c.case_id)
                            .where(dossiers.c.source == source, dossiers.c.source_id == source_id)).one()
     return row.case_key, row.link_kind
 
@@ -94,13 +95,16 @@ def snapshot(engine: Engine, *, with_ids: bool = False) -> tuple[list[tuple[Any,
         flag_rows = conn.execute(select(flags.c.kind, flags.c.subject_key, flags.c.details)
                                  .where(flags.c.state == "open").order_by(flags.c.kind, flags.c.subject_key)).all()
         if with_ids:
-            links = conn.execute(select(dossiers.c.source, dossiers.c.source_id, dossiers.c.case_id,
-                                        dossiers.c.link_kind).order_by(dossiers.c.id)).all()
+            links = conn.execute(select(dossiers.c.source, dossiers.c.source_id, case_links.c.case_id,
+                                        case_links.c.link_kind)
+                                 .join_from(dossiers, case_links, case_links.c.dossier_id == dossiers.c.id)
+                                 .order_by(dossiers.c.id)).all()
             case_rows = [*case_rows, *links]
     return [tuple(r) for r in case_rows], [tuple(r) for r in flag_rows]
 
 
-def wipe(engine: Engine, tables: Iterable[str] = ("flag_events", "flags", "cases", "dossiers", "agent_state")) -> None:
+def wipe(engine: Engine, tables: Iterable[str] = ("flag_events", "flags", "cases", "case_links", "reconcile_queue",
+                                                  "dossiers", "agent_state")) -> None:
     with write_transaction(engine) as conn:
         for table in tables:
             conn.exec_driver_sql(f"DELETE FROM {table}")

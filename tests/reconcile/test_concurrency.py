@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sync_agent import reconcile as reconcile_module
 from sync_agent.model import Status
 from sync_agent.store.engine import read_connection
-from sync_agent.store.tables import dossiers
+from sync_agent.store.tables import dossiers, reconcile_queue
 from tests.reconcile.scenario import HOUR, NOW, T0, case, open_kinds, rec, run, save
 
 
@@ -44,7 +44,8 @@ def test_records_written_during_a_run_stay_marked_for_the_next(engine: Engine, m
     writer[0].join(timeout=60)
     assert not writer[0].is_alive()
     with read_connection(engine) as conn:
-        marked = conn.execute(select(dossiers.c.source_id).where(dossiers.c.needs_reconcile)
+        marked = conn.execute(select(dossiers.c.source_id)
+                              .join_from(reconcile_queue, dossiers, dossiers.c.id == reconcile_queue.c.dossier_id)
                               .order_by(dossiers.c.source_id)).scalars().all()
     assert marked == ["HKD-1", "HT-1"]
     run(engine, NOW + HOUR)

@@ -8,8 +8,19 @@ from sqlalchemy import Engine, select
 
 from sync_agent.model import Channel, Status
 from sync_agent.store.engine import read_connection
-from sync_agent.store.tables import dossiers, metadata
-from tests.reconcile.scenario import DAY, HOUR, T0, case, case_keys, key_of, open_kinds, rec, run, save
+from sync_agent.store.tables import case_links, dossiers, metadata
+from tests.reconcile.scenario import (
+    DAY,
+    HOUR,
+    T0,
+    case,
+    case_keys,
+    key_of,
+    open_kinds,
+    rec,
+    run,
+    save,
+)
 
 # --- linking by reception code ----------------------------------------------------------------
 
@@ -219,21 +230,24 @@ def test_an_end_before_reception_counts_as_the_reception(engine: Engine) -> None
     assert c.quality_issue == "completion_before_reception"
 
 
+#: every record's case id and link kind, in record order
+LINKS = (select(dossiers.c.source_id, case_links.c.case_id, case_links.c.link_kind)
+         .join_from(dossiers, case_links, case_links.c.dossier_id == dossiers.c.id).order_by(dossiers.c.id))
+
+
 def test_a_full_rebuild_keeps_every_key_and_id(engine: Engine) -> None:
     save(engine, rec("civil_status", "HT-1", code="MC-1"), rec("household_business", "HKD-1", applicant="B"))
     run(engine)
     save(engine, rec("one_stop", "MC-1"), rec("one_stop", "MC-2", applicant="B"))
     run(engine)
     with read_connection(engine) as conn:
-        before = conn.execute(select(dossiers.c.source_id, dossiers.c.case_id, dossiers.c.link_kind)
-                              .order_by(dossiers.c.id)).all()
+        before = conn.execute(LINKS).all()
     keys = case_keys(engine)
     result = run(engine, full=True)
     assert (result.flags_raised, result.flags_cleared) == (0, 0)
     assert case_keys(engine) == keys == ["rc:MC-1", "rc:MC-2"]
     with read_connection(engine) as conn:
-        after = conn.execute(select(dossiers.c.source_id, dossiers.c.case_id, dossiers.c.link_kind)
-                             .order_by(dossiers.c.id)).all()
+        after = conn.execute(LINKS).all()
     assert after == before
 
 
@@ -244,3 +258,5 @@ def test_the_first_full_build_leaves_the_schema_as_the_migrations_made_it(engine
     assert case_keys(engine) == ["rc:MC-1"]
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+

@@ -16,7 +16,7 @@ from sync_agent.model import Channel, DossierRecord, Status
 from sync_agent.reconcile import reconcile
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.records import save_records
-from sync_agent.store.tables import cases, dossiers, flag_events
+from sync_agent.store.tables import case_links, cases, dossiers, flag_events
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = dt.datetime(2026, 2, 2, 8, 0, tzinfo=TZ)
@@ -48,7 +48,8 @@ def case_rows(engine: Engine) -> list[Any]:
 
 def case_of(engine: Engine, source: str, source_id: str) -> Any:
     with read_connection(engine) as conn:
-        return conn.execute(select(cases).join(dossiers, dossiers.c.case_id == cases.c.id)
+        return conn.execute(select(cases).join(case_links, case_links.c.case_id == cases.c.id)
+                            .join(dossiers, dossiers.c.id == case_links.c.dossier_id)
                             .where(dossiers.c.source == source, dossiers.c.source_id == source_id)).one()
 
 
@@ -222,7 +223,7 @@ def test_order_of_arrival_duplicates_and_re_sync_never_change_cases_and_flags(
     engine: Engine, order: list[int], dup: list[int], cuts: set[int]
 ) -> None:
     with write_transaction(engine) as conn:
-        for table in ("flag_events", "flags", "cases", "dossiers", "agent_state"):
+        for table in ("flag_events", "flags", "cases", "case_links", "reconcile_queue", "dossiers", "agent_state"):
             conn.exec_driver_sql(f"DELETE FROM {table}")
     sequence = [RECORDS[i] for i in order] + [RECORDS[i] for i in dup]
     start = 0
