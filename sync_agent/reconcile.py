@@ -117,6 +117,11 @@ QUALITY_ISSUES = (
     "due_before_reception",  # the due date is before the reception date
 )
 
+#: an incremental run with at least this many queued records, half the store or more, runs as a
+#: full rebuild instead: the same cases and flags, without widening the queue record by record
+#: (a first sync of a big history is the usual case)
+WIDEN_MIN_RECORDS = 10_000
+
 #: ``agent_state`` row remembering the last run (its ``now`` bounds the next time window)
 STATE_NAME = "last_reconcile"
 
@@ -203,6 +208,13 @@ def reconcile(engine: Engine, tz: ZoneInfo, *, full: bool = False, now: dt.datet
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
+        if not full:
+            queued = int(conn.execute(text("SELECT COUNT(*) FROM reconcile_queue")).scalar() or 0)
+            # ids are never reused and records never deleted: the largest id is the store's size
+            stored = int(conn.execute(text("SELECT MAX(id) FROM dossiers")).scalar() or 0)
+            if queued >= WIDEN_MIN_RECORDS and 2 * queued >= stored:
+                log.info("reconcile_widened_to_full", queued=queued, stored=stored)
+                full = True
         counts = _Run(conn, now, full).execute()
     result = ReconcileResult(**counts, duration=time.perf_counter() - started)
     log.info("reconcile_finished", **result.as_json())

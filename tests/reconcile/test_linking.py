@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from sync_agent.model import Channel, Status
 from sync_agent.store.engine import read_connection
-from sync_agent.store.tables import case_links, dossiers, metadata
+from sync_agent.store.tables import case_links, dossiers, metadata, reconcile_queue
 from tests.reconcile.scenario import (
     DAY,
     HOUR,
@@ -20,6 +21,8 @@ from tests.reconcile.scenario import (
     rec,
     run,
     save,
+    snapshot,
+    wipe,
 )
 
 # --- linking by reception code ----------------------------------------------------------------
@@ -260,3 +263,22 @@ def test_the_first_full_build_leaves_the_schema_as_the_migrations_made_it(engine
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+
+def test_a_backlog_of_half_the_store_is_rebuilt_in_full_with_the_same_cases(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    save(engine, rec("one_stop", "MC-1"), rec("civil_status", "HT-1", code="MC-1"),
+         rec("household_business", "HKD-1", applicant="B"))
+    assert not run(engine).full  # 3 queued: under WIDEN_MIN_RECORDS, incremental as asked
+    monkeypatch.setattr("sync_agent.reconcile.WIDEN_MIN_RECORDS", 2)
+    save(engine, rec("one_stop", "MC-2"), rec("civil_status", "HT-2", code="MC-2"))
+    assert not run(engine).full  # 2 of 5 queued: under half the store, still incremental
+    save(engine, rec("one_stop", "MC-3"), rec("civil_status", "HT-3", code="MC-3"),
+         *(rec("residence", f"CT-{i}", applicant=None) for i in (3, 4, 5)))
+    widened = run(engine)  # 5 of 10 queued: rebuilt in full
+    assert widened.full and widened.cases_total == 7
+    with read_connection(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(reconcile_queue)).scalar() == 0
+    after = snapshot(engine, with_ids=True)
+    wipe(engine, ("flag_events", "flags", "cases", "case_links", "agent_state"))
+    run(engine, full=True)
+    assert snapshot(engine, with_ids=True) == after
