@@ -49,6 +49,7 @@ class _Main(click.Group):
 def main(ctx: click.Context, config_path: str | None) -> None:
     """Ward dossier sync agent: sync, reconcile, report, alert."""
     ctx.obj = AgentContext(config_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 for _name in COMMAND_MODULES:

@@ -34,3 +34,10 @@ class AgentContext:
     def engine(self) -> Engine:
         self.setup_logging()
         return open_engine(self.settings.agent.database_url)
+
+    def close(self) -> None:
+        """Close the store's pooled connections, if it was opened (on SQLite the last one to
+        close folds the write-ahead log back into the database file)."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()

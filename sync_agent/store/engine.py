@@ -4,6 +4,12 @@ SQLite is tuned as the issue trackers of every sync tool taught: WAL so readers 
 writer, a busy timeout instead of "database is locked", ``BEGIN IMMEDIATE`` for writes so two
 writers queue instead of deadlocking on lock upgrade, and ``synchronous=FULL`` so a power cut
 after a commit loses nothing.
+
+Connections are pooled on both databases (SQLAlchemy's default pools). A sync commits once per
+page; opening a SQLite connection for each would repeat the pragmas and, as the last connection
+to a WAL database closes, checkpoint the WAL into the database and delete it, every page: two
+more fsyncs per page than the commit itself needs. Locks never rely on a connection closing
+(see ``sync_agent.locks``); ``Engine.dispose()`` closes the pooled ones.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from sync_agent.errors import ConfigError
 
@@ -37,7 +42,6 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-            poolclass=NullPool if parsed.database not in (None, "", ":memory:") else None,
             **kwargs,
         )
         _tune_sqlite(engine)
