@@ -59,8 +59,10 @@ def dialect_insert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.I
 
 
 #: ``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)``,
-#: without building an encoder for every payload
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+#: without building an encoder for every payload, nor tracking the containers it is inside
+#: (payloads are decoded JSON: they cannot contain themselves)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str,
+                            check_circular=False)
 
 
 def _json(value: Any) -> str:
@@ -89,8 +91,8 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
         "field_name": rec.field_name,
         "applicant_name": rec.applicant_name,
         "applicant_key": rec.applicant_key,
-        "channel": rec.channel.value,
-        "status": rec.status.value,
+        "channel": rec.channel._value_,  # ``.value`` is a property, several calls deep
+        "status": rec.status._value_,
         "submitted_at": rec.submitted_at,
         "received_at": rec.received_at,
         "due_at": rec.due_at,
@@ -234,14 +236,23 @@ class _Upsert:
         self.names = names
         self.ordered = operator.itemgetter(*names)
         self.convert = {name: _converter(dossiers.c[name].type, dialect) for name in names}
-        # SQLite keeps instants as text: taken from the hashed UTC text when that gives the same
+        # SQLite keeps instants and days as text: taken from the hashed text when that gives the
+        # same, and flags are bound as they are when the driver does as SQLAlchemy would
         self.from_text: dict[str, tuple[int, Convert]] = {}
+        self.days_from_text: dict[str, tuple[int, Convert]] = {}
+        self.flags: dict[str, Convert] = {}
         for i, name in enumerate(_CONTENT_COLUMNS):
-            slow = self.convert[name]
-            if isinstance(dossiers.c[name].type, UTCDateTime) and slow is not None and all(
+            slow, column_type = self.convert[name], dossiers.c[name].type
+            if slow is None:
+                continue
+            if isinstance(column_type, UTCDateTime) and all(
                 _sqlite_text(_hash_text(p)) == slow(p) for p in _PROBE_TIMES
             ):
                 self.from_text[name] = (i, slow)
+            elif isinstance(column_type, Date) and all(_hash_text(p.date()) == slow(p.date()) for p in _PROBE_TIMES):
+                self.days_from_text[name] = (i, slow)
+            elif isinstance(column_type, Boolean) and all(slow(p) == p for p in (True, False)):
+                self.flags[name] = slow
 
     @classmethod
     def of(cls, dialect: Dialect) -> _Upsert:
@@ -256,10 +267,13 @@ class _Upsert:
         ``sighting`` columns (the same for every row, so converted once): tuples in placeholder
         order, or dicts."""
         constants = {name: _apply(self.convert[name], value) for name, value in sighting.items()}
+        inline = self.from_text.keys() | self.days_from_text.keys() | self.flags.keys()
         converted = [(name, conv) for name, conv in self.convert.items()
-                     if conv is not None and name not in constants and name not in self.from_text]
+                     if conv is not None and name not in constants and name not in inline]
         from_text = [(name, i, slow) for name, (i, slow) in self.from_text.items()]
-        datetime = dt.datetime
+        days_from_text = [(name, i, slow) for name, (i, slow) in self.days_from_text.items()]
+        flags = list(self.flags.items())
+        datetime, date = dt.datetime, dt.date
         out: list[Any] = []
         for row, texts in rows:
             values = row.copy()
@@ -271,6 +285,16 @@ class _Upsert:
                     values[name] = _sqlite_text(texts[i])
                 elif value is not None:
                     values[name] = slow(value)  # refuses a naive time, as SQLAlchemy does
+            for name, i, slow in days_from_text:
+                value = values[name]
+                if value.__class__ is date:
+                    values[name] = texts[i]
+                elif value is not None:
+                    values[name] = slow(value)
+            for name, slow in flags:
+                value = values[name]
+                if value.__class__ is not bool and value is not None:
+                    values[name] = slow(value)
             values.update(constants)
             out.append(self.ordered(values) if self.positional else {n: values[n] for n in self.names})
         return out
