@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -154,6 +154,9 @@ class LocalTimeFormat:
     pattern: str
     regex: re.Pattern[str]
     template: str
+    #: ``parser``'s answers by zone: mappings ask for it per record, and the cache below keys on
+    #: this dataclass, whose hash (of all its fields, in Python) costs more than a parse
+    _parsers: dict[ZoneInfo, TimeParser] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def parse(self, value: str, tz: ZoneInfo) -> dt.datetime:
         """The aware instant; ``ValueError`` when ``value`` is not exactly in this format."""
@@ -161,7 +164,10 @@ class LocalTimeFormat:
 
     def parser(self, tz: ZoneInfo) -> TimeParser:
         """``parse`` bound to ``tz``: one call per time field of every record, so made once."""
-        return _local_parser(self, tz)
+        found = self._parsers.get(tz)
+        if found is None:
+            found = self._parsers[tz] = _local_parser(self, tz)
+        return found
 
     def format(self, moment: dt.datetime, tz: ZoneInfo) -> str:
         """``moment`` as the source writes it (ward time; sub-second part dropped)."""

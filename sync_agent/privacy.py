@@ -7,7 +7,7 @@ someone who copies the database.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -16,17 +16,30 @@ from typing import Any
 # one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone.
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
 ID_PLACEHOLDER = "[id-redacted]"
+#: nine digits in a row, which anything ID-shaped contains: a text without them is cleared by
+#: this, which the regex engine scans twice as fast (``_ID_IN_TEXT`` opens with a lookbehind,
+#: tried at every character)
+_DIGIT_RUN = re.compile(r"\d\d{8}")
+#: SHA-256's block size, to which HMAC pads its key
+_BLOCK = 64
 
 
 class IdHasher:
     """Keyed hash of ID numbers; one instance per configured key."""
 
-    __slots__ = ("_key", "_last")
+    __slots__ = ("_inner", "_last", "_outer")
 
     def __init__(self, key: str) -> None:
         if not key:
             raise ValueError("the ID hash key must not be empty")
-        self._key = key.encode("utf-8")
+        # HMAC-SHA256 as RFC 2104 (and ``hmac``) computes it, with the two hashes of the padded
+        # key done once here: ``hmac.digest`` redoes them, and fetches SHA-256, for every number
+        secret = key.encode("utf-8")
+        if len(secret) > _BLOCK:
+            secret = hashlib.sha256(secret).digest()
+        secret = secret.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
         # the last number and its hash: a mapping asks for the applicant key, then the payload's
         # redaction for the same number (one tuple, replaced whole, so threads may share it)
         self._last: tuple[str, str] = ("", "")
@@ -42,7 +55,11 @@ class IdHasher:
         last = self._last
         if last[0] == digits:
             return last[1]
-        key = hmac.digest(self._key, digits.encode("utf-8"), "sha256").hex()[:32]
+        inner = self._inner.copy()
+        inner.update(digits.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        key = outer.hexdigest()[:32]
         self._last = (digits, key)
         return key
 
@@ -65,7 +82,8 @@ def redact_payload(value: Any, id_keys: frozenset[str], hasher: IdHasher) -> Any
     out = _hash_ids(value, id_keys, hasher, strings)
     if not strings:
         return out
-    if _ID_IN_TEXT.search(_JOIN.join(strings)) is not None:
+    joined = _JOIN.join(strings)
+    if _DIGIT_RUN.search(joined) is not None and _ID_IN_TEXT.search(joined) is not None:
         return _mask_strings(out)
     if len(_CLEAN) >= _CLEAN_MAX:
         _CLEAN.clear()

@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,11 @@ def test_redaction_is_exactly_the_plain_walk(payload: Any) -> None:
 def test_the_hasher_is_the_plain_hmac(number: str) -> None:
     assert HASHER(number) == reference_hash("test-key", number)
     assert HASHER(number) == reference_hash("test-key", number)  # the remembered one
+
+
+@pytest.mark.parametrize("key", ["k", "test-key", "khóa bí mật", "x" * 64, "y" * 65, "ệ" * 40])
+def test_the_hasher_is_the_plain_hmac_for_any_key(key: str) -> None:
+    assert IdHasher(key)("001203004567") == reference_hash(key, "001203004567")
 
 
 def test_the_clean_string_cache_stays_bounded() -> None:
