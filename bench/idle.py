@@ -272,7 +272,7 @@ def table(r: dict[str, object], command: str) -> str:
         f"{b['cpu']:.2f} CPU s in {b['seconds']:.0f} s ({100 * b['cpu'] / b['seconds']:.3f} % while "
         "waiting). CPU time is read from /proc in 10 ms ticks. Of the resident memory, "
         f"{code_mb:.0f} MB is the code itself: a process that only imports what the "
-        "daemon imports (the command line loads every command, report rendering included) and builds "
+        "daemon imports (its jobs render and send the report and the alerts) and builds "
         "the holiday calendar. Goal: under 100 MB RSS and under 1 % CPU.",
         100)
     rows = [
