@@ -502,7 +502,7 @@ class _Run:
             index.drop(self.conn)
         changed = (f"{self.differs('case_links.case_id', 'excluded.case_id')} "
                    f"OR {self.differs('case_links.link_kind', 'excluded.link_kind')}")
-        # ``WHERE TRUE``: SQLite's parser needs a WHERE before an upsert's ON CONFLICT
+        # (the SELECT must have a WHERE: it is how SQLite's parser tells ON CONFLICT from a join's ON)
         self.sql(f"""
             INSERT INTO case_links (dossier_id, case_id, link_kind)
             SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_agg a
