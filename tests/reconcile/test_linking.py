@@ -13,6 +13,7 @@ from sync_agent.store.tables import case_links, dossiers, metadata, reconcile_qu
 from tests.reconcile.scenario import (
     DAY,
     HOUR,
+    NOW,
     T0,
     case,
     case_keys,
@@ -282,3 +283,19 @@ def test_a_backlog_of_half_the_store_is_rebuilt_in_full_with_the_same_cases(
     wipe(engine, ("flag_events", "flags", "cases", "case_links", "agent_state"))
     run(engine, full=True)
     assert snapshot(engine, with_ids=True) == after
+
+
+def test_a_case_is_rewritten_only_when_one_of_its_values_changes(engine: Engine) -> None:
+    save(engine, rec("one_stop", "MC-1"), rec("one_stop", "MC-2", applicant="B"))
+    run(engine)
+    save(engine, rec("one_stop", "MC-1", status=Status.RESOLVED, completed_at=T0 + DAY, updated=T0 + DAY))
+    run(engine, NOW + HOUR)  # a state change: status and end
+    moved, still = case(engine, "rc:MC-1"), case(engine, "rc:MC-2")
+    assert (moved.status, moved.ended_at, moved.updated_at) == ("resolved", T0 + DAY, NOW + HOUR)
+    assert still.updated_at == NOW
+    save(engine, rec("one_stop", "MC-2", applicant="B", status=Status.RESOLVED, completed_at=T0 + DAY,
+                     applicant_name="Trần Thị Bình", updated=T0 + DAY))
+    run(engine, NOW + 2 * HOUR)  # state and reception facts at once
+    both = case(engine, "rc:MC-2")
+    assert (both.status, both.applicant_name, both.updated_at) == ("resolved", "Trần Thị Bình", NOW + 2 * HOUR)
+    assert case(engine, "rc:MC-1").updated_at == NOW + HOUR
