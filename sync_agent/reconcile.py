@@ -79,13 +79,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, Table, bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
 from sync_agent.store.engine import write_transaction
@@ -254,6 +255,19 @@ class _Run:
             else:
                 self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
                 self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({columns})")
+
+    @contextmanager
+    def indexed_after_first_fill(self, table: Table) -> Iterator[None]:
+        """The first full build of a big store on SQLite: ``table`` is empty, so its secondary
+        indexes are dropped while it is filled and built afterwards, about twice as fast as
+        keeping them up to date row by row."""
+        first = self.full and not self.pg and not self.scalar(f"SELECT EXISTS (SELECT 1 FROM {table.name})")
+        rebuild = [ix for ix in table.indexes if not ix.unique] if first else []
+        for index in rebuild:
+            index.drop(self.conn)
+        yield
+        for index in rebuild:
+            index.create(self.conn)
 
     def analyze(self, *names: str) -> None:
         """PostgreSQL keeps no statistics on temporary tables unless asked; big ones need them."""
@@ -498,23 +512,16 @@ class _Run:
         Every relinked record is in ``rc_link``, and a record is never removed from the store, so
         an upsert writing only what differs is all it takes.
         """
-        # The first build of a big store: filling the table and then indexing it is cheaper
-        # than keeping the index up to date row by row.
-        rebuild = [] if self.pg or not self.full or self.scalar("SELECT EXISTS (SELECT 1 FROM case_links)") \
-            else [ix for ix in case_links.indexes if not ix.unique]
-        for index in rebuild:
-            index.drop(self.conn)
         changed = (f"{self.differs('case_links.case_id', 'excluded.case_id')} "
                    f"OR {self.differs('case_links.link_kind', 'excluded.link_kind')}")
         # (the SELECT must have a WHERE: it is how SQLite's parser tells ON CONFLICT from a join's ON)
-        self.sql(f"""
-            INSERT INTO case_links (dossier_id, case_id, link_kind)
-            SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_agg a
-            WHERE a.case_key = l.case_key ORDER BY l.id
-            ON CONFLICT (dossier_id) DO UPDATE SET case_id = excluded.case_id, link_kind = excluded.link_kind
-            WHERE {changed}""")
-        for index in rebuild:
-            index.create(self.conn)
+        with self.indexed_after_first_fill(case_links):
+            self.sql(f"""
+                INSERT INTO case_links (dossier_id, case_id, link_kind)
+                SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_agg a
+                WHERE a.case_key = l.case_key ORDER BY l.id
+                ON CONFLICT (dossier_id) DO UPDATE SET case_id = excluded.case_id, link_kind = excluded.link_kind
+                WHERE {changed}""")
 
     def compute_cases(self) -> None:
         """Every affected case's values, computed from its records, into ``rc_case``.
@@ -626,18 +633,11 @@ class _Run:
             self.sql(f"""
                 UPDATE cases SET {", ".join(f"{c} = n.{c}" for c in columns)}, updated_at = :now
                 FROM rc_case n WHERE cases.id = n.id {only} AND ({differ(other)})""")
-        # The first build of a big store: filling the table and then indexing it is twice as
-        # fast on SQLite as keeping five indexes up to date row by row.
-        rebuild = [] if self.pg or not self.full or self.scalar("SELECT COUNT(*) FROM cases") \
-            else [ix for ix in cases.indexes if not ix.unique]
-        for index in rebuild:
-            index.drop(self.conn)
-        self.sql(f"""
-            INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
-            SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n
-            WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = n.id)""")
-        for index in rebuild:
-            index.create(self.conn)
+        with self.indexed_after_first_fill(cases):
+            self.sql(f"""
+                INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
+                SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n
+                WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = n.id)""")
         return removed + int(self.scalar("SELECT COUNT(*) FROM rc_case"))
 
     def write_flags(self) -> tuple[int, int]:
