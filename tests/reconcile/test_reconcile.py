@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from sync_agent.flags import acknowledge, list_flags, open_flag_counts
+from sync_agent.flags import acknowledge, list_flags
 from sync_agent.model import Channel, DossierRecord, Status
 from sync_agent.reconcile import reconcile
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.records import save_records
 from sync_agent.store.tables import case_links, cases, dossiers, flag_events
-
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-T0 = dt.datetime(2026, 2, 2, 8, 0, tzinfo=TZ)
-NOW = dt.datetime(2026, 2, 20, 9, 0, tzinfo=TZ)
-SEEN = T0  # when the agent first saw the records
+from tests.reconcile.scenario import NOW, T0, TZ, open_kinds, save
 
 
 def rec(source: str, source_id: str, *, code: str | None = None, applicant: str | None = "A1",
@@ -30,15 +24,6 @@ def rec(source: str, source_id: str, *, code: str | None = None, applicant: str 
     return DossierRecord(source=source, source_id=source_id, reception_code=code, procedure_code=procedure,
                          status=status, source_updated_at=updated, applicant_key=applicant,
                          received_at=received, due_at=due, channel=kw.pop("channel", Channel.ONLINE), **kw)
-
-
-def save(engine: Engine, *records: DossierRecord, seen: dt.datetime = SEEN) -> None:
-    by_source: dict[str, list[DossierRecord]] = {}
-    for r in records:
-        by_source.setdefault(r.source, []).append(r)
-    with write_transaction(engine) as conn:
-        for source, recs in by_source.items():
-            save_records(conn, source, recs, TZ, None, seen)
 
 
 def case_rows(engine: Engine) -> list[Any]:
@@ -51,11 +36,6 @@ def case_of(engine: Engine, source: str, source_id: str) -> Any:
         return conn.execute(select(cases).join(case_links, case_links.c.case_id == cases.c.id)
                             .join(dossiers, dossiers.c.id == case_links.c.dossier_id)
                             .where(dossiers.c.source == source, dossiers.c.source_id == source_id)).one()
-
-
-def open_kinds(engine: Engine) -> dict[str, int]:
-    with read_connection(engine) as conn:
-        return {k: n for k, n in open_flag_counts(conn).items() if n}
 
 
 def test_a_ministry_record_citing_the_reception_code_joins_the_one_stop_case(engine: Engine) -> None:
