@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import operator
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
+from sync_agent.payload import payload_json
 from sync_agent.store.tables import dossiers, quarantine, reconcile_queue
 from sync_agent.store.types import UTCDateTime
 
@@ -56,17 +56,6 @@ def dialect_insert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.I
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
-#: ``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)``,
-#: without building an encoder for every payload, nor tracking the containers it is inside
-#: (payloads are decoded JSON: they cannot contain themselves)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str,
-                            check_circular=False)
-
-
-def _json(value: Any) -> str:
-    return _ENCODER.encode(value)
 
 
 def _local_date(value: dt.datetime | None, tz: ZoneInfo) -> dt.date | None:
@@ -107,7 +96,7 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
         "fee_required": rec.fee_required,
         "paid_online": rec.paid_online,
         "source_updated_at": rec.source_updated_at,
-        "raw_payload": _json(rec.raw),
+        "raw_payload": payload_json(rec.raw),
     }
     texts = _content_texts(row)
     row["content_hash"] = _content_hash(texts)
@@ -432,7 +421,7 @@ def save_quarantined(
         return 0
     rows: dict[str, dict[str, Any]] = {}
     for q in items:
-        payload = _json(q.raw)
+        payload = payload_json(q.raw)
         digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
         rows[digest] = {
             "source": source,

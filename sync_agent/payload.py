@@ -1,0 +1,59 @@
+"""A source payload as the store keeps it: one canonical JSON text, written once.
+
+``dossiers.raw_payload`` and ``quarantine.raw_payload`` hold it, and a record's content hash
+covers it, so the same payload must give the same text every time: keys sorted, no spaces,
+characters as they are (UTF-8, not ``\\u`` escapes). orjson writes it several times faster than
+the standard library, which matters because every record of every sync is written. Anything
+orjson refuses (an integer beyond 64 bits, a lone surrogate, a key that is not a string) goes
+through the standard library instead. The two write the same text for every decoded JSON value
+except two float cases: an exponent (``1e-7``, where the standard library wrote ``1e-07``) and
+NaN or Infinity, which orjson writes as ``null`` (they are not JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: what the store wrote before orjson, and still writes for what orjson refuses
+_STANDARD = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str,
+                             check_circular=False)
+
+
+class StoredPayload(dict[str, Any]):
+    """A redacted payload together with its canonical text (``payload_json``).
+
+    The redaction already writes the text to check it (see ``privacy.redact_payload_json``); the
+    store takes it from here instead of writing it a second time. Never changed after it is made.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, items: dict[str, Any], text: str) -> None:
+        super().__init__(items)
+        self.json = text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StoredPayload, (dict(self), self.json))
+
+
+def orjson_bytes(value: Any) -> bytes | None:
+    """The canonical text of ``value`` as orjson writes it (UTF-8), or ``None`` if it refuses."""
+    try:
+        return orjson.dumps(value, default=str, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def payload_json(value: Any) -> str:
+    """The canonical text of ``value`` (see the module docstring)."""
+    if value.__class__ is StoredPayload:
+        text: str = value.json
+        return text
+    try:
+        return orjson.dumps(value, default=str, option=_OPTIONS).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return _STANDARD.encode(value)
