@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sync_agent.errors import RecordError
 from sync_agent.model import COMPLETED, DossierRecord, QuarantinedRecord, Status
-from sync_agent.privacy import IdHasher, redact_payload, redact_text
+from sync_agent.privacy import IdHasher, redact_payload_json, redact_text
 
 _TRUE = frozenset({"1", "true"})
 _FALSE = frozenset({"0", "false"})
@@ -283,8 +283,9 @@ def end_times(
 
 
 def redacted(item: Any, id_keys: frozenset[str], hasher: IdHasher) -> Mapping[str, Any]:
-    """The payload as it may be stored: ID fields hashed, ID-shaped text masked."""
-    clean = redact_payload(item, id_keys, hasher)
+    """The payload as it may be stored: ID fields hashed, ID-shaped text masked (an object
+    comes with its stored text, see ``redact_payload_json``)."""
+    clean = redact_payload_json(item, id_keys, hasher)
     return clean if isinstance(clean, Mapping) else {"value": clean}
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_agent import privacy
-from sync_agent.privacy import IdHasher, redact_payload, redact_text
+from sync_agent.payload import StoredPayload, payload_json
+from sync_agent.privacy import IdHasher, redact_payload, redact_payload_json, redact_text
 
 KEYS = frozenset({"SoGiayToChuHoSo", "id_number"})
 HASHER = IdHasher("test-key")
@@ -49,7 +52,7 @@ def reference(value: Any, id_keys: frozenset[str]) -> Any:
 
 
 # text made of what matters to the regex: digits (ASCII and not), letters, separators, escapes
-_ALPHABET = "0123456789" * 4 + "aZ \t\n\x00\x01-./:\"\\ệĐ" + "٠١٢٣" + "²"
+_ALPHABET = "0123456789" * 4 + "aZ \t\n\x00\x01-./:\"\\ệĐ" + "٠١٢٣" + "²" + "ựḀ၁က１𝟏"
 texts = st.one_of(
     st.text(alphabet=_ALPHABET, max_size=40),
     st.sampled_from(["", " ", "001203004567", "123456789", "1234567890", "20260120083000", "x 123456789 y",
@@ -71,6 +74,45 @@ def test_redaction_is_exactly_the_plain_walk(payload: Any) -> None:
     assert redact_payload(payload, KEYS, HASHER) == expected
     # again, now that clean strings are cached
     assert redact_payload(payload, KEYS, HASHER) == expected
+
+
+objects = st.dictionaries(keys, payloads, max_size=6)
+
+
+@settings(max_examples=600, deadline=None)
+@given(objects)
+def test_redaction_with_its_text_is_exactly_the_plain_walk(payload: dict[str, Any]) -> None:
+    expected = reference(payload, KEYS)
+    got = redact_payload_json(payload, KEYS, HASHER)
+    assert isinstance(got, StoredPayload)
+    assert got == expected
+    assert got.json == payload_json(expected)
+
+
+@pytest.mark.parametrize("text", ["số 001203004567", "a\n123456789", "a\"123456789", "x\\n123456789", "၁၂၃၄၅၆၇၈၉",
+                                  "１２３４５６７８９", "𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗"])
+def test_text_the_byte_checks_cannot_clear_goes_through_the_walk(text: str) -> None:
+    """An ID after an escape, or in digits beyond ASCII, is masked as the walk masks it."""
+    payload = {"TrichYeuHoSo": text, "SoGiayToChuHoSo": "001203004567"}
+    got = redact_payload_json(payload, KEYS, HASHER)
+    assert got == reference(payload, KEYS)
+    assert got.json == payload_json(reference(payload, KEYS))
+    assert "001203004567" not in got.json
+
+
+def test_a_nested_id_field_is_hashed() -> None:
+    got = redact_payload_json({"ThanhPhan": [{"SoGiayToChuHoSo": "001203004567"}]}, KEYS, HASHER)
+    assert got == {"ThanhPhan": [{"SoGiayToChuHoSo": f"hmac:{HASHER('001203004567')}"}]}
+    assert "001203004567" not in got.json
+
+
+def test_the_digit_lead_bytes_cover_every_decimal_digit_beyond_ascii() -> None:
+    """The byte checks of ``redact_payload_json`` hold for this Python's Unicode database."""
+    for code in range(0x80, sys.maxunicode + 1):
+        char = chr(code)
+        if re.fullmatch(r"\d", char):
+            lead, second = char.encode("utf-8")[:2]
+            assert lead in privacy.DIGIT_LEADS or (lead == 0xE1 and not 0xB8 <= second <= 0xBB), hex(code)
 
 
 @given(st.text(alphabet=" \t\n0123456789١٢", max_size=20))
