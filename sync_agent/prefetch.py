@@ -13,7 +13,9 @@ hand its lock back and forth at every row a driver writes (SQLite releases it pe
 costs more than the overlap gains. So CPU-bound stretches take turns instead: the consumer holds
 ``Prefetch.turn`` while it works on an item, and code running in the reading thread wraps its
 own CPU-bound stretches (decoding a body, normalising a page) in ``cpu_turn()``; waiting for the
-network holds nothing, and that wait is what overlaps the consumer's work.
+network holds nothing, and that wait is what overlaps the consumer's work. A consumer may let go
+of the turn for a long call that releases the interpreter's lock, as a sync does for its commit
+(the fsync): the reader works meanwhile.
 """
 
 from __future__ import annotations

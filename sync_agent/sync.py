@@ -12,8 +12,10 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -122,8 +124,7 @@ def sync_source(
                     cancel=connector.request_stop, name=f"read-{source}",
                 ) as pages:
                     for page in pages:
-                        with pages.turn:  # the page is written while the reader waits for the next
-                            counts = _commit_page(engine, source, run_id, page, until, settings, clock)
+                        counts = _commit_page(engine, source, run_id, page, until, settings, clock, pages.turn)
                         for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
                                                counts.unchanged, counts.quarantined)):
                             totals[i] += n
@@ -154,9 +155,13 @@ def sync_source(
 
 
 def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt.datetime,
-                 settings: Settings, clock: Callable[[], dt.datetime]) -> PageCounts:
+                 settings: Settings, clock: Callable[[], dt.datetime],
+                 turn: AbstractContextManager[Any]) -> PageCounts:
+    """Write one page and commit it; ``turn`` (the read-ahead's) is held while the page is
+    written, and let go for the commit: the reader normalises the next page during the fsync."""
     now = clock()
-    with write_transaction(engine) as conn:
+    # left in reverse order: the turn is let go before the transaction commits
+    with write_transaction(engine) as conn, turn:
         counts = save_records(conn, source, page.records, settings.agent.timezone, run_id, now)
         quarantined = save_quarantined(conn, source, page.quarantined, run_id, now)
         counts = PageCounts(counts.inserted, counts.updated, counts.unchanged, quarantined)
