@@ -157,6 +157,7 @@ _TEMP = {
                "ocode VARCHAR(128) NOT NULL, osid VARCHAR(128) NOT NULL, gap BIGINT NOT NULL",
     "rc_match": "mid {pk}, msrc VARCHAR(64) NOT NULL, oid BIGINT NOT NULL, ocode VARCHAR(128) NOT NULL",
     "rc_link": "id {pk}, case_key VARCHAR(300) NOT NULL, link_kind VARCHAR(16) NOT NULL",
+    "rc_size": "case_key VARCHAR(300) PRIMARY KEY, id BIGINT NOT NULL, n INTEGER NOT NULL",
     "rc_agg": "case_key VARCHAR(300) PRIMARY KEY, id BIGINT NOT NULL, r_id BIGINT NOT NULL, s_id BIGINT NOT NULL, "
               "n INTEGER NOT NULL, "
               "digitised INTEGER NOT NULL, data_reused INTEGER NOT NULL, fee_required INTEGER NOT NULL, "
@@ -518,7 +519,7 @@ class _Run:
         with self.indexed_after_first_fill(case_links):
             self.sql(f"""
                 INSERT INTO case_links (dossier_id, case_id, link_kind)
-                SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_agg a
+                SELECT l.id, a.id, l.link_kind FROM rc_link l CROSS JOIN rc_size a
                 WHERE a.case_key = l.case_key ORDER BY l.id
                 ON CONFLICT (dossier_id) DO UPDATE SET case_id = excluded.case_id, link_kind = excluded.link_kind
                 WHERE {changed}""")
@@ -526,9 +527,15 @@ class _Run:
     def compute_cases(self) -> None:
         """Every affected case's values, computed from its records, into ``rc_case``.
 
-        One aggregate per case over its records; the reception and state records are picked with
-        ``pick`` and read by id, in id order.
+        First each case's size and id, from the links alone (``rc_size``). A case of several
+        records gets one aggregate over them (``rc_agg``); its reception and state records are
+        picked with ``pick`` and read by id. A case of one record, the most common
+        kind (a dossier handled within the one-stop system, a household business that bypassed
+        it), needs no aggregate: that record is both, and its row is written straight from it.
         """
+        self.sql("""
+            INSERT INTO rc_size (case_key, id, n) SELECT case_key, MIN(id), COUNT(*) FROM rc_link GROUP BY case_key""")
+        self.analyze("rc_size")
         os_ = "d.source = :os"
         is_os = f"CASE WHEN {os_} THEN '0' ELSE '1' END"
         reception_key = (f"{is_os} || {self.sortable('d.received_at')} || d.source || chr(31) || d.source_id"
@@ -541,7 +548,8 @@ class _Run:
         # rc_link holds every record of every affected case; both it and dossiers are read in id
         # order (sequentially), then sorted by case: cheaper than reaching a case's records, which
         # different syncs stored far apart, through the case_id index.
-        source = "rc_link l CROSS JOIN dossiers d WHERE d.id = l.id"
+        source = ("rc_link l CROSS JOIN dossiers d WHERE d.id = l.id "
+                  "AND EXISTS (SELECT 1 FROM rc_size z WHERE z.case_key = l.case_key AND z.n > 1)")
         # the ministry record that has disagreed longest: its update time (fixed width) and who it is
         first = f"{self.sortable('d.source_updated_at')} || d.source || '=' || d.status"
         self.sql(f"""
@@ -557,12 +565,57 @@ class _Run:
             FROM {source}
             GROUP BY l.case_key
         """)
-        # the state records' values, read in id order
+        # the state records' values
         self.sql("""
             INSERT INTO rc_state (id, source, status, due_at, due_on, completed_at, rejected_at, withdrawn_at, ended_on)
             SELECT a.id, s.source, s.status, s.due_at, s.due_on, s.completed_at, s.rejected_at, s.withdrawn_at,
                    s.ended_on
-            FROM (SELECT id, s_id FROM rc_agg ORDER BY s_id) a CROSS JOIN dossiers s WHERE s.id = a.s_id""")
+            FROM rc_agg a CROSS JOIN dossiers s WHERE s.id = a.s_id""")
+        # the one_stop record against the ministry records that disagree with it: since when
+        # (the later of the two updates, for the earliest such ministry record) and with whom
+        r_ended = f"r.status IN {_ENDED}"
+        other = f"CASE WHEN r.source <> :os THEN NULL WHEN {r_ended} THEN a.open_first ELSE a.ended_first END"
+        other_since = (f"CAST(SUBSTR({other}, 1, 26) AS TIMESTAMP)" if self.pg else f"SUBSTR({other}, 1, 26)")
+        since = (f"CASE WHEN ({other}) IS NULL THEN NULL "
+                 f"WHEN {other_since} >= r.source_updated_at THEN {other_since} ELSE r.source_updated_at END")
+        with_ = f"SUBSTR({other}, 27)"
+        several = {
+            "id": "a.id", "has_one_stop": "a.has_os = 1", "digitised": "a.digitised = 1",
+            "data_reused": "a.data_reused = 1", "fee_required": "a.fee_required = 1",
+            "paid_online": "a.paid_online = 1", "record_count": "a.n", "inferred": "a.inferred = 1",
+            "first_seen_at": "a.first_seen_at", "cited_since": "a.cited_since", "mismatch_since": since,
+            "mismatch_details": (f"CASE WHEN ({with_}) IS NOT NULL THEN '{{\"' || r.source || '\": \"' || r.status "
+                                 f"|| '\", \"' || REPLACE({with_}, '=', '\": \"') || '\"}}' END"),
+        }
+        self.sql(f"""
+            INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
+            SELECT {self.case_values(several)}
+            FROM rc_agg a CROSS JOIN dossiers r CROSS JOIN rc_state s
+            WHERE r.id = a.r_id AND s.id = a.id
+        """)
+        # A case of one record: no other record to disagree with it, and not inferred (a record
+        # inferred to belong to a one_stop record shares its case: ``close`` brings that record in).
+        flag_of = "r.{0}" if self.pg else "r.{0} = 1"
+        alone = {
+            "id": "a.id", "has_one_stop": "r.source = :os", "digitised": flag_of.format("digitised"),
+            "data_reused": flag_of.format("data_reused"), "fee_required": flag_of.format("fee_required"),
+            "paid_online": flag_of.format("paid_online"), "record_count": "1",
+            "inferred": "FALSE", "first_seen_at": "r.first_seen_at",
+            "cited_since": "CASE WHEN r.source <> :os AND r.reception_code IS NOT NULL THEN r.first_seen_at END",
+            "mismatch_since": "NULL", "mismatch_details": "NULL",
+        }
+        self.sql(f"""
+            INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
+            SELECT {self.case_values(alone)}
+            FROM rc_size a CROSS JOIN dossiers r CROSS JOIN dossiers s
+            WHERE a.n = 1 AND r.id = a.id AND s.id = a.id
+        """)
+        self.analyze("rc_case")
+
+    def case_values(self, of_case: Mapping[str, str]) -> str:
+        """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s``
+        (a ``dossiers`` or ``rc_state`` row), ``a`` giving its key, and ``of_case`` the values
+        that depend on how many records it has."""
         end = ("CASE WHEN s.status IN ('resolved', 'delivered') THEN s.completed_at "
                "WHEN s.status = 'rejected' THEN s.rejected_at WHEN s.status = 'withdrawn' THEN s.withdrawn_at END")
         counted = f"s.status NOT IN {_NOT_COUNTED}"
@@ -575,36 +628,21 @@ class _Run:
         }
         assert tuple(issues) == QUALITY_ISSUES
         listed = " || ".join(f"CASE WHEN {cond} THEN ', {name}' ELSE '' END" for name, cond in issues.items())
-        r_ended = f"r.status IN {_ENDED}"
-        # the one_stop record against the ministry records that disagree with it: since when
-        # (the later of the two updates, for the earliest such ministry record) and with whom
-        other = f"CASE WHEN r.source <> :os THEN NULL WHEN {r_ended} THEN a.open_first ELSE a.ended_first END"
-        other_since = (f"CAST(SUBSTR({other}, 1, 26) AS TIMESTAMP)" if self.pg else f"SUBSTR({other}, 1, 26)")
-        since = (f"CASE WHEN ({other}) IS NULL THEN NULL "
-                 f"WHEN {other_since} >= r.source_updated_at THEN {other_since} ELSE r.source_updated_at END")
-        with_ = f"SUBSTR({other}, 27)"
-        self.sql(f"""
-            INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
-            SELECT a.id, a.case_key, CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
-                   a.has_os = 1, r.source, s.source, r.procedure_code, r.procedure_name, r.field_code,
+        return f"""{of_case["id"]}, a.case_key, CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
+                   {of_case["has_one_stop"]}, r.source, s.source, r.procedure_code, r.procedure_name, r.field_code,
                    r.field_name, r.applicant_name, r.applicant_key, r.channel, s.status,
                    r.submitted_at, r.received_at, s.due_at,
                    CASE WHEN ({end}) < r.received_at THEN r.received_at ELSE {end} END,
                    r.received_on, s.due_on,
                    CASE WHEN s.ended_on < r.received_on THEN r.received_on ELSE s.ended_on END,
-                   a.digitised = 1, a.data_reused = 1, a.fee_required = 1, a.paid_online = 1,
-                   a.n, a.inferred = 1, a.first_seen_at,
-                   CASE WHEN a.has_os = 0 AND (r.reception_code IS NOT NULL) THEN a.cited_since END,
-                   {since},
+                   {of_case["digitised"]}, {of_case["data_reused"]}, {of_case["fee_required"]},
+                   {of_case["paid_online"]}, {of_case["record_count"]}, {of_case["inferred"]},
+                   {of_case["first_seen_at"]},
+                   CASE WHEN NOT ({of_case["has_one_stop"]}) AND (r.reception_code IS NOT NULL)
+                        THEN {of_case["cited_since"]} END,
+                   {of_case["mismatch_since"]},
                    NULLIF(SUBSTR({listed}, 3), ''),
-                   a.r_id,
-                   CASE WHEN ({with_}) IS NOT NULL
-                        THEN '{{"' || r.source || '": "' || r.status || '", "'
-                             || REPLACE({with_}, '=', '": "') || '"}}' END
-            FROM (SELECT * FROM rc_agg ORDER BY r_id) a CROSS JOIN dossiers r CROSS JOIN rc_state s
-            WHERE r.id = a.r_id AND s.id = a.id
-        """)
-        self.analyze("rc_case")
+                   r.id, {of_case["mismatch_details"]}"""
 
     def write_cases(self) -> int:
         """Make ``cases`` equal ``rc_case`` over the affected cases, writing only what differs."""
