@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import json
 import math
 import random
 import threading
@@ -32,6 +31,7 @@ from sync_agent.errors import (
     SourceError,
     TransientSourceError,
 )
+from sync_agent.payload import decode_json
 from sync_agent.prefetch import cpu_turn
 from sync_agent.privacy import redact_text
 
@@ -368,7 +368,7 @@ def _decode_json(body: bytes, where: str) -> Any:
     """A 200 whose body is not JSON (cut short, or a proxy's HTML error page) is worth a retry."""
     try:
         with cpu_turn():
-            return json.loads(body.decode("utf-8"))
+            return decode_json(body)
     except (UnicodeDecodeError, ValueError):
         hint = "empty body" if not body.strip() else f"{len(body)} bytes that are not JSON"
         raise TransientSourceError(f"{where}: {hint}") from None

@@ -1,4 +1,4 @@
-"""A source payload as the store keeps it: one canonical JSON text, written once.
+"""Source payloads as JSON: read from a source's answer, and kept as one canonical text.
 
 ``dossiers.raw_payload`` and ``quarantine.raw_payload`` hold it, and a record's content hash
 covers it, so the same payload must give the same text every time: keys sorted, no spaces,
@@ -57,3 +57,25 @@ def payload_json(value: Any) -> str:
         return orjson.dumps(value, default=str, option=_OPTIONS).decode("utf-8")
     except orjson.JSONEncodeError:
         return _STANDARD.encode(value)
+
+
+#: every byte but an ASCII digit made a space: a long run of digits then shows as zeros
+_DIGIT_SHAPE = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+#: orjson reads an integer of 19 digits or more past the 64-bit range as a float, losing digits
+_LONG_NUMBER = b"0" * 19
+
+
+def decode_json(body: bytes) -> Any:
+    """``json.loads(body.decode("utf-8"))``: the same values, or the same error.
+
+    A page of records is decoded about twice as fast by orjson. It is used when it gives what
+    the standard library gives: a body with a run of 19 digits or more, or one orjson refuses
+    (NaN, a lone surrogate, invalid UTF-8, deep nesting, not JSON at all), goes through the
+    standard library, whose answer or error is the one the caller gets.
+    """
+    if _LONG_NUMBER not in body.translate(_DIGIT_SHAPE):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body.decode("utf-8"))

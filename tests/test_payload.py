@@ -1,5 +1,6 @@
-"""The stored text of a payload is the text the standard library wrote before orjson took over,
-so content hashes stored by an earlier version stay valid (``sync_agent.payload``)."""
+"""orjson reads and writes payloads as the standard library did (``sync_agent.payload``): the same
+values from a source's answer, and the same stored text, so content hashes stored by an earlier
+version stay valid."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 import pickle
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync_agent.payload import StoredPayload, payload_json
+from sync_agent.payload import StoredPayload, decode_json, payload_json
 
 
 def standard(value: Any) -> str:
@@ -43,3 +45,35 @@ def test_a_stored_payload_gives_its_text_and_keeps_it_when_pickled() -> None:
     assert payload_json(stored) == stored.json == standard(dict(stored))
     copy = pickle.loads(pickle.dumps(stored))
     assert copy == stored and copy.json == stored.json
+
+
+# any JSON value, floats and integers of every size included
+any_json = st.recursive(
+    st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(), inner, max_size=5)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_json, st.booleans())
+def test_an_answer_decodes_to_the_standard_librarys_values(value: Any, ascii_only: bool) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    decoded = decode_json(body)
+    assert decoded == json.loads(body.decode("utf-8"))
+    assert repr(decoded) == repr(json.loads(body.decode("utf-8")))  # 1 stays 1, 1.0 stays 1.0
+
+
+@pytest.mark.parametrize("body", [b"[18446744073709551616]", b"[-9223372036854775809]", b"[1e400]",
+                                  b'{"a": NaN}', b'["\\ud800"]', b'{"a": 1, "a": 2}'])
+def test_what_orjson_reads_otherwise_is_read_by_the_standard_library(body: bytes) -> None:
+    assert repr(decode_json(body)) == repr(json.loads(body.decode("utf-8")))
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>502</html>", b'{"a": 1', b"{'a': 1}", b'{"a": 1,}', b'["\x01"]',
+                                  b"\xef\xbb\xbf{}", b'["\xff"]'])
+def test_what_is_not_json_fails_as_it_did(body: bytes) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(body.decode("utf-8"))
+    with pytest.raises(type(expected.value)):
+        decode_json(body)
