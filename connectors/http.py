@@ -380,6 +380,11 @@ class HttpConnector(Connector):
     ``http`` may be passed in (tests inject one whose sleep and clock they control).
     """
 
+    #: a keyset-paged connector asks for the next page while it normalises this one (see
+    #: ``keyset_pages``); off, every request waits for the page before it (tests that move a
+    #: fake clock between pages turn it off, so no request is in flight when the clock jumps)
+    read_ahead: bool = True
+
     def __init__(
         self, settings: ConnectorSettings, context: ConnectorContext, *, http: HttpClient | None = None
     ) -> None:

@@ -9,8 +9,11 @@ upsert absorbs.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,6 +95,7 @@ def keyset_pages(
     page_size: int,
     first_page: int,
     stopping: Callable[[], bool] = lambda: False,
+    updated: Callable[[Any], dt.datetime | None] | None = None,
 ) -> Iterator[Page]:
     """Keyset pagination emulated over a time-filtered, offset-paged source.
 
@@ -100,28 +104,87 @@ def keyset_pages(
     ``first_page``; the page number only advances when a whole page shares one timestamp.
     Checkpoints: the last update time reached (everything before it has been read), and
     ``until`` once the source has nothing more; ``None`` until the read has moved at all.
+
+    With ``updated`` (an item's update time as its normalised record will have it, ``None`` when
+    it has none), the next request goes out before this page is normalised, so the source
+    prepares it meanwhile: the source's time and ours overlap instead of adding up. The request
+    is the one the normalised page calls for; if the page says otherwise after all, its answer is
+    dropped and the right one asked for. Requests still go out one at a time.
     """
     position = start
     page_no = first_page
     checkpoint: dt.datetime | None = None
     previous_ids: tuple[str | None, ...] | None = None
-    while not stopping():
-        batch = fetch(position, page_no)
-        with cpu_turn():
-            outputs = [normalise(item) for item in batch.items]
-        final = batch.last or len(batch.items) < page_size
-        reached = latest(outputs)
-        ids = tuple(o.source_id for o in outputs)
-        if final:
-            checkpoint = until
-        elif reached is not None and reached > position:
-            position, page_no = reached, first_page
-            checkpoint = min(reached, until) if checkpoint is None else max(checkpoint, min(reached, until))
-        else:
-            if ids == previous_ids and page_no != first_page:
+    ahead = _ReadAhead(fetch) if updated is not None else None
+    try:
+        while not stopping():
+            batch = fetch(position, page_no) if ahead is None else ahead.get(position, page_no)
+            final = batch.last or len(batch.items) < page_size
+            with cpu_turn():
+                if ahead is not None and updated is not None and not final and not stopping():
+                    times = [t for t in map(updated, batch.items) if t is not None]
+                    ahead.send(*_next_request(position, page_no, first_page, max(times) if times else None))
+                outputs = [normalise(item) for item in batch.items]
+            reached = latest(outputs)
+            ids = tuple(o.source_id for o in outputs)
+            if final:
+                checkpoint = until
+            elif reached is not None and reached > position:
+                checkpoint = min(reached, until) if checkpoint is None else max(checkpoint, min(reached, until))
+            elif ids == previous_ids and page_no != first_page:
                 raise FatalSourceError("the source answers every page number with the same records")
-            page_no += 1
-        previous_ids = ids
-        yield build_page(outputs, until=until, checkpoint=checkpoint)
-        if final:
-            return
+            if not final:
+                position, page_no = _next_request(position, page_no, first_page, reached)
+            previous_ids = ids
+            yield build_page(outputs, until=until, checkpoint=checkpoint)
+            if final:
+                return
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _next_request(position: dt.datetime, page_no: int, first_page: int,
+                  reached: dt.datetime | None) -> tuple[dt.datetime, int]:
+    """Where the read goes on after a full page whose latest update time is ``reached``."""
+    if reached is not None and reached > position:
+        return reached, first_page
+    return position, page_no + 1
+
+
+class _ReadAhead:
+    """One request sent ahead on a worker thread, with the reader's context variables (its log
+    binding, its read-ahead turn): ``send`` it, ``get`` its answer if it was the one wanted."""
+
+    def __init__(self, fetch: Callable[[dt.datetime, int], Batch]) -> None:
+        self._fetch = fetch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        self._sent: tuple[tuple[dt.datetime, int], Future[Batch]] | None = None
+
+    def send(self, position: dt.datetime, page_no: int) -> None:
+        self._drop()
+        context = contextvars.copy_context()
+        self._sent = ((position, page_no), self._pool.submit(context.run, self._fetch, position, page_no))
+
+    def get(self, position: dt.datetime, page_no: int) -> Batch:
+        sent, self._sent = self._sent, None
+        if sent is not None:
+            if sent[0] == (position, page_no):
+                return sent[1].result()
+            _wait_quietly(sent[1])
+        return self._fetch(position, page_no)
+
+    def close(self) -> None:
+        self._drop()
+        self._pool.shutdown(wait=True)
+
+    def _drop(self) -> None:
+        """Wait for an answer no longer wanted (one request at a time), whatever it was."""
+        if self._sent is not None:
+            _wait_quietly(self._sent[1])
+            self._sent = None
+
+
+def _wait_quietly(future: Future[Batch]) -> None:
+    with contextlib.suppress(Exception):  # an answer not used: its failure does not matter either
+        future.result()

@@ -289,6 +289,17 @@ def redacted(item: Any, id_keys: frozenset[str], hasher: IdHasher) -> Mapping[st
     return clean if isinstance(clean, Mapping) else {"value": clean}
 
 
+def updated_time(item: Any, updated_field: str, parse_updated: TimeParser, updated_pattern: str) -> dt.datetime | None:
+    """An item's update time as ``normalise`` finds it (``None`` where it has none), without
+    normalising the item: what keyset paging needs to ask for the next page early."""
+    if not isinstance(item, Mapping):
+        return None
+    try:
+        return time_field(item, updated_field, parse_updated, updated_pattern)
+    except RecordError:
+        return None
+
+
 def normalise(
     item: Any,
     build: Callable[[Mapping[str, Any]], DossierRecord],

@@ -119,6 +119,7 @@ class CivilStatusConnector(HttpConnector):
             page_size=size,
             first_page=0,
             stopping=lambda: self.stopping,
+            updated=(lambda item: mapping.updated_at(item, self.context)) if self.read_ahead else None,
         )
 
     def _get(self, params: Mapping[str, str | int]) -> Mapping[str, Any]:

@@ -105,6 +105,7 @@ class OneStopConnector(HttpConnector):
             page_size=size,
             first_page=1,
             stopping=lambda: self.stopping,
+            updated=(lambda item: mapping.updated_at(item, self.context)) if self.read_ahead else None,
         )
 
     def _service(self, payload: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -25,6 +25,7 @@ from connectors.wire import (
     required_time,
     text,
     time_field,
+    updated_time,
 )
 from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
 
@@ -146,3 +147,8 @@ def normalise_item(
         parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )
+
+
+def updated_at(item: Any, context: ConnectorContext) -> dt.datetime | None:
+    """``item``'s update time as ``normalise_item`` gives it, read alone (see ``keyset_pages``)."""
+    return updated_time(item, "NgayCapNhat", TIME_FORMAT.parser(context.timezone), TIME_FORMAT.pattern)

@@ -214,7 +214,9 @@ def test_one_stop_session_is_renewed_before_it_runs_out(
 ) -> None:
     fake = OneStopFake(os_items([minutes(i) for i in range(4)]), expires_in=100)
     server = started(fake)
-    pages = one_stop(server.url, context, client_for, page_size=2).fetch(SINCE, UNTIL)
+    connector = one_stop(server.url, context, client_for, page_size=2)
+    connector.read_ahead = False  # the clock jumps between pages, with no request in flight
+    pages = connector.fetch(SINCE, UNTIL)
     next(pages)
     clock.advance(95)  # past 90 % of the session's life
     list(pages)
@@ -353,7 +355,9 @@ def test_civil_status_token_is_renewed_before_it_expires(
 ) -> None:
     fake = CivilStatusFake(cs_items([minutes(i) for i in range(4)]), expires_in=300)
     server = started(fake)
-    pages = civil(server.url, context, client_for, page_size=2).fetch(SINCE, UNTIL)
+    connector = civil(server.url, context, client_for, page_size=2)
+    connector.read_ahead = False  # the clock jumps between pages, with no request in flight
+    pages = connector.fetch(SINCE, UNTIL)
     next(pages)
     clock.advance(275)  # within the last 10 % of the token's life
     list(pages)
@@ -625,11 +629,26 @@ def test_request_stop_ends_the_read_between_pages(
     fake = OneStopFake(os_items([minutes(i) for i in range(9)]))
     server = started(fake)
     connector = one_stop(server.url, context, client_for, page_size=3)
+    connector.read_ahead = False
     pages = connector.fetch(SINCE, UNTIL)
     next(pages)
     connector.request_stop()
     assert list(pages) == []
     assert len(fake.data_requests) == 1
+
+
+def test_request_stop_with_a_page_read_ahead_delivers_nothing_more(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    """The request already sent for the next page is answered, and its answer dropped."""
+    fake = OneStopFake(os_items([minutes(i) for i in range(9)]))
+    server = started(fake)
+    connector = one_stop(server.url, context, client_for, page_size=3)
+    pages = connector.fetch(SINCE, UNTIL)
+    next(pages)
+    connector.request_stop()
+    assert list(pages) == []
+    assert len(fake.data_requests) == 2
 
 
 @pytest.mark.parametrize(
