@@ -195,7 +195,9 @@ def _local_parser(fmt: LocalTimeFormat, tz: ZoneInfo) -> TimeParser:
             return datetime(n // y[0] % y[1], n // mo[0] % mo[1], n // d[0] % d[1],
                             n // h[0] % h[1], n // mi[0] % mi[1], n // s[0] % s[1], tzinfo=tz)
 
-        return parse_digits
+        # A record often gives one instant twice (updated and ended, received and due in the
+        # same second): the latest answers are kept (an exception is never cached).
+        return functools.lru_cache(maxsize=256)(parse_digits)
 
     fullmatch = fmt.regex.fullmatch
     groups = tuple(fmt.regex.groupindex[name] for name in "YmdHMS")
