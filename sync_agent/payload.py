@@ -6,8 +6,10 @@ characters as they are (UTF-8, not ``\\u`` escapes). orjson writes it several ti
 the standard library, which matters because every record of every sync is written. Anything
 orjson refuses (an integer beyond 64 bits, a lone surrogate, a key that is not a string) goes
 through the standard library instead. The two write the same text for every decoded JSON value
-except two float cases: an exponent (``1e-7``, where the standard library wrote ``1e-07``) and
-NaN or Infinity, which orjson writes as ``null`` (they are not JSON).
+except floats the standard library writes with an exponent (``1e-07``, orjson ``1e-7``) and NaN
+or Infinity (not JSON; orjson writes ``null``). A stored payload holding one of those gets a new
+text once after an upgrade: its record counts as updated once, and a quarantined one is kept
+again as a new quarantine row rather than counted into the old one.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ class StoredPayload(dict[str, Any]):
 
 
 def orjson_bytes(value: Any) -> bytes | None:
-    """The canonical text of ``value`` as orjson writes it (UTF-8), or ``None`` if it refuses."""
+    """The canonical text (UTF-8) of ``value`` made only of JSON types (dicts, lists, strings,
+    numbers, booleans, ``None``; no ``default=str``), or ``None`` when orjson refuses it."""
     try:
-        return orjson.dumps(value, default=str, option=_OPTIONS)
+        return orjson.dumps(value, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
 
@@ -70,8 +73,10 @@ def decode_json(body: bytes) -> Any:
 
     A page of records is decoded about twice as fast by orjson. It is used when it gives what
     the standard library gives: a body with a run of 19 digits or more, or one orjson refuses
-    (NaN, a lone surrogate, invalid UTF-8, deep nesting, not JSON at all), goes through the
-    standard library, whose answer or error is the one the caller gets.
+    (NaN, a lone surrogate, invalid UTF-8, nesting deeper than 1024, not JSON at all), goes
+    through the standard library, whose answer or error is the one the caller gets. One
+    difference: nesting a few hundred levels deep, past what the interpreter's recursion limit
+    lets the standard library read, is read instead of failing.
     """
     if _LONG_NUMBER not in body.translate(_DIGIT_SHAPE):
         try:

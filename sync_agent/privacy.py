@@ -99,9 +99,10 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
     """``redact_payload(value, …)``, as a ``StoredPayload`` carrying its canonical text when it
     is a JSON object (anything else as ``redact_payload`` gives it).
 
-    A typical payload is an object whose ID fields sit at the top and whose text holds nothing
-    ID-shaped. For it, the walk is replaced by checks on the canonical text, which has to be
-    written anyway: the top-level ID fields are hashed in a shallow copy, the copy is written,
+    A typical payload is decoded JSON whose ID fields sit at the top and whose text holds
+    nothing ID-shaped. For it, the walk is replaced by checks on the canonical text, which has to
+    be written anyway (a value that is not a JSON type, such as a mapping that is not a dict,
+    makes orjson refuse, and the walk runs): the top-level ID fields are hashed in a shallow copy, the copy is written,
     and the text is accepted as it is when (1) no ID key appears in it but those at the top, so
     no nested object has one, and (2) it provably holds no ID-shaped digit run in any string
     (``_clean_text``). Otherwise the walk runs, exactly as before. Either way the result is what

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import sys
+from collections import UserDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +98,13 @@ def test_text_the_byte_checks_cannot_clear_goes_through_the_walk(text: str) -> N
     got = redact_payload_json(payload, KEYS, HASHER)
     assert got == reference(payload, KEYS)
     assert got.json == payload_json(reference(payload, KEYS))
+    assert "001203004567" not in got.json
+
+
+def test_a_mapping_that_is_not_a_dict_goes_through_the_walk() -> None:
+    payload = {"HoSo": UserDict({"SoGiayToChuHoSo": "001203004567"})}
+    got = redact_payload_json(payload, KEYS, HASHER)
+    assert got == reference(payload, KEYS) == {"HoSo": {"SoGiayToChuHoSo": f"hmac:{HASHER('001203004567')}"}}
     assert "001203004567" not in got.json
 
 
