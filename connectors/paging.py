@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -109,7 +110,9 @@ def keyset_pages(
     it has none), the next request goes out before this page is normalised, so the source
     prepares it meanwhile: the source's time and ours overlap instead of adding up. The request
     is the one the normalised page calls for; if the page says otherwise after all, its answer is
-    dropped and the right one asked for. Requests still go out one at a time.
+    dropped and the right one asked for. Requests still go out one at a time. A read that ends
+    early (a stop, a source answering every page number alike) waits for the request already
+    sent, and drops its answer.
     """
     position = start
     page_no = first_page
@@ -153,18 +156,30 @@ def _next_request(position: dt.datetime, page_no: int, first_page: int,
 
 
 class _ReadAhead:
-    """One request sent ahead on a worker thread, with the reader's context variables (its log
-    binding, its read-ahead turn): ``send`` it, ``get`` its answer if it was the one wanted."""
+    """One request sent ahead on its own thread, with the reader's context variables (its log
+    binding, its read-ahead turn): ``send`` it, ``get`` its answer if it was the one wanted.
+
+    The thread is a daemon, like the reader it works for: a process that exits does not wait
+    for an answer nobody will read.
+    """
 
     def __init__(self, fetch: Callable[[dt.datetime, int], Batch]) -> None:
         self._fetch = fetch
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         self._sent: tuple[tuple[dt.datetime, int], Future[Batch]] | None = None
 
     def send(self, position: dt.datetime, page_no: int) -> None:
         self._drop()
+        answer: Future[Batch] = Future()
         context = contextvars.copy_context()
-        self._sent = ((position, page_no), self._pool.submit(context.run, self._fetch, position, page_no))
+
+        def run() -> None:
+            try:
+                answer.set_result(context.run(self._fetch, position, page_no))
+            except BaseException as exc:  # handed to whoever asks for the answer
+                answer.set_exception(exc)
+
+        threading.Thread(target=run, name="read-ahead", daemon=True).start()
+        self._sent = ((position, page_no), answer)
 
     def get(self, position: dt.datetime, page_no: int) -> Batch:
         sent, self._sent = self._sent, None
@@ -176,7 +191,6 @@ class _ReadAhead:
 
     def close(self) -> None:
         self._drop()
-        self._pool.shutdown(wait=True)
 
     def _drop(self) -> None:
         """Wait for an answer no longer wanted (one request at a time), whatever it was."""
