@@ -12,7 +12,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -160,14 +160,20 @@ def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt
     """Write one page and commit it; ``turn`` (the read-ahead's) is held while the page is
     written, and let go for the commit: the reader normalises the next page during the fsync."""
     now = clock()
-    # left in reverse order: the turn is let go before the transaction commits
-    with write_transaction(engine) as conn, turn:
-        counts = save_records(conn, source, page.records, settings.agent.timezone, run_id, now)
-        quarantined = save_quarantined(conn, source, page.quarantined, run_id, now)
-        counts = PageCounts(counts.inserted, counts.updated, counts.unchanged, quarantined)
-        run_store.add_page(conn, run_id, page.fetched, counts)
-        if page.checkpoint is not None:
-            run_store.advance_cursor(conn, source, min(page.checkpoint, until), now)
+    # The turn first, then the transaction (SQLite takes the write lock at BEGIN: no holding it
+    # while the reader finishes a page); the turn is let go before the transaction commits.
+    with ExitStack() as hold:
+        hold.enter_context(turn)
+        with write_transaction(engine) as conn:
+            try:
+                counts = save_records(conn, source, page.records, settings.agent.timezone, run_id, now)
+                quarantined = save_quarantined(conn, source, page.quarantined, run_id, now)
+                counts = PageCounts(counts.inserted, counts.updated, counts.unchanged, quarantined)
+                run_store.add_page(conn, run_id, page.fetched, counts)
+                if page.checkpoint is not None:
+                    run_store.advance_cursor(conn, source, min(page.checkpoint, until), now)
+            finally:
+                hold.close()  # the turn, let go before the commit
     if page.quarantined:
         for q in page.quarantined:
             log.warning("record_quarantined", source_id=q.source_id, reason=q.reason)
