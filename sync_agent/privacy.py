@@ -101,31 +101,34 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
 
     A typical payload is decoded JSON whose ID fields sit at the top and whose text holds
     nothing ID-shaped. For it, the walk is replaced by checks on the canonical text, which has to
-    be written anyway (a value that is not a JSON type, such as a mapping that is not a dict,
-    makes orjson refuse, and the walk runs): the top-level ID fields are hashed in a shallow copy, the copy is written,
-    and the text is accepted as it is when (1) no ID key appears in it but those at the top, so
-    no nested object has one, and (2) it provably holds no ID-shaped digit run in any string
+    be written anyway: the top-level ID fields are hashed in a shallow copy, the copy is written
+    (a value of no JSON type, such as a mapping that is not a dict, makes orjson refuse), and the
+    text is accepted as it is when (1) no ID key appears in it but those at the top, so no nested
+    object has one, and (2) it provably holds no ID-shaped digit run in any string
     (``_clean_text``). Otherwise the walk runs, exactly as before. Either way the result is what
     ``redact_payload`` returns.
     """
-    if value.__class__ is not dict:
-        out = redact_payload(value, id_keys, hasher)
-        return StoredPayload(out, payload_json(out)) if out.__class__ is dict else out
-    copy = dict(value)
-    for k in id_keys:
-        if k in copy:
-            v = copy[k]
-            if isinstance(v, str | int) and v.__class__ is not bool:
-                key = hasher(str(v))
-                if key:
-                    copy[k] = f"hmac:{key}"
-    data = orjson_bytes(copy)
-    if data is not None and _clean_text(data) and all(
-        data.count(quoted) == (1 if k in copy else 0) for k, quoted in _quoted(id_keys)
-    ):
-        return StoredPayload(copy, data.decode("utf-8"))
+    if value.__class__ is dict:
+        copy = dict(value)
+        for k in id_keys:
+            if k in copy:
+                copy[k] = _id_field(copy[k], hasher)
+        data = orjson_bytes(copy)
+        if data is not None and _clean_text(data) and all(
+            data.count(quoted) == (1 if k in copy else 0) for k, quoted in _quoted(id_keys)
+        ):
+            return StoredPayload(copy, data.decode("utf-8"))
     out = redact_payload(value, id_keys, hasher)
-    return StoredPayload(out, payload_json(out))
+    return StoredPayload(out, payload_json(out)) if out.__class__ is dict else out
+
+
+def _id_field(value: Any, hasher: IdHasher) -> Any:
+    """An ID field's value as stored: a number or its text by its keyed hash; anything else
+    (nothing, ``true``, a nested value) is left to the rest of the redaction."""
+    if isinstance(value, str | int) and value.__class__ is not bool:
+        key = hasher(str(value))
+        return f"hmac:{key}" if key else value
+    return value
 
 
 def _clean_text(data: bytes) -> bool:
@@ -200,8 +203,7 @@ def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: li
         for k, v in value.items():
             vkind = type(v)
             if k in id_keys and isinstance(v, str | int) and vkind is not bool:
-                key = hasher(str(v))
-                out[k] = f"hmac:{key}" if key else v
+                out[k] = _id_field(v, hasher)
             elif vkind is str:
                 # a run of ASCII digits alone (a time, a code) is ID-shaped by its length only
                 if v not in _CLEAN and not (v.isascii() and v.isdecimal() and len(v) != 9 and len(v) != 12):
