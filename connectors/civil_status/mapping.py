@@ -38,6 +38,8 @@ TIME_FORMAT = LocalTimeFormat(
     regex=re.compile(r"(?P<d>\d{2})/(?P<m>\d{2})/(?P<Y>\d{4}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"),
     template="{d:02d}/{m:02d}/{Y:04d} {H:02d}:{M:02d}:{S:02d}",
 )
+#: the field that says when the source last changed a record (keyset paging reads it alone)
+UPDATED_FIELD = "ngayCapNhat"
 
 #: ``trangThai`` (an integer on the wire) → normalised status
 STATUSES: Mapping[str, Status] = {
@@ -84,7 +86,7 @@ def to_record(
     procedure_code = required_text(item, "maTTHC")
     status: Status = code(item, "trangThai", STATUSES)
     parse = TIME_FORMAT.parser(context.timezone)
-    updated = required_time(item, "ngayCapNhat", parse, TIME_FORMAT.pattern)
+    updated = required_time(item, UPDATED_FIELD, parse, TIME_FORMAT.pattern)
     ends = end_times(status, _time(item, "ngayXuLyXong", parse), updated, FALLS_BACK)
     fee = amount(item, "lePhi")
     return DossierRecord(
@@ -130,7 +132,7 @@ def normalise_item(
         hasher=context.hasher,
         id_keys=ID_KEYS,
         id_field="maHoSo",
-        updated_field="ngayCapNhat",
+        updated_field=UPDATED_FIELD,
         parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )
@@ -138,4 +140,4 @@ def normalise_item(
 
 def updated_at(item: Any, context: ConnectorContext) -> dt.datetime | None:
     """``item``'s update time as ``normalise_item`` gives it, read alone (see ``keyset_pages``)."""
-    return updated_time(item, "ngayCapNhat", TIME_FORMAT.parser(context.timezone), TIME_FORMAT.pattern)
+    return updated_time(item, UPDATED_FIELD, TIME_FORMAT.parser(context.timezone), TIME_FORMAT.pattern)

@@ -37,6 +37,8 @@ TIME_FORMAT = LocalTimeFormat(
     regex=re.compile(r"(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"),
     template="{Y:04d}{m:02d}{d:02d}{H:02d}{M:02d}{S:02d}",
 )
+#: the field that says when the source last changed a record (keyset paging reads it alone)
+UPDATED_FIELD = "NgayCapNhat"
 
 #: ``TrangThaiHoSo`` → normalised status
 STATUSES: Mapping[str, Status] = {
@@ -95,7 +97,7 @@ def to_record(item: Mapping[str, Any], context: ConnectorContext, *, source: str
     status_code = required_text(item, "TrangThaiHoSo")
     status: Status = code(item, "TrangThaiHoSo", STATUSES)
     parse = TIME_FORMAT.parser(context.timezone)
-    updated = required_time(item, "NgayCapNhat", parse, TIME_FORMAT.pattern)
+    updated = required_time(item, UPDATED_FIELD, parse, TIME_FORMAT.pattern)
     finished = _time(item, "NgayKetThucXuLy", parse)
     refused = _time(item, "NgayTuChoi", parse)
     if refused is not None and status_code not in NOT_REJECTABLE:
@@ -143,7 +145,7 @@ def normalise_item(
         hasher=context.hasher,
         id_keys=ID_KEYS,
         id_field="MaHoSo",
-        updated_field="NgayCapNhat",
+        updated_field=UPDATED_FIELD,
         parse_updated=TIME_FORMAT.parser(context.timezone),
         updated_pattern=TIME_FORMAT.pattern,
     )
@@ -151,4 +153,4 @@ def normalise_item(
 
 def updated_at(item: Any, context: ConnectorContext) -> dt.datetime | None:
     """``item``'s update time as ``normalise_item`` gives it, read alone (see ``keyset_pages``)."""
-    return updated_time(item, "NgayCapNhat", TIME_FORMAT.parser(context.timezone), TIME_FORMAT.pattern)
+    return updated_time(item, UPDATED_FIELD, TIME_FORMAT.parser(context.timezone), TIME_FORMAT.pattern)
