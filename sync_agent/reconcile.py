@@ -606,35 +606,36 @@ class _Run:
         }
         self.sql(f"""
             INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
-            SELECT {self.case_values(alone)}
-            FROM rc_size a CROSS JOIN dossiers r CROSS JOIN dossiers s
-            WHERE a.n = 1 AND r.id = a.id AND s.id = a.id
+            SELECT {self.case_values(alone, s="r")}
+            FROM rc_size a CROSS JOIN dossiers r
+            WHERE a.n = 1 AND r.id = a.id
         """)
         self.analyze("rc_case")
 
-    def case_values(self, of_case: Mapping[str, str]) -> str:
-        """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s``
-        (a ``dossiers`` or ``rc_state`` row), ``a`` giving its key, and ``of_case`` the values
-        that depend on how many records it has."""
-        end = ("CASE WHEN s.status IN ('resolved', 'delivered') THEN s.completed_at "
-               "WHEN s.status = 'rejected' THEN s.rejected_at WHEN s.status = 'withdrawn' THEN s.withdrawn_at END")
-        counted = f"s.status NOT IN {_NOT_COUNTED}"
+    def case_values(self, of_case: Mapping[str, str], s: str = "s") -> str:
+        """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s`` (a
+        ``dossiers`` or ``rc_state`` row; ``s="r"`` when one record is both), ``a`` giving its key,
+        and ``of_case`` the values that depend on how many records it has."""
+        end = (f"CASE WHEN {s}.status IN ('resolved', 'delivered') THEN {s}.completed_at "
+               f"WHEN {s}.status = 'rejected' THEN {s}.rejected_at "
+               f"WHEN {s}.status = 'withdrawn' THEN {s}.withdrawn_at END")
+        counted = f"{s}.status NOT IN {_NOT_COUNTED}"
         issues = {
             "completion_before_reception": f"({end}) < r.received_at",
-            "no_due_date": f"{counted} AND s.due_at IS NULL",
+            "no_due_date": f"{counted} AND {s}.due_at IS NULL",
             "no_reception_time": f"{counted} AND r.received_at IS NULL",
-            "no_end_time": f"s.status IN {_ENDED} AND ({end}) IS NULL",
-            "due_before_reception": "s.due_on < r.received_on",
+            "no_end_time": f"{s}.status IN {_ENDED} AND ({end}) IS NULL",
+            "due_before_reception": f"{s}.due_on < r.received_on",
         }
         assert tuple(issues) == QUALITY_ISSUES
         listed = " || ".join(f"CASE WHEN {cond} THEN ', {name}' ELSE '' END" for name, cond in issues.items())
         return f"""{of_case["id"]}, a.case_key, CASE WHEN a.case_key LIKE 'rc:%' THEN SUBSTR(a.case_key, 4) END,
-                   {of_case["has_one_stop"]}, r.source, s.source, r.procedure_code, r.procedure_name, r.field_code,
-                   r.field_name, r.applicant_name, r.applicant_key, r.channel, s.status,
-                   r.submitted_at, r.received_at, s.due_at,
+                   {of_case["has_one_stop"]}, r.source, {s}.source, r.procedure_code, r.procedure_name, r.field_code,
+                   r.field_name, r.applicant_name, r.applicant_key, r.channel, {s}.status,
+                   r.submitted_at, r.received_at, {s}.due_at,
                    CASE WHEN ({end}) < r.received_at THEN r.received_at ELSE {end} END,
-                   r.received_on, s.due_on,
-                   CASE WHEN s.ended_on < r.received_on THEN r.received_on ELSE s.ended_on END,
+                   r.received_on, {s}.due_on,
+                   CASE WHEN {s}.ended_on < r.received_on THEN r.received_on ELSE {s}.ended_on END,
                    {of_case["digitised"]}, {of_case["data_reused"]}, {of_case["fee_required"]},
                    {of_case["paid_online"]}, {of_case["record_count"]}, {of_case["inferred"]},
                    {of_case["first_seen_at"]},
