@@ -623,32 +623,21 @@ def test_household_business_page_size_is_fixed(context: ConnectorContext) -> Non
 # --- every connector -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("read_ahead", "requests"), [(False, 1), (True, 2)])
 def test_request_stop_ends_the_read_between_pages(
-    started: Any, context: ConnectorContext, client_for: ClientFor
+    started: Any, context: ConnectorContext, client_for: ClientFor, read_ahead: bool, requests: int
 ) -> None:
+    """With read-ahead, the request already sent for the next page is answered, and its answer
+    dropped."""
     fake = OneStopFake(os_items([minutes(i) for i in range(9)]))
     server = started(fake)
     connector = one_stop(server.url, context, client_for, page_size=3)
-    connector.read_ahead = False
+    connector.read_ahead = read_ahead
     pages = connector.fetch(SINCE, UNTIL)
     next(pages)
     connector.request_stop()
     assert list(pages) == []
-    assert len(fake.data_requests) == 1
-
-
-def test_request_stop_with_a_page_read_ahead_delivers_nothing_more(
-    started: Any, context: ConnectorContext, client_for: ClientFor
-) -> None:
-    """The request already sent for the next page is answered, and its answer dropped."""
-    fake = OneStopFake(os_items([minutes(i) for i in range(9)]))
-    server = started(fake)
-    connector = one_stop(server.url, context, client_for, page_size=3)
-    pages = connector.fetch(SINCE, UNTIL)
-    next(pages)
-    connector.request_stop()
-    assert list(pages) == []
-    assert len(fake.data_requests) == 2
+    assert len(fake.data_requests) == requests
 
 
 @pytest.mark.parametrize(
