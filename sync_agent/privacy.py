@@ -86,7 +86,7 @@ def redact_payload(value: Any, id_keys: frozenset[str], hasher: IdHasher) -> Any
         return out
     joined = _JOIN.join(strings)
     if _DIGIT_RUN.search(joined) is not None and _ID_IN_TEXT.search(joined) is not None:
-        return _mask_strings(out)
+        return _mask_strings(out, hasher)
     if len(_CLEAN) >= _CLEAN_MAX:
         _CLEAN.clear()
     for s in strings:
@@ -123,9 +123,10 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
 
 
 def _id_field(value: Any, hasher: IdHasher) -> Any:
-    """An ID field's value as stored: a number or its text by its keyed hash; anything else
+    """An ID field's value as stored: a number (even a float, as a careless export writes one)
+    or its text by its keyed hash, the same key the mapping derives from it; anything else
     (nothing, ``true``, a nested value) is left to the rest of the redaction."""
-    if isinstance(value, str | int) and value.__class__ is not bool:
+    if isinstance(value, str | int | float) and value.__class__ is not bool:
         key = hasher(str(value))
         return f"hmac:{key}" if key else value
     return value
@@ -201,15 +202,20 @@ def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: li
     if kind is dict or (kind is not list and isinstance(value, Mapping)):
         out: dict[str, Any] = {}
         for k, v in value.items():
+            if k.__class__ is str and not k.isalpha() and k not in _CLEAN:
+                strings.append(k)  # a key may be an ID number too (a map keyed by applicant)
             vkind = type(v)
-            if k in id_keys and isinstance(v, str | int) and vkind is not bool:
+            if k in id_keys and isinstance(v, str | int | float) and vkind is not bool:
                 out[k] = _id_field(v, hasher)
             elif vkind is str:
                 # a run of ASCII digits alone (a time, a code) is ID-shaped by its length only
                 if v not in _CLEAN and not (v.isascii() and v.isdecimal() and len(v) != 9 and len(v) != 12):
                     strings.append(v)
                 out[k] = v
-            elif vkind is int or vkind is float or vkind is bool or v is None:
+            elif vkind is int or vkind is float:
+                _collect_number(v, strings)
+                out[k] = v
+            elif vkind is bool or v is None:
                 out[k] = v
             else:
                 out[k] = _hash_ids(v, id_keys, hasher, strings)
@@ -218,18 +224,43 @@ def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: li
         return [_hash_ids(v, id_keys, hasher, strings) for v in value]
     if isinstance(value, str):
         strings.append(value)
+    elif isinstance(value, int | float) and kind is not bool:
+        _collect_number(value, strings)
     return value
 
 
-def _mask_strings(value: Any) -> Any:
-    """Every string of an already ID-hashed copy through ``redact_text`` (the hashes cannot match)."""
+def _collect_number(value: float, strings: list[str]) -> None:
+    """An ID number sent as a JSON number (no ID key tells it apart) is masked like one in text.
+
+    Only an ID-shaped number is collected, so the clean-string cache never fills with numbers.
+    """
+    # an integer needs nine digits to hold a run of nine; a float's fraction may hold one alone
+    if value.__class__ is int and -100_000_000 < value < 100_000_000:
+        return
+    text = str(value)
+    if _ID_IN_TEXT.search(text) is not None:
+        strings.append(text)
+
+
+def _mask_strings(value: Any, hasher: IdHasher) -> Any:
+    """Every string of an already ID-hashed copy through ``redact_text`` (the hashes cannot match),
+    an ID-shaped number replaced by the placeholder, and an ID-shaped part of a key by its keyed
+    hash: two keys must stay two keys, or a value would be lost."""
     if isinstance(value, dict):
-        return {k: _mask_strings(v) for k, v in value.items()}
+        return {_mask_key(k, hasher): _mask_strings(v, hasher) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask_strings(v) for v in value]
+        return [_mask_strings(v, hasher) for v in value]
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, int | float) and value.__class__ is not bool and _ID_IN_TEXT.search(str(value)):
+        return ID_PLACEHOLDER
     return value
+
+
+def _mask_key(key: Any, hasher: IdHasher) -> Any:
+    if key.__class__ is not str:
+        return key
+    return _ID_IN_TEXT.sub(lambda m: f"hmac:{hasher(m.group())}", key)
 
 
 def mask_name(name: str | None) -> str:

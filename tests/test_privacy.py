@@ -34,21 +34,29 @@ def reference_hash(key: str, id_number: str | None) -> str | None:
     return hmac.new(key.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
+ID_SHAPED = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
+
+
 def reference(value: Any, id_keys: frozenset[str]) -> Any:
-    """``redact_payload`` as first written: every string through the regex on its own."""
+    """``redact_payload`` written plainly: an ID field (text or number) by its keyed hash, every
+    other string through the regex on its own, an ID-shaped number by the placeholder, and an
+    ID-shaped part of a key by its keyed hash."""
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if k in id_keys and isinstance(v, str | int) and not isinstance(v, bool):
+            masked = ID_SHAPED.sub(lambda m: f"hmac:{reference_hash('test-key', m.group())}", k)
+            if k in id_keys and isinstance(v, str | int | float) and not isinstance(v, bool):
                 key = reference_hash("test-key", str(v))
-                out[k] = f"hmac:{key}" if key else v
+                out[masked] = f"hmac:{key}" if key else v
             else:
-                out[k] = reference(v, id_keys)
+                out[masked] = reference(v, id_keys)
         return out
     if isinstance(value, list):
         return [reference(v, id_keys) for v in value]
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and ID_SHAPED.search(str(value)):
+        return privacy.ID_PLACEHOLDER
     return value
 
 
@@ -144,3 +152,21 @@ def test_a_long_string_is_searched_every_time() -> None:
     text = "x" * (privacy._CLEAN_LONGEST + 1)
     redact_payload({"a": text}, KEYS, HASHER)
     assert text not in privacy._CLEAN
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"SoGiayToChuHoSo": 1203004567.0}, {"SoGiayToChuHoSo": f"hmac:{HASHER('1203004567.0')}"}),
+    ({"CCCD": 123456789012}, {"CCCD": privacy.ID_PLACEHOLDER}),
+    ({"DanhSach": [123456789, -123456789012, 1234567890, 0.123456789]},
+     {"DanhSach": [privacy.ID_PLACEHOLDER, privacy.ID_PLACEHOLDER, 1234567890, privacy.ID_PLACEHOLDER]}),
+    ({"001203004567": "An", "001203004568": "Bình"},
+     {f"hmac:{HASHER('001203004567')}": "An", f"hmac:{HASHER('001203004568')}": "Bình"}),
+])
+def test_an_id_number_as_a_number_or_a_key_is_never_stored_in_clear(payload: dict[str, Any],
+                                                                   expected: dict[str, Any]) -> None:
+    """A float under an ID key is hashed; an ID-shaped number elsewhere is masked; an ID-shaped
+    key is hashed, so two applicants' keys stay two keys."""
+    got = redact_payload_json(payload, KEYS, HASHER)
+    assert got == expected == reference(payload, KEYS)
+    for number in ("123456789", "1203004567", "001203004567"):
+        assert f'"{number}' not in got.json and f":{number}" not in got.json
