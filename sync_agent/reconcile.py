@@ -340,7 +340,7 @@ class _Run:
         step("infer")
         records = self.link()
         step("link")
-        self.compute_cases()
+        self.compute_cases(records)
         step("compute_cases")
         self.write_links()
         step("write_links")
@@ -524,8 +524,9 @@ class _Run:
                 ON CONFLICT (dossier_id) DO UPDATE SET case_id = excluded.case_id, link_kind = excluded.link_kind
                 WHERE {changed}""")
 
-    def compute_cases(self) -> None:
-        """Every affected case's values, computed from its records, into ``rc_case``.
+    def compute_cases(self, records: int) -> None:
+        """Every affected case's values, computed from its ``records`` relinked records, into
+        ``rc_case``.
 
         First each case's size and id, from the links alone (``rc_size``). A case of several
         records gets one aggregate over them (``rc_agg``); its reception and state records are
@@ -533,9 +534,16 @@ class _Run:
         kind (a dossier handled within the one-stop system, a household business that bypassed
         it), needs no aggregate: that record is both, and its row is written straight from it.
         """
-        self.sql("""
+        cases = self.sql("""
             INSERT INTO rc_size (case_key, id, n) SELECT case_key, MIN(id), COUNT(*) FROM rc_link GROUP BY case_key""")
         self.analyze("rc_size")
+        if cases < records:  # else every case has one record (a first sync of one system)
+            self.several_records()
+        self.one_record()
+        self.analyze("rc_case")
+
+    def several_records(self) -> None:
+        """``rc_case`` rows of the cases of several records."""
         os_ = "d.source = :os"
         is_os = f"CASE WHEN {os_} THEN '0' ELSE '1' END"
         reception_key = (f"{is_os} || {self.sortable('d.received_at')} || d.source || chr(31) || d.source_id"
@@ -593,8 +601,11 @@ class _Run:
             FROM rc_agg a CROSS JOIN dossiers r CROSS JOIN rc_state s
             WHERE r.id = a.r_id AND s.id = a.id
         """)
-        # A case of one record: no other record to disagree with it, and not inferred (a record
-        # inferred to belong to a one_stop record shares its case: ``close`` brings that record in).
+
+    def one_record(self) -> None:
+        """``rc_case`` rows of the cases of one record: no other record to disagree with it, and
+        not inferred (a record inferred to belong to a one_stop record shares its case: ``close``
+        brings that record in)."""
         flag_of = "r.{0}" if self.pg else "r.{0} = 1"
         alone = {
             "id": "a.id", "has_one_stop": "r.source = :os", "digitised": flag_of.format("digitised"),
@@ -610,7 +621,6 @@ class _Run:
             FROM rc_size a CROSS JOIN dossiers r
             WHERE a.n = 1 AND r.id = a.id
         """)
-        self.analyze("rc_case")
 
     def case_values(self, of_case: Mapping[str, str], s: str = "s") -> str:
         """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s`` (a

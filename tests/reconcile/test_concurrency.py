@@ -24,7 +24,7 @@ def test_records_written_during_a_run_stay_marked_for_the_next(engine: Engine, m
     writer: list[threading.Thread] = []
     original = reconcile_module._Run.compute_cases
 
-    def compute_cases_while_a_sync_writes(self: Any) -> None:
+    def compute_cases_while_a_sync_writes(self: Any, records: int) -> None:
         # one sync adds a record (on PostgreSQL it commits while this run goes on), another changes
         # the record this run has just claimed (it waits for this run's row lock)
         def sync() -> None:
@@ -36,7 +36,7 @@ def test_records_written_during_a_run_stay_marked_for_the_next(engine: Engine, m
         thread.start()
         writer.append(thread)
         time.sleep(0.3)  # the sync is now waiting for this run's locks (or has committed)
-        original(self)
+        original(self, records)
 
     monkeypatch.setattr(reconcile_module._Run, "compute_cases", compute_cases_while_a_sync_writes)
     run(engine, NOW)
