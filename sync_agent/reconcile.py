@@ -261,9 +261,10 @@ class _Run:
     def indexed_after_first_fill(self, table: Table) -> Iterator[None]:
         """The first full build of a big store on SQLite: ``table`` is empty, so its secondary
         indexes are dropped while it is filled and built afterwards, about twice as fast as
-        keeping them up to date row by row."""
+        keeping them up to date row by row. A unique one too: what fills it comes from grouping
+        by that key, and building the index would still refuse a duplicate."""
         first = self.full and not self.pg and not self.scalar(f"SELECT EXISTS (SELECT 1 FROM {table.name})")
-        rebuild = [ix for ix in table.indexes if not ix.unique] if first else []
+        rebuild = list(table.indexes) if first else []
         for index in rebuild:
             index.drop(self.conn)
         yield

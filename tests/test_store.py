@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
@@ -133,6 +134,38 @@ def test_upgrading_to_0005_moves_links_and_marks_out_of_the_records(db_url: str)
         assert [r[0] for r in queued] == [2, 3]
         assert not {"case_id", "link_kind", "needs_reconcile"} & columns
         assert schema_is_current(eng)
+    finally:
+        eng.dispose()
+
+
+def test_upgrading_to_0006_keeps_the_cases_and_their_unique_key(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from sync_agent.store.engine import _alembic_config, create_store_engine
+    from sync_agent.store.tables import cases
+
+    insert = text(
+        "INSERT INTO cases (id, case_key, has_one_stop, reception_source, state_source, procedure_code, channel, "
+        "status, digitised, data_reused, fee_required, paid_online, record_count, first_seen_at, updated_at) "
+        "VALUES (:i, 'rc:MC-1', TRUE, 'one_stop', 'one_stop', '1.001193', 'online', 'received', FALSE, FALSE, "
+        "FALSE, FALSE, 1, '2026-02-01 01:00:00', '2026-02-01 01:00:00')")
+    eng = create_store_engine(db_url)
+    try:
+        with eng.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(conn), "0005")
+            conn.execute(insert, {"i": 1})
+            command.upgrade(_alembic_config(conn), "head")
+        with read_connection(eng) as conn:
+            assert conn.execute(select(cases.c.id, cases.c.case_key)).all() == [(1, "rc:MC-1")]
+        assert schema_is_current(eng)
+        with pytest.raises(IntegrityError), eng.connect() as conn, conn.begin():
+            conn.execute(insert, {"i": 2})
+        with eng.connect() as conn, conn.begin():  # and back: the constraint again
+            command.downgrade(_alembic_config(conn), "0005")
+        with pytest.raises(IntegrityError), eng.connect() as conn, conn.begin():
+            conn.execute(insert, {"i": 2})
     finally:
         eng.dispose()
 

@@ -154,7 +154,7 @@ cases = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     # "rc:<reception code>" for a case with a reception code, "src:<source>:<source id>" else
-    Column("case_key", String(300), nullable=False, unique=True),
+    Column("case_key", String(300), nullable=False),
     Column("reception_code", String(128)),
     Column("has_one_stop", Boolean, nullable=False),
     Column("reception_source", String(64), nullable=False),  # source of the reception facts
@@ -191,6 +191,9 @@ cases = Table(
     Index(None, "mismatch_since"),
     Index(None, "ended_on"),
     Index(None, "reception_code"),
+    # an index rather than a constraint, so that the first full reconciliation may build it once
+    # the table is filled (see ``reconcile._Run.indexed_after_first_fill``)
+    Index(None, "case_key", unique=True),
 )
 
 flags = Table(
