@@ -32,17 +32,14 @@ class StoredPayload(dict[str, Any]):
     store takes it from here instead of writing it a second time. Never changed after it is made.
     """
 
-    __slots__ = ("json", "utf8")
+    __slots__ = ("json",)
 
-    def __init__(self, items: dict[str, Any], text: str, utf8: bytes | None = None) -> None:
+    def __init__(self, items: dict[str, Any], text: str) -> None:
         super().__init__(items)
         self.json = text
-        #: ``text`` in UTF-8 when the writer had it so (orjson writes bytes): the content hash
-        #: reads it rather than encoding a long Vietnamese text once more
-        self.utf8 = utf8
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (StoredPayload, (dict(self), self.json, self.utf8))
+        return (StoredPayload, (dict(self), self.json))
 
 
 def orjson_bytes(value: Any) -> bytes | None:

@@ -117,7 +117,7 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
         if data is not None and _clean_text(data) and all(
             data.count(quoted) == (1 if k in copy else 0) for k, quoted in _quoted(id_keys)
         ):
-            return StoredPayload(copy, data.decode("utf-8"), data)
+            return StoredPayload(copy, data.decode("utf-8"))
     out = redact_payload(value, id_keys, hasher)
     return StoredPayload(out, payload_json(out)) if out.__class__ is dict else out
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
-from sync_agent.payload import StoredPayload, payload_json
+from sync_agent.payload import payload_json
 from sync_agent.store.tables import dossiers, quarantine, reconcile_queue
 from sync_agent.store.types import UTCDateTime
 
@@ -41,7 +41,6 @@ _CONTENT_COLUMNS = (
 
 
 _content_values = operator.itemgetter(*_CONTENT_COLUMNS)
-assert _CONTENT_COLUMNS[-1] == "raw_payload"  # ``_content_hash`` takes the payload's bytes last
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +99,7 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
         "raw_payload": payload_json(rec.raw),
     }
     texts = _content_texts(row)
-    raw = rec.raw
-    row["content_hash"] = _content_hash(texts, raw.utf8 if raw.__class__ is StoredPayload else None)
+    row["content_hash"] = _content_hash(texts)
     return row, texts
 
 
@@ -129,19 +127,13 @@ def _content_texts(row: dict[str, Any]) -> list[str]:
     return out
 
 
-def _content_hash(texts: list[str], payload_utf8: bytes | None = None) -> str:
+def _content_hash(texts: list[str]) -> str:
     """SHA-256 over each content column's text followed by ``\\x1e``.
 
     The same bytes as hashing column by column, built as one string and hashed once: stored
-    hashes stay valid, so an upgrade does not count every record as updated. ``payload_utf8``
-    is the last column's text (the raw payload) already in UTF-8, hashed as it is.
+    hashes stay valid, so an upgrade does not count every record as updated.
     """
-    if payload_utf8 is None:
-        return hashlib.sha256(("\x1e".join(texts) + "\x1e").encode("utf-8")).hexdigest()
-    digest = hashlib.sha256(("\x1e".join(texts[:-1]) + "\x1e").encode("utf-8"))
-    digest.update(payload_utf8)
-    digest.update(b"\x1e")
-    return digest.hexdigest()
+    return hashlib.sha256(("\x1e".join(texts) + "\x1e").encode("utf-8")).hexdigest()
 
 
 def _hash_text(value: Any) -> str:
