@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
 from sync_agent.errors import UsageError
+from sync_agent.flags import details_text as flag_details_text
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
@@ -45,12 +46,6 @@ OPEN_STATUSES = ("received", "in_progress", "awaiting_supplement", "awaiting_pay
 CLOCK_STOPPED = ("awaiting_supplement",)
 #: rows per section in the email; the JSON and webhook carry them all
 EMAIL_ROWS_PER_SECTION = 100
-
-ISSUE_LABELS: Mapping[str, str] = {
-    "completion_before_reception": "ngày hoàn thành trước ngày tiếp nhận",
-    "no_due_date": "hồ sơ chưa có ngày hẹn trả",
-}
-
 
 @dataclass(frozen=True)
 class DigestItem:
@@ -118,15 +113,7 @@ class FlagItem:
             return ""
         if isinstance(self.details, str):
             return self.details
-        parts = []
-        for key, value in self.details.items():
-            if key == "issue":
-                parts.append(ISSUE_LABELS.get(str(value), str(value)))
-            elif key == "reception_code":
-                parts.append(f"mã tiếp nhận {value}")
-            else:
-                parts.append(f"{key}: {value}")
-        return "; ".join(parts)
+        return flag_details_text(dict(self.details))
 
 
 @dataclass(frozen=True)

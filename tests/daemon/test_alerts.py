@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 
 from sync_agent.alerts import (
     Digest,
+    DigestItem,
+    FlagItem,
     build_digest,
     last_digest_at,
     render_html,
@@ -103,6 +105,19 @@ def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine
         assert "012345678901" not in body and "[id-redacted]" in body
         assert "hồ sơ chưa có ngày hẹn trả" in body
         assert "Ngoài ra 2 hồ sơ đã kết thúc từ trước" in body
+
+
+@pytest.mark.parametrize(("details", "text"), [
+    ({"issue": "no_reception_time, no_end_time"},
+     "hồ sơ chưa có ngày tiếp nhận, đã kết thúc nhưng chưa có ngày kết thúc"),
+    ({"issue": "due_before_reception"}, "ngày hẹn trả trước ngày tiếp nhận"),
+    ({"one_stop": "in_progress", "residence": "delivered"}, "one_stop: đang giải quyết; residence: đã trả kết quả"),
+])
+def test_a_flags_details_read_in_vietnamese_in_the_digest(details: dict[str, str], text: str) -> None:
+    """Every data-quality issue, several at once, and the statuses that disagree: as ``flags`` shows them."""
+    item = FlagItem(flag_id=1, kind="data_quality", raised_at=NOW, details=details,
+                    dossier=DigestItem(source="one_stop", procedure_code="1.001193"))
+    assert item.details_text() == text
 
 
 class Recorder(Notifier):
