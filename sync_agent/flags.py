@@ -204,6 +204,16 @@ def acknowledge(engine: Engine, flag_id: int, note: str, now: dt.datetime | None
         conn.execute(flag_events.insert().values(flag_id=flag_id, event="acknowledged", at=now, note=note))
 
 
+def stored_details_text(stored: str) -> str:
+    """A flag's stored details (``flags.details``: a JSON object, or free text from before)
+    as ``details_text`` words them; text that is not a JSON object is shown as it is."""
+    try:
+        details = json.loads(stored)
+    except ValueError:
+        return stored
+    return details_text(details) if isinstance(details, dict) else stored
+
+
 def details_text(details: dict[str, Any]) -> str:
     """A flag's details in Vietnamese, for people (the JSON keys stay for scripts)."""
     parts = []

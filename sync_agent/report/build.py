@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from sync_agent.config import Settings
+from sync_agent.flags import stored_details_text
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.counting import (
     Cell,
@@ -220,7 +221,8 @@ def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:
             filed_on=submitted.astimezone(tz).date() if submitted else received,
             received_on=received, due_on=r.d_due if use_dossier else r.c_due,
             status=r.d_status if use_dossier else r.c_status, source=source or "",
-            raised_at=_local(r.raised_at, tz), details=redact_text(r.details) if r.details else None,
+            raised_at=_local(r.raised_at, tz),
+            details=redact_text(stored_details_text(r.details)) if r.details else None,
             acknowledged=r.acknowledged_at is not None,
         ))
     return out

@@ -11,6 +11,7 @@ from sync_agent.flags import (
     flags_raised_since,
     list_flags,
     open_flag_counts,
+    stored_details_text,
     summary_lines,
 )
 from sync_agent.model import Status
@@ -166,3 +167,11 @@ def test_every_issue_has_words_for_the_operators() -> None:
     assert details_text({"one_stop": "in_progress", "civil_status": "resolved"}) == (
         "one_stop: đang giải quyết; civil_status: đã giải quyết")
     assert details_text({"reception_code": "MC-404"}) == "mã tiếp nhận MC-404"
+
+
+def test_stored_details_read_as_words_and_older_free_text_as_it_is() -> None:
+    """What the monthly report's list of flagged dossiers shows staff for a flag's details."""
+    assert stored_details_text('{"issue": "completion_before_reception"}') == "ngày hoàn thành trước ngày tiếp nhận"
+    assert stored_details_text('{"reception_code": "MC-404"}') == "mã tiếp nhận MC-404"
+    assert stored_details_text("Một cửa: đang giải quyết") == "Một cửa: đang giải quyết"
+    assert stored_details_text('["not", "an object"]') == '["not", "an object"]'
