@@ -37,6 +37,10 @@ STATUS_LABELS = {
 }
 
 #: Vietnamese labels for what Centre staff read
+#: the source systems by the short names staff use for them (a connector installed from
+#: elsewhere is shown by its own name)
+SOURCE_NAMES = {"one_stop": "Một cửa", "civil_status": "Hộ tịch", "residence": "Cư trú",
+                "household_business": "Hộ kinh doanh"}
 KIND_LABELS = {
     "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
     "unknown_reception_code": "Mã tiếp nhận không có trên hệ thống một cửa",
@@ -223,7 +227,7 @@ def details_text(details: dict[str, Any]) -> str:
         elif key == "reception_code":
             parts.append(f"mã tiếp nhận {value}")
         else:
-            parts.append(f"{key}: {STATUS_LABELS.get(str(value), value)}")
+            parts.append(f"{SOURCE_NAMES.get(key, key)}: {STATUS_LABELS.get(str(value), value)}")
     return "; ".join(parts)
 
 

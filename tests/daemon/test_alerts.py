@@ -111,7 +111,7 @@ def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine
     ({"issue": "no_reception_time, no_end_time"},
      "hồ sơ chưa có ngày tiếp nhận, đã kết thúc nhưng chưa có ngày kết thúc"),
     ({"issue": "due_before_reception"}, "ngày hẹn trả trước ngày tiếp nhận"),
-    ({"one_stop": "in_progress", "residence": "delivered"}, "one_stop: đang giải quyết; residence: đã trả kết quả"),
+    ({"one_stop": "in_progress", "residence": "delivered"}, "Một cửa: đang giải quyết; Cư trú: đã trả kết quả"),
 ])
 def test_a_flags_details_read_in_vietnamese_in_the_digest(details: dict[str, str], text: str) -> None:
     """Every data-quality issue, several at once, and the statuses that disagree: as ``flags`` shows them."""

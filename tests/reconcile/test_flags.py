@@ -165,7 +165,7 @@ def test_every_issue_has_words_for_the_operators() -> None:
     assert details_text({"issue": "no_due_date, no_reception_time"}) == (
         "hồ sơ chưa có ngày hẹn trả, hồ sơ chưa có ngày tiếp nhận")
     assert details_text({"one_stop": "in_progress", "civil_status": "resolved"}) == (
-        "one_stop: đang giải quyết; civil_status: đã giải quyết")
+        "Một cửa: đang giải quyết; Hộ tịch: đã giải quyết")
     assert details_text({"reception_code": "MC-404"}) == "mã tiếp nhận MC-404"
 
 
