@@ -15,7 +15,12 @@ Measured, in one process, on one SQLite file, with the agent's own engine settin
   case, every case and flag is written;
 - **full (again)**: ``reconcile(full=True)`` once more: everything recomputed, nothing differs;
 - **incremental**: 1,000 records change at their sources (status, end time, update time, as a
-  sync writes them, queued in ``reconcile_queue``), then ``reconcile()``.
+  sync writes them, queued in ``reconcile_queue``), then ``reconcile()``;
+- two **floors**, what any full run on this schema has to do at the least, measured last so they
+  disturb nothing: *read*, one pass grouping every record by its case key (the linking rules by
+  code, nothing else); *write*, the finished ``case_links`` and ``cases`` rows copied into the
+  emptied tables, their indexes built afterwards, and committed (what a first run writes, with
+  nothing to compute).
 
     .venv/bin/python bench/reconcile.py                  # 1,000,000 records
     .venv/bin/python bench/reconcile.py --records 100000 --changed 1000
@@ -224,6 +229,51 @@ def baseline(path: Path) -> tuple[float, int]:
     return statistics.median(times), len(rows)
 
 
+READ_FLOOR = """
+    SELECT COUNT(*) FROM (
+        SELECT CASE WHEN source = 'one_stop' THEN 'rc:' || COALESCE(reception_code, source_id)
+                    WHEN reception_code IS NOT NULL THEN 'rc:' || reception_code
+                    ELSE 'src:' || source || ':' || source_id END AS case_key, COUNT(*)
+        FROM dossiers GROUP BY 1)
+"""
+
+
+def floors(path: Path) -> tuple[float, float]:
+    """Seconds of the read floor and the write floor (see the module docstring), on the store as
+    the runs left it; the tables' rows and indexes are as before afterwards."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        started = time.perf_counter()
+        con.execute(READ_FLOOR).fetchall()
+        read = time.perf_counter() - started
+        tables = ("case_links", "cases")
+        indexes = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN {tables}").fetchall()
+        con.execute("BEGIN IMMEDIATE")
+        for table in tables:
+            con.execute(f"CREATE TABLE bench_{table} AS SELECT * FROM {table}")
+            con.execute(f"DELETE FROM {table}")
+        for name, _ in indexes:
+            con.execute(f"DROP INDEX {name}")
+        con.execute("COMMIT")
+        started = time.perf_counter()
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO case_links SELECT * FROM bench_case_links ORDER BY dossier_id")
+        con.execute("INSERT INTO cases SELECT * FROM bench_cases ORDER BY id")
+        for _, sql in indexes:
+            con.execute(sql)
+        con.execute("COMMIT")
+        write = time.perf_counter() - started
+        for table in tables:
+            con.execute(f"DROP TABLE bench_{table}")
+        return read, write
+    finally:
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -248,6 +298,8 @@ def main() -> None:
         change(path, args.changed)
         incr, r3 = timed_reconcile(path, False, NOW + dt.timedelta(minutes=15))
         print(f"incremental: {incr:.3f}s  {r3}", flush=True)
+        read_floor, write_floor = floors(path)
+        print(f"floors: read {read_floor:.2f}s, write {write_floor:.2f}s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -270,6 +322,9 @@ def main() -> None:
     print(row(f"incremental ({args.changed:,} changed, {r3.cases_touched:,} cases)", incr,
               f"{100 * incr / first:.2f} % of full (first), {100 * incr / again:.2f} % of full (again)",
               "< 2 % of full", f"first: {yes(incr < 0.02 * first)}, again: {yes(incr < 0.02 * again)}"))
+    print(row("floor, read: every record's case key, grouped", read_floor, f"{read_floor / base:.1f}x baseline", "-"))
+    print(row(f"floor, write: the first run's {r1.records_claimed:,} links and {r1.cases_total:,} cases, "
+              "indexed, committed", write_floor, f"{write_floor / base:.1f}x baseline", "-"))
 
 
 if __name__ == "__main__":

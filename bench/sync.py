@@ -11,7 +11,10 @@ the machine fairly; with ``--repeat`` they alternate and the medians are reporte
     .venv/bin/python bench/sync.py --sizes 10000 100000 --repeat 3
 
 Reports throughput (records/s), the ratio agent/baseline, each process's CPU time (user + system)
-and peak RSS. The `sync` command also reconciles the store once the sources are synced; its own
+and peak RSS, and the simulator's CPU time while it served each side (the two cores are shared by
+the simulator and the side being measured: the baseline waits for each page, so its time is about
+its CPU plus the simulator's, while the agent reads ahead, so its time is about its own CPU as
+long as that is the larger). The `sync` command also reconciles the store once the sources are synced; its own
 line says how long that took, and the table shows it apart (``reconcile s``) together with the
 ratio of the process without it (``sync only``), and the agent's peak RSS both when the sync
 ended (read from /proc as the source's line is printed) and for the whole run.
@@ -88,6 +91,12 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None,
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out, rss_at_mark
 
 
+def cpu_seconds(pid: int) -> float:
+    """A running process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> int:
     """A running process's peak RSS so far (VmHWM), in MB."""
     status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
@@ -162,13 +171,15 @@ def bench_size(records: int, repeat: int) -> dict[str, float]:
     sim, url = start_simulator(records)
     runs: dict[str, list[float]] = {k: [] for k in (
         "baseline_s", "baseline_cpu", "baseline_rss", "agent_s", "agent_cpu", "agent_rss", "agent_sync_rss",
-        "reconcile_s")}
+        "reconcile_s", "sim_cpu_baseline", "sim_cpu_agent")}
     try:
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as d:
                 tmp = Path(d)
+                sim_0 = cpu_seconds(sim.pid)
                 base_s, base_cpu, base_rss, _, _ = run_measured(
                     [PY, "-c", BASELINE, url, str(tmp / "baseline.db"), str(PAGE_SIZE), USER, PASSWORD])
+                sim_1 = cpu_seconds(sim.pid)
                 base_n = stored(tmp / "baseline.db", "d")
                 cfg = agent_config(tmp, url)
                 # unbuffered, so the source's line arrives when the sync ends, before reconciliation
@@ -176,13 +187,15 @@ def bench_size(records: int, repeat: int) -> dict[str, float]:
                 agent_s, agent_cpu, agent_rss, out, sync_rss = run_measured(
                     [str(Path(PY).with_name("sync-agent")), "--config", str(cfg), "sync", "one_stop"], env,
                     mark="one_stop ")
+                sim_2 = cpu_seconds(sim.pid)
                 agent_n = stored(tmp / "agent.db", "dossiers")
                 if agent_n != base_n or base_n != records:
                     raise RuntimeError(f"agent stored {agent_n} records, baseline {base_n}:\n{out}")
             for key, value in (("baseline_s", base_s), ("baseline_cpu", base_cpu), ("baseline_rss", base_rss),
                                ("agent_s", agent_s), ("agent_cpu", agent_cpu), ("agent_rss", agent_rss),
                                ("agent_sync_rss", sync_rss),
-                               ("reconcile_s", reconcile_seconds(out))):
+                               ("reconcile_s", reconcile_seconds(out)),
+                               ("sim_cpu_baseline", sim_1 - sim_0), ("sim_cpu_agent", sim_2 - sim_1)):
                 runs[key].append(value)
     finally:
         sim.send_signal(signal.SIGTERM)
@@ -205,13 +218,15 @@ def main() -> None:
     rows = [bench_size(n, args.repeat) for n in args.sizes]
     print("| records | baseline s | agent s | agent/baseline | of which reconcile s "
           "| sync only: agent/baseline | baseline rec/s | agent rec/s | baseline CPU s | agent CPU s "
+          "| simulator CPU s: serving baseline / agent "
           "| baseline peak RSS MB | agent peak RSS MB: end of sync / whole run |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['records']:,} | {r['baseline_s']:.1f} | {r['agent_s']:.1f} "
               f"| {r['agent_rps'] / r['baseline_rps']:.2f} | {r['reconcile_s']:.1f} "
               f"| {r['baseline_s'] / r['sync_only_s']:.2f} | {r['baseline_rps']:,.0f} | {r['agent_rps']:,.0f} "
               f"| {r['baseline_cpu']:.1f} | {r['agent_cpu']:.1f} "
+              f"| {r['sim_cpu_baseline']:.1f} / {r['sim_cpu_agent']:.1f} "
               f"| {r['baseline_rss']:.0f} | {r['agent_sync_rss']:.0f} / {r['agent_rss']:.0f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
