@@ -8,6 +8,7 @@ someone who copies the database.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -202,7 +203,9 @@ def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: li
     if kind is dict or (kind is not list and isinstance(value, Mapping)):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if k.__class__ is str and not k.isalpha() and k not in _CLEAN:
+            if k.__class__ is not str:
+                k = _text_key(k, value, out)
+            if not k.isalpha() and k not in _CLEAN:
                 strings.append(k)  # a key may be an ID number too (a map keyed by applicant)
             vkind = type(v)
             if k in id_keys and isinstance(v, str | int | float) and vkind is not bool:
@@ -227,6 +230,23 @@ def _hash_ids(value: Any, id_keys: frozenset[str], hasher: IdHasher, strings: li
     elif isinstance(value, int | float) and kind is not bool:
         _collect_number(value, strings)
     return value
+
+
+def _text_key(key: Any, obj: Mapping[Any, Any], out: Mapping[str, Any]) -> str:
+    """A key that is not text, as JSON writes keys: ``1`` → ``"1"``, ``None`` → ``"null"``,
+    ``True`` → ``"true"``, anything else by ``str()``.
+
+    Decoded JSON has only text keys, but a connector may build a payload from something else
+    (a map keyed by ID number, say). As text, such a key is searched and masked like any other,
+    and the payload can be written sorted. Should that text already be a key of the object
+    (``1`` beside ``"1"``), a number is added, `` (2)``, `` (3)``…: no value is lost.
+    """
+    text = json.dumps(key) if key is None or isinstance(key, int | float) else str(key)  # bool is an int
+    candidate, n = text, 1
+    while candidate in out or candidate in obj:
+        n += 1
+        candidate = f"{text} ({n})"
+    return candidate
 
 
 def _collect_number(value: float, strings: list[str]) -> None:
@@ -257,9 +277,8 @@ def _mask_strings(value: Any, hasher: IdHasher) -> Any:
     return value
 
 
-def _mask_key(key: Any, hasher: IdHasher) -> Any:
-    if key.__class__ is not str:
-        return key
+def _mask_key(key: str, hasher: IdHasher) -> str:
+    # the walk's copy has only text keys (``_text_key``)
     return _ID_IN_TEXT.sub(lambda m: f"hmac:{hasher(m.group())}", key)
 
 

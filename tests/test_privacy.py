@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import sys
 from collections import UserDict
@@ -43,8 +44,10 @@ def reference(value: Any, id_keys: frozenset[str]) -> Any:
     ID-shaped part of a key by its keyed hash."""
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
+        taken: set[str] = set()
+        keys = {k: reference_key(k, value, taken) for k in value}
         for k, v in value.items():
-            masked = ID_SHAPED.sub(lambda m: f"hmac:{reference_hash('test-key', m.group())}", k)
+            masked = ID_SHAPED.sub(lambda m: f"hmac:{reference_hash('test-key', m.group())}", keys[k])
             if k in id_keys and isinstance(v, str | int | float) and not isinstance(v, bool):
                 key = reference_hash("test-key", str(v))
                 out[masked] = f"hmac:{key}" if key else v
@@ -60,6 +63,21 @@ def reference(value: Any, id_keys: frozenset[str]) -> Any:
     return value
 
 
+def reference_key(key: Any, obj: Mapping[Any, Any], taken: set[str]) -> str:
+    """A key as JSON text (``json.dumps`` for ``None``, booleans and numbers, else ``str``); a
+    key that is not text and whose text is taken (by a text key of the object, or by another
+    such key before it) gets `` (2)``, `` (3)``…"""
+    if isinstance(key, str):
+        return key
+    text = json.dumps(key) if key is None or isinstance(key, bool | int | float) else str(key)
+    n, candidate = 1, text
+    while candidate in taken or any(isinstance(k, str) and k == candidate for k in obj):
+        n += 1
+        candidate = f"{text} ({n})"
+    taken.add(candidate)
+    return candidate
+
+
 # text made of what matters to the regex: digits (ASCII and not), letters, separators, escapes
 _ALPHABET = "0123456789" * 4 + "aZ \t\n\x00\x01-./:\"\\ệĐ" + "٠١٢٣" + "²" + "ựḀ၁က１𝟏"
 texts = st.one_of(
@@ -70,7 +88,9 @@ texts = st.one_of(
 )
 leaves = st.one_of(texts, st.integers(min_value=-(10**13), max_value=10**13), st.booleans(), st.none(),
                    st.floats(allow_nan=False))
-keys = st.one_of(st.sampled_from([*sorted(KEYS), "MaHoSo", "TrichYeuHoSo", "123456789"]), texts)
+keys = st.one_of(st.sampled_from([*sorted(KEYS), "MaHoSo", "TrichYeuHoSo", "123456789"]), texts,
+                 st.sampled_from([None, True, 1, 2.5, 123456789, 1203004567, 1_203_004_567_890]),
+                 st.integers(min_value=0, max_value=10**13))
 payloads = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                         st.dictionaries(keys, inner, max_size=5)),
                         max_leaves=25)
@@ -161,12 +181,15 @@ def test_a_long_string_is_searched_every_time() -> None:
      {"DanhSach": [privacy.ID_PLACEHOLDER, privacy.ID_PLACEHOLDER, 1234567890, privacy.ID_PLACEHOLDER]}),
     ({"001203004567": "An", "001203004568": "Bình"},
      {f"hmac:{HASHER('001203004567')}": "An", f"hmac:{HASHER('001203004568')}": "Bình"}),
+    ({"TheoSo": {791203004567: "An", 1: "một", "1": "one"}},
+     {"TheoSo": {f"hmac:{HASHER('791203004567')}": "An", "1 (2)": "một", "1": "one"}}),
 ])
 def test_an_id_number_as_a_number_or_a_key_is_never_stored_in_clear(payload: dict[str, Any],
                                                                    expected: dict[str, Any]) -> None:
     """A float under an ID key is hashed; an ID-shaped number elsewhere is masked; an ID-shaped
-    key is hashed, so two applicants' keys stay two keys."""
+    key is hashed, so two applicants' keys stay two keys, a number as a key too (written as
+    text, as JSON writes keys, and numbered when that text is taken)."""
     got = redact_payload_json(payload, KEYS, HASHER)
     assert got == expected == reference(payload, KEYS)
-    for number in ("123456789", "1203004567", "001203004567"):
+    for number in ("123456789", "1203004567", "001203004567", "791203004567"):
         assert f'"{number}' not in got.json and f":{number}" not in got.json

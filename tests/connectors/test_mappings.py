@@ -14,6 +14,7 @@ from connectors.household_business import mapping as hkd
 from connectors.one_stop import mapping as one_stop
 from connectors.residence import mapping as residence
 from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
+from sync_agent.payload import payload_json
 
 from . import samples
 from .conftest import TZ
@@ -98,6 +99,18 @@ def test_an_item_that_is_not_an_object_is_quarantined(
 ) -> None:
     out = source.mapping.normalise_item(item, context)
     assert isinstance(out, QuarantinedRecord) and "not a JSON object" in out.reason
+
+
+@PARAMS
+def test_a_payload_with_keys_that_are_not_text_is_stored_whole(source: Source, context: ConnectorContext) -> None:
+    """A connector may build its items from something other than JSON: keys of other types are
+    written as JSON writes them, an ID number among them as its keyed hash, and no value is lost."""
+    item = source.sample()
+    item["TheoSoGiayTo"] = {791203004567: "Nguyễn Văn An", 1: "một", "1": "one", None: "không"}
+    rec = record(source.mapping.normalise_item(item, context))
+    assert rec.raw["TheoSoGiayTo"] == {f"hmac:{context.hasher('791203004567')}": "Nguyễn Văn An",
+                                       "1 (2)": "một", "1": "one", "null": "không"}
+    assert "791203004567" not in payload_json(rec.raw)
 
 
 @PARAMS
