@@ -55,9 +55,13 @@ Flags (one per kind and case, keyed by the case key; domain.md "Flags"):
 - ``unknown_reception_code``: the case's code is cited by ministry records but no ``one_stop``
   record has it, and the first citing record was first seen by the agent more than a day ago.
 - ``status_mismatch``: the ``one_stop`` record and a ministry record disagree on whether the
-  dossier has ended, and the later of the two records' ``source_updated_at`` is more than a day
-  old (the disagreement has stood for a day by the sources' own clocks; the earliest such pair
-  counts).
+  dossier has ended, and have for more than a day by the sources' own clocks: the disagreement
+  began at the later of the ended record's end (its update time if it has none) and the open
+  record's reception (submission, else update time); the earliest such pair counts. These are
+  facts of the records, not of when they last changed, so an update that leaves the two still
+  disagreeing (a new due date, a note, ``resolved`` becoming ``delivered``) neither restarts the
+  clock nor clears the flag; a record that is re-opened after it ended counts from its first
+  reception.
 - ``data_quality``: completion before reception, a counted dossier with no due date, with no
   reception time, an ended status with no end time, a due date before reception.
 
@@ -564,8 +568,11 @@ class _Run:
         # different syncs stored far apart, through the case_id index.
         source = ("rc_link l CROSS JOIN dossiers d WHERE d.id = l.id "
                   "AND EXISTS (SELECT 1 FROM rc_size z WHERE z.case_key = l.case_key AND z.n > 1)")
-        # the ministry record that has disagreed longest: its update time (fixed width) and who it is
-        first = f"{self.sortable('d.source_updated_at')} || d.source || '=' || d.status"
+        # the ministry record that has disagreed longest: since when it says what it says (its end
+        # if ended, else its reception; fixed width), and who it is
+        who = "d.source || '=' || d.status"
+        open_first = f"{self.sortable(_open_since('d'))} || {who}"
+        ended_first = f"{self.sortable(_ended_since('d'))} || {who}"
         self.sql(f"""
             INSERT INTO rc_agg (case_key, id, r_id, s_id, n, digitised, data_reused, fee_required, paid_online, has_os,
                                 inferred, first_seen_at, cited_since, open_first, ended_first)
@@ -574,8 +581,8 @@ class _Run:
                    {flag.format('paid_online')}, MAX(CASE WHEN {os_} THEN 1 ELSE 0 END),
                    MAX(CASE WHEN l.link_kind = 'inferred' THEN 1 ELSE 0 END), MIN(d.first_seen_at),
                    MIN(CASE WHEN {ministry} AND d.reception_code IS NOT NULL THEN d.first_seen_at END),
-                   {self.text_min(f"CASE WHEN {ministry} AND NOT ({ended}) THEN {first} END")},
-                   {self.text_min(f"CASE WHEN {ministry} AND {ended} THEN {first} END")}
+                   {self.text_min(f"CASE WHEN {ministry} AND NOT ({ended}) THEN {open_first} END")},
+                   {self.text_min(f"CASE WHEN {ministry} AND {ended} THEN {ended_first} END")}
             FROM {source}
             GROUP BY l.case_key
         """)
@@ -586,12 +593,13 @@ class _Run:
                    s.ended_on
             FROM rc_agg a CROSS JOIN dossiers s WHERE s.id = a.s_id""")
         # the one_stop record against the ministry records that disagree with it: since when
-        # (the later of the two updates, for the earliest such ministry record) and with whom
+        # (the later of the two records' own since, for the earliest such ministry record) and with whom
         r_ended = f"r.status IN {_ENDED}"
         other = f"CASE WHEN r.source <> :os THEN NULL WHEN {r_ended} THEN a.open_first ELSE a.ended_first END"
         other_since = (f"CAST(SUBSTR({other}, 1, 26) AS TIMESTAMP)" if self.pg else f"SUBSTR({other}, 1, 26)")
+        r_since = f"CASE WHEN {r_ended} THEN {_ended_since('r')} ELSE {_open_since('r')} END"
         since = (f"CASE WHEN ({other}) IS NULL THEN NULL "
-                 f"WHEN {other_since} >= r.source_updated_at THEN {other_since} ELSE r.source_updated_at END")
+                 f"WHEN {other_since} >= {r_since} THEN {other_since} ELSE {r_since} END")
         with_ = f"SUBSTR({other}, 27)"
         several = {
             "id": "a.id", "has_one_stop": "a.has_os = 1", "digitised": "a.digitised = 1",
@@ -632,9 +640,7 @@ class _Run:
         """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s`` (a
         ``dossiers`` or ``rc_state`` row; ``s="r"`` when one record is both), ``a`` giving its key,
         and ``of_case`` the values that depend on how many records it has."""
-        end = (f"CASE WHEN {s}.status IN ('resolved', 'delivered') THEN {s}.completed_at "
-               f"WHEN {s}.status = 'rejected' THEN {s}.rejected_at "
-               f"WHEN {s}.status = 'withdrawn' THEN {s}.withdrawn_at END")
+        end = _end(s)
         counted = f"{s}.status NOT IN {_NOT_COUNTED}"
         issues = {
             "completion_before_reception": f"({end}) < r.received_at",
@@ -760,6 +766,23 @@ class _Run:
         counts: Mapping[str, int] = dict(self.conn.execute(
             text("SELECT action, COUNT(*) FROM rc_fact GROUP BY action")).all())
         return counts.get("new", 0) + counts.get("reopen", 0), counts.get("clear", 0)
+
+
+def _end(d: str) -> str:
+    """The end time of record (or state) ``d`` by its status; none while it is open."""
+    return (f"CASE WHEN {d}.status IN ('resolved', 'delivered') THEN {d}.completed_at "
+            f"WHEN {d}.status = 'rejected' THEN {d}.rejected_at "
+            f"WHEN {d}.status = 'withdrawn' THEN {d}.withdrawn_at END")
+
+
+def _ended_since(d: str) -> str:
+    """Since when ended record ``d`` has said so: its end, else its update time."""
+    return f"COALESCE({_end(d)}, {d}.source_updated_at)"
+
+
+def _open_since(d: str) -> str:
+    """Since when open record ``d`` has said so: its reception, else submission, else update time."""
+    return f"COALESCE({d}.received_at, {d}.submitted_at, {d}.source_updated_at)"
 
 
 def _clause(statement: str) -> TextClause:

@@ -69,7 +69,7 @@ def test_time_based_flags_are_caught_across_a_long_pause(engine: Engine) -> None
     assert open_kinds(engine) == {"bypassed_reception": 1, "unknown_reception_code": 1}
 
 
-def test_status_mismatch_counts_a_day_from_the_later_update(engine: Engine) -> None:
+def test_status_mismatch_counts_a_day_from_when_the_ministry_record_ended(engine: Engine) -> None:
     changed = NOW - 2 * HOUR
     save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, updated=T0),
          rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=changed, updated=changed))
@@ -87,14 +87,34 @@ def test_status_mismatch_counts_a_day_from_the_later_update(engine: Engine) -> N
     assert result.flags_cleared == 1 and open_kinds(engine) == {}
 
 
-def test_a_one_stop_update_restarts_the_mismatch_clock(engine: Engine) -> None:
-    save(engine, rec("one_stop", "MC-1", status=Status.RESOLVED, completed_at=T0 + DAY, updated=NOW - HOUR),
+def test_status_mismatch_counts_a_day_from_when_the_one_stop_record_ended(engine: Engine) -> None:
+    ended = NOW - HOUR
+    save(engine, rec("one_stop", "MC-1", status=Status.RESOLVED, completed_at=ended, updated=ended),
          rec("residence", "CT-1", code="MC-1", status=Status.IN_PROGRESS, updated=T0))
     run(engine)
     assert open_kinds(engine) == {}
-    run(engine, NOW + DAY)
+    run(engine, ended + DAY + HOUR)
     [flag] = open_flags(engine)
     assert flag.details == {"one_stop": "resolved", "residence": "in_progress"}
+
+
+def test_an_update_that_leaves_them_disagreeing_keeps_the_flag_and_its_acknowledgement(engine: Engine) -> None:
+    ended = NOW - 3 * DAY
+    save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, updated=T0),
+         rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=ended, updated=ended))
+    run(engine)
+    [flag] = open_flags(engine)
+    acknowledge(engine, flag.id, "Đã báo bộ phận một cửa cập nhật", now=NOW + HOUR)
+    # the Centre's copy moves (a new due date) but still says open; the ministry's is delivered
+    save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, due=T0 + 9 * DAY, updated=NOW + 2 * HOUR),
+         rec("civil_status", "HT-1", code="MC-1", status=Status.DELIVERED, completed_at=ended,
+             updated=NOW + 2 * HOUR))
+    result = run(engine, NOW + 3 * HOUR)
+    assert (result.flags_raised, result.flags_cleared) == (0, 0)
+    [kept] = open_flags(engine)
+    assert (kept.id, kept.raised_at, kept.ack_note) == (flag.id, NOW, "Đã báo bộ phận một cửa cập nhật")
+    assert kept.details == {"one_stop": "in_progress", "civil_status": "delivered"}
+    assert [e for e, _, _ in events(engine, flag.id)] == ["raised", "acknowledged"]
 
 
 def test_data_quality_names_every_problem(engine: Engine) -> None:

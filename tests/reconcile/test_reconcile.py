@@ -127,9 +127,9 @@ def test_an_unknown_reception_code_is_flagged_only_a_day_after_it_was_first_seen
 
 
 def test_status_mismatch_after_more_than_a_day(engine: Engine) -> None:
+    ended = NOW - dt.timedelta(hours=2)
     save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS),
-         rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=T0,
-             updated=NOW - dt.timedelta(hours=2)))
+         rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=ended, updated=ended))
     reconcile(engine, TZ, now=NOW)
     assert "status_mismatch" not in open_kinds(engine)
     reconcile(engine, TZ, now=NOW + dt.timedelta(days=1))
