@@ -43,9 +43,12 @@ class HouseholdBusinessConnector(HttpConnector):
     (``tuNgay``/``denNgay`` inclusive) and pages are a fixed 50, numbered from 1, over records
     ordered by update time, so a record updated while we read shifts the rest. The read goes
     window by window (past days as ranges, split when large; the day of ``until`` on its own)
-    and a window whose ``TongSo`` changed between its first and last page is read again; its
-    checkpoint only then moves past it. Records updated at or after ``until`` are left for the
-    next run, which re-reads that whole day anyway.
+    and a window that changed while we read it is read again; its checkpoint only then moves
+    past it. Changed means ``TongSo`` moved (a record left a range of past days), or a record
+    came twice with different ``NgayCapNhat``: updated during the read, it left a page already
+    read for the end of the same day, the records behind it moved up one, and one of them
+    crossed a page boundary unread while the total stayed the same. Records updated at or after
+    ``until`` are left for the next run, which re-reads that whole day anyway.
     """
 
     type_name: ClassVar[str] = "household_business"
@@ -124,8 +127,9 @@ class HouseholdBusinessConnector(HttpConnector):
         field_code = self.option("field_code")
         field_name = self.option("field_name")
         answer, trang, changed = first, 1, False
+        read: dict[str, object] = {}
         while True:
-            changed = changed or answer.total != first.total
+            changed = _moved(answer.items, read) or changed or answer.total != first.total
             outputs = [
                 mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
                                        field_name=field_name)
@@ -162,3 +166,13 @@ class HouseholdBusinessConnector(HttpConnector):
 def _halves(d1: dt.date, d2: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
     mid = d1 + (d2 - d1) // 2
     return (d1, mid), (mid + dt.timedelta(days=1), d2)
+
+
+def _moved(items: list[Any], read: dict[str, object]) -> bool:
+    """Whether one of ``items`` was read before in this window with another update time;
+    remembers each item's update time in ``read`` (ids to ``NgayCapNhat``)."""
+    moved = False
+    for item in items:
+        if isinstance(item, dict) and isinstance(key := item.get("MaHoSo"), str):
+            moved = read.setdefault(key, item.get("NgayCapNhat")) != item.get("NgayCapNhat") or moved
+    return moved

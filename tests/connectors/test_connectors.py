@@ -558,6 +558,47 @@ def test_household_business_a_window_whose_total_changed_is_read_again(
     assert [p.checkpoint for p in pages[:3]] == [None, None, None]
 
 
+def test_household_business_a_record_updated_within_the_day_being_read_skips_nothing(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    until = day(0, 12)
+    times = [day(0, 8) + dt.timedelta(minutes=m) for m in range(120)]
+
+    def moving(fake: HouseholdBusinessFake) -> None:
+        def hook(call: int) -> None:
+            if call == 2:  # between page 1 and page 2: it stays in the day, so TongSo stays 120
+                fake.items[3]["NgayCapNhat"] = hk_fmt(day(0, 11, 30))
+
+        fake.before_data = hook
+
+    naive = HouseholdBusinessFake(hk_items(times))
+    moving(naive)
+    assert len(naive_hkd_read(naive, "2026-01-10", "2026-01-10")) == 119  # one really is skipped
+
+    fake = HouseholdBusinessFake(hk_items(times))
+    moving(fake)
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert ids(pages) == {f"HKD{n:05d}" for n in range(len(times))}
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "3", "1", "2", "3"]
+    assert [p.checkpoint for p in pages[:3]] == [None, None, None]  # the first read moved nothing
+    check_checkpoints(pages, until)
+
+
+def test_household_business_a_record_delivered_twice_unchanged_is_not_a_change(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    until = day(0, 12)
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append(dict(items[49]))  # a duplicate: the last of page 1 comes again first on page 2
+    fake = HouseholdBusinessFake(items)
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 99
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]
+    assert pages[-1].checkpoint == until
+
+
 def test_household_business_records_at_or_after_until_are_left_for_the_next_run(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
