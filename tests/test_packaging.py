@@ -87,3 +87,8 @@ def test_the_installed_package_runs_the_demo_from_an_empty_directory(wheel: Path
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reconcile" in done.stdout
     assert {p.suffix for p in (work / "data").iterdir()} >= {".db", ".html", ".json", ".xlsx", ".csv", ".eml"}
+    # its last line suggests a command: it runs from where the demo ran, whatever the install
+    hint = done.stdout.strip().splitlines()[-1].split("try: ", 1)[1]
+    listed = subprocess.run(["sh", "-c", hint], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, hint + listed.stdout + listed.stderr
+    assert "Hồ sơ không qua bộ phận tiếp nhận" in listed.stdout  # a bypassed_reception flag

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +107,9 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
             echo(f"   simulator {name:<20} {url}  ({dataset.count(name):,} records)")
         config_path = out / "sync-agent.toml"
         config_path.write_text(demo_config(out, urls), encoding="utf-8")
-        os.environ.update({k: v for k, v in DEMO_ENV.items() if not os.environ.get(k)})
+        supplied = {k: v for k, v in DEMO_ENV.items() if not os.environ.get(k)}
+        os.environ.update(supplied)
+        env_path = write_demo_env(out, supplied)
         settings = load_settings(config_path)
         agent_logging.configure(level="INFO", log_file=settings.agent.log_file, stderr_level="ERROR")
         engine = open_engine(settings.agent.database_url)
@@ -157,8 +161,33 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
         echo(paragraph(build_report(engine, settings, period)))
         echo("")
         echo(f"configuration, store and log are in {out}/ ; try: "
-             f".venv/bin/sync-agent --config {config_path} flags")
+             f". {env_path} && {command_hint()} --config {config_path} flags")
         engine.dispose()
         return 0 if all(r.ok for r in (*first, *second)) else 1
     finally:
         stop_simulators(servers)
+
+
+def command_hint() -> str:
+    """How to run the agent from here, for the demo's last line: the ``sync-agent`` script
+    installed beside this interpreter (relative to the working directory when under it, as
+    ``make demo`` shows it), else the module."""
+    script = Path(sys.executable).with_name("sync-agent")
+    if not script.exists():
+        return f"{sys.executable} -m sync_agent"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def write_demo_env(out: Path, supplied: dict[str, str]) -> Path:
+    """The demo-only secrets the demo put in its own environment, as a file to source before
+    running other commands on the demo's configuration (it names them as ``${NAME}``, like a real
+    one). Values the caller's environment already had are not written down."""
+    path = out / "demo.env"
+    lines = ["# demo-only secrets, not for production: `. this-file` before sync-agent --config on the demo"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in supplied.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
