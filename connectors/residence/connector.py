@@ -69,7 +69,9 @@ class ResidenceConnector(HttpConnector):
                 for item in items
             ]
             reached = latest(outputs)
-            done = not next_cursor or not items or (reached is not None and reached >= until)
+            # an empty page that still gives a cursor is not the end (a source may filter a
+            # stretch it read down to nothing); only a missing cursor is
+            done = not next_cursor or (reached is not None and reached >= until)
             if done:
                 checkpoint = until
             elif reached is not None:

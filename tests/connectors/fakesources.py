@@ -123,9 +123,10 @@ class CivilStatusFake(_Fake):
 
 
 class ResidenceFake(_Fake):
-    def __init__(self, items: list[dict[str, Any]], *, busy: int = 0) -> None:
+    def __init__(self, items: list[dict[str, Any]], *, busy: int = 0, empty_on: frozenset[int] = frozenset()) -> None:
         super().__init__(items)
         self.busy = busy  # answer this many data requests with 429 first
+        self.empty_on = empty_on  # these data requests get no items and a cursor to the same place
 
     def __call__(self, request: Request) -> Reply:
         assert request.path == "/v1/dossiers"
@@ -139,8 +140,12 @@ class ResidenceFake(_Fake):
         after = dt.datetime.fromisoformat(q["updated_after"])
         position: tuple[dt.datetime, str] | None = None
         if q.get("cursor"):
-            t, i = json.loads(base64.urlsafe_b64decode(q["cursor"]))
+            t, i = json.loads(base64.urlsafe_b64decode(q["cursor"]))[:2]
             position = (dt.datetime.fromisoformat(t), i)
+        if self.data_calls in self.empty_on:  # e.g. what it found in this stretch was filtered out
+            again = [position[0].isoformat(), position[1]] if position else [q["updated_after"], ""]
+            cursor = base64.urlsafe_b64encode(json.dumps([*again, self.data_calls]).encode()).decode()
+            return Reply(200, {"items": [], "next_cursor": cursor})
         rows = sorted(
             ((dt.datetime.fromisoformat(i["updated_at"]), i["id"], i) for i in self.items),
             key=lambda r: (r[0], r[1]),

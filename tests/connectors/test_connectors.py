@@ -433,6 +433,19 @@ def test_residence_follows_the_cursor_and_stops_at_until(
     check_coverage(pages, {f"CT{n:04d}": t for n, t in enumerate(times)})
 
 
+def test_residence_an_empty_page_with_a_cursor_is_not_the_end(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(i) for i in range(7)]
+    fake = ResidenceFake(rs_items(times), empty_on=frozenset({2}))
+    server = started(fake)
+    pages = list(residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"CT{n:04d}" for n in range(7)}
+    assert len(fake.data_requests) == 4  # 3 records, none (a cursor all the same), 3, the last one
+    assert [p.checkpoint for p in pages] == [minutes(2), minutes(2), minutes(5), UNTIL]
+    check_coverage(pages, {f"CT{n:04d}": t for n, t in enumerate(times)})
+
+
 def test_residence_429_retry_after_is_honoured(
     started: Any, context: ConnectorContext, client_for: ClientFor, clock: FakeClock
 ) -> None:
