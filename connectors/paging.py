@@ -81,10 +81,12 @@ def build_page(outputs: Iterable[Output], *, until: dt.datetime, checkpoint: dt.
 
 @dataclass(frozen=True)
 class Batch:
-    """One answer of an offset-paged source: its items, and whether it says nothing follows."""
+    """One answer of an offset-paged source: its items, and whether it says nothing follows
+    (``last``) or that more does (``more``); when it says neither, a short page is the end."""
 
     items: Sequence[Any]
     last: bool = False
+    more: bool = False
 
 
 def keyset_pages(
@@ -122,7 +124,9 @@ def keyset_pages(
     try:
         while not stopping():
             batch = fetch(position, page_no) if ahead is None else ahead.get(position, page_no)
-            final = batch.last or len(batch.items) < page_size
+            # a page shorter than asked for ends the read, unless the source's totals say more
+            # follows (a server that caps its pages below what it documents loses nothing)
+            final = batch.last or (len(batch.items) < page_size and not batch.more)
             with cpu_turn():
                 if ahead is not None and updated is not None and not final and not stopping():
                     times = [t for t in map(updated, batch.items) if t is not None]

@@ -107,7 +107,9 @@ class CivilStatusConnector(HttpConnector):
                 )
             pages = json_int(body, "totalPages")
             items = json_list(body, "content", f"GET {DOSSIERS_PATH} page {page_no}")
-            return Batch(items, last=pages is not None and page_no + 1 >= pages)
+            if pages is None:
+                return Batch(items)
+            return Batch(items, last=page_no + 1 >= pages, more=page_no + 1 < pages)
 
         yield from keyset_pages(
             request,

@@ -33,9 +33,10 @@ class _Fake:
 
 
 class OneStopFake(_Fake):
-    def __init__(self, items: list[dict[str, Any]], *, expires_in: int = 3600) -> None:
+    def __init__(self, items: list[dict[str, Any]], *, expires_in: int = 3600, cap: int | None = None) -> None:
         super().__init__(items)
         self.expires_in = expires_in
+        self.cap = cap  # pages hold at most this many records, whatever SoBanGhi asks
         self.sessions: set[str] = set()
         self.logins = 0
         self.expired_answers = 0
@@ -60,7 +61,7 @@ class OneStopFake(_Fake):
             (i for i in self.items if body["TuNgay"] <= i["NgayCapNhat"] < body["DenNgay"]),
             key=lambda i: (i["NgayCapNhat"], i["MaHoSo"]),
         )
-        size, page = body["SoBanGhi"], body["TrangSo"]
+        size, page = min(body["SoBanGhi"], self.cap or body["SoBanGhi"]), body["TrangSo"]
         return Reply(
             200,
             {
@@ -77,8 +78,9 @@ def _civil_key(value: str) -> str:
 
 
 class CivilStatusFake(_Fake):
-    def __init__(self, items: list[dict[str, Any]], *, expires_in: int = 3600) -> None:
+    def __init__(self, items: list[dict[str, Any]], *, expires_in: int = 3600, cap: int | None = None) -> None:
         super().__init__(items)
+        self.cap = cap  # pages hold at most this many records, whatever size asks (the answer says so)
         self.expires_in = expires_in
         self.tokens: set[str] = set()
         self.issued = 0
@@ -107,7 +109,7 @@ class CivilStatusFake(_Fake):
             (i for i in self.items if t1 <= _civil_key(i["ngayCapNhat"]) < t2),
             key=lambda i: (_civil_key(i["ngayCapNhat"]), i["maHoSo"]),
         )
-        size, page = int(q["size"]), int(q["page"])
+        size, page = min(int(q["size"]), self.cap or int(q["size"])), int(q["page"])
         return Reply(
             200,
             {

@@ -140,6 +140,18 @@ def test_one_stop_a_record_updated_mid_run_skips_nothing(
     check_checkpoints(pages)
 
 
+def test_one_stop_pages_shorter_than_asked_for_end_the_read_only_when_the_total_says_so(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(i) for i in range(11)]
+    fake = OneStopFake(os_items(times), cap=4)  # documents 1000 a page, sends at most 4
+    server = started(fake)
+    pages = list(one_stop(server.url, context, client_for, page_size=10).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"HS{n:04d}" for n in range(11)}
+    assert [p.checkpoint for p in pages] == [minutes(3), minutes(6), minutes(9), UNTIL]
+    check_coverage(pages, {f"HS{n:04d}": t for n, t in enumerate(times)})
+
+
 def test_one_stop_keyset_requests_and_checkpoints(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
@@ -297,6 +309,18 @@ def civil(
     options = {"client_id": "phuong", "client_secret": "bi-mat", **settings.pop("options", {})}
     s = make_settings(url, name="civil_status", type="civil_status", options=options, **settings)
     return CivilStatusConnector(s, context, http=client_for(s))
+
+
+def test_civil_status_pages_shorter_than_asked_for_end_the_read_only_when_the_totals_say_so(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(i) for i in range(11)]
+    fake = CivilStatusFake(cs_items(times), cap=4)
+    server = started(fake)
+    pages = list(civil(server.url, context, client_for, page_size=10).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"HT{n:04d}" for n in range(11)}
+    check_checkpoints(pages)
+    check_coverage(pages, {f"HT{n:04d}": t for n, t in enumerate(times)})
 
 
 def test_civil_status_a_record_updated_mid_run_skips_nothing(
