@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
 
 from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
-from sync_agent.store.engine import read_connection, schema_is_current, write_transaction
+from sync_agent.store.engine import open_engine, read_connection, schema_is_current, write_transaction
 from sync_agent.store.records import save_quarantined, save_records
 from sync_agent.store.runs import advance_cursor, get_cursor
 from sync_agent.store.tables import dossiers, metadata, quarantine
@@ -181,3 +183,22 @@ def test_a_stored_or_changed_record_is_queued_for_reconciliation_once(engine: En
         queued = conn.execute(select(dossiers.c.source_id).join_from(
             reconcile_queue, dossiers, dossiers.c.id == reconcile_queue.c.dossier_id).order_by(dossiers.c.source_id))
         assert list(queued.scalars()) == ["A", "B"]
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path}/data/agent.db")
+    try:
+        with write_transaction(engine) as conn:
+            save_records(conn, "one_stop", [rec("MC-1")], TZ, None, NOW)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").iterdir()}
+    finally:
+        engine.dispose()
+    assert modes["agent.db"] == 0o600 and modes["agent.db-wal"] == 0o600  # names of citizens inside
+
+
+def test_an_existing_sqlite_store_keeps_the_mode_its_owner_chose(tmp_path: Path) -> None:
+    path = tmp_path / "agent.db"
+    open_engine(f"sqlite:///{path}").dispose()
+    path.chmod(0o640)
+    open_engine(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
