@@ -81,12 +81,14 @@ def build_page(outputs: Iterable[Output], *, until: dt.datetime, checkpoint: dt.
 
 @dataclass(frozen=True)
 class Batch:
-    """One answer of an offset-paged source: its items, and whether it says nothing follows
-    (``last``) or that more does (``more``); when it says neither, a short page is the end."""
+    """One answer of an offset-paged source: its items; whether it says nothing follows
+    (``last``) or that more does (``more``); or how many records it counts from the requested
+    time on (``total``). A short page is the end unless ``more`` or ``total`` says otherwise."""
 
     items: Sequence[Any]
     last: bool = False
     more: bool = False
+    total: int | None = None
 
 
 def keyset_pages(
@@ -120,13 +122,20 @@ def keyset_pages(
     page_no = first_page
     checkpoint: dt.datetime | None = None
     previous_ids: tuple[str | None, ...] | None = None
+    received = 0  # items received from ``position`` on, over its page numbers
     ahead = _ReadAhead(fetch) if updated is not None else None
     try:
         while not stopping():
             batch = fetch(position, page_no) if ahead is None else ahead.get(position, page_no)
-            # a page shorter than asked for ends the read, unless the source's totals say more
-            # follows (a server that caps its pages below what it documents loses nothing)
-            final = batch.last or (len(batch.items) < page_size and not batch.more)
+            # A page shorter than asked for ends the read, unless the source's totals say more
+            # follows: a server that caps its pages below what it documents loses nothing. What
+            # is received counts from the page's items, not from the page size asked for; an
+            # empty page is always the end.
+            got = len(batch.items)
+            received += got
+            capped = 0 < got < page_size and (
+                batch.more or (batch.total is not None and received < batch.total))
+            final = not capped and (batch.last or got < page_size)
             with cpu_turn():
                 if ahead is not None and updated is not None and not final and not stopping():
                     times = [t for t in map(updated, batch.items) if t is not None]
@@ -141,7 +150,9 @@ def keyset_pages(
             elif ids == previous_ids and page_no != first_page:
                 raise FatalSourceError("the source answers every page number with the same records")
             if not final:
-                position, page_no = _next_request(position, page_no, first_page, reached)
+                next_position, page_no = _next_request(position, page_no, first_page, reached)
+                if next_position != position:
+                    position, received = next_position, 0
             previous_ids = ids
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if final:

@@ -95,10 +95,7 @@ class OneStopConnector(HttpConnector):
             )
             total = json_int(body, "TongSoBanGhi")
             items = json_list(body, "data", f"{SERVICE} page {page_no}")
-            if total is None:
-                return Batch(items)
-            read = (page_no - 1) * size + len(items)  # records up to the end of this page
-            return Batch(items, last=read >= total, more=read < total)
+            return Batch(items, last=total is not None and page_no * size >= total, total=total)
 
         yield from keyset_pages(
             request,

@@ -37,6 +37,7 @@ class OneStopFake(_Fake):
         super().__init__(items)
         self.expires_in = expires_in
         self.cap = cap  # pages hold at most this many records, whatever SoBanGhi asks
+        self.extra: list[dict[str, Any]] = []  # sent once more with the first answer, not counted
         self.sessions: set[str] = set()
         self.logins = 0
         self.expired_answers = 0
@@ -68,7 +69,7 @@ class OneStopFake(_Fake):
                 "error_code": "00",
                 "message": "",
                 "TongSoBanGhi": len(rows),
-                "data": rows[(page - 1) * size : page * size],
+                "data": rows[(page - 1) * size : page * size] + (self.extra if self.data_calls == 1 else []),
             },
         )
 

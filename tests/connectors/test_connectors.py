@@ -152,6 +152,31 @@ def test_one_stop_pages_shorter_than_asked_for_end_the_read_only_when_the_total_
     check_coverage(pages, {f"HS{n:04d}": t for n, t in enumerate(times)})
 
 
+def test_one_stop_capped_pages_that_share_one_timestamp_lose_nothing(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(0)] * 6 + [minutes(i) for i in range(1, 6)]  # the page number must advance
+    fake = OneStopFake(os_items(times), cap=4)
+    server = started(fake)
+    pages = list(one_stop(server.url, context, client_for, page_size=10).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"HS{n:04d}" for n in range(11)}
+    check_checkpoints(pages)
+
+
+def test_one_stop_a_page_longer_than_asked_for_is_not_taken_for_the_whole_total(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(i) for i in range(8)]
+    fake = OneStopFake(os_items(times))
+    # broken copies sent along with the first page, which TongSoBanGhi does not count
+    fake.extra = [samples.one_stop(MaHoSo=f"LOI{n}", NgayCapNhat=os_fmt(minutes(1)), TrangThaiHoSo="??")
+                  for n in range(5)]
+    server = started(fake)
+    pages = list(one_stop(server.url, context, client_for, page_size=5).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"HS{n:04d}" for n in range(8)}
+    assert sum(len(p.quarantined) for p in pages) == 5
+
+
 def test_one_stop_keyset_requests_and_checkpoints(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
