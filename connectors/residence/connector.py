@@ -10,10 +10,12 @@ from connectors.base import Option
 from connectors.http import HttpConnector, json_list, json_object
 from connectors.paging import aware, build_page, floor_second, latest, window_start
 from connectors.residence import mapping
-from sync_agent.errors import FatalSourceError
+from sync_agent.errors import FatalSourceError, TransientSourceError
 from sync_agent.model import Page
 
 DOSSIERS_PATH = "/v1/dossiers"
+#: empty pages in a row, each with a new cursor, before the run gives up (its checkpoint stays)
+MAX_EMPTY_PAGES = 10
 
 
 class ResidenceConnector(HttpConnector):
@@ -57,6 +59,7 @@ class ResidenceConnector(HttpConnector):
         field_name = self.option("field_name")
         cursor: str | None = None
         checkpoint: dt.datetime | None = None
+        empty = 0
         while not self.stopping:
             body = self._page(after, cursor, self.page_size)
             items = json_list(body, "items", f"GET {DOSSIERS_PATH}")
@@ -69,9 +72,15 @@ class ResidenceConnector(HttpConnector):
                 for item in items
             ]
             reached = latest(outputs)
-            # an empty page that still gives a cursor is not the end (a source may filter a
-            # stretch it read down to nothing); only a missing cursor is
-            done = not next_cursor or (reached is not None and reached >= until)
+            # An empty page that gives a new cursor is not the end (a source may filter a stretch
+            # it read down to nothing); a missing cursor is, and so is an empty page that hands
+            # back the cursor it was sent (a source that pages like a tail: nothing more for now).
+            empty = empty + 1 if not items else 0
+            if empty > MAX_EMPTY_PAGES:
+                raise TransientSourceError(
+                    f"GET {DOSSIERS_PATH}: {empty} empty pages in a row, each with a new cursor; next run tries again")
+            done = (not next_cursor or (not items and next_cursor == cursor)
+                    or (reached is not None and reached >= until))
             if done:
                 checkpoint = until
             elif reached is not None:

@@ -126,10 +126,13 @@ class CivilStatusFake(_Fake):
 
 
 class ResidenceFake(_Fake):
-    def __init__(self, items: list[dict[str, Any]], *, busy: int = 0, empty_on: frozenset[int] = frozenset()) -> None:
+    def __init__(self, items: list[dict[str, Any]], *, busy: int = 0, empty_on: frozenset[int] = frozenset(),
+                 tail: bool = False, fresh_tail: bool = False) -> None:
         super().__init__(items)
         self.busy = busy  # answer this many data requests with 429 first
         self.empty_on = empty_on  # these data requests get no items and a cursor to the same place
+        self.tail = tail  # give a cursor past the end too: the one sent, or (fresh_tail) a new one
+        self.fresh_tail = fresh_tail
 
     def __call__(self, request: Request) -> Reply:
         assert request.path == "/v1/dossiers"
@@ -157,9 +160,13 @@ class ResidenceFake(_Fake):
         limit = int(q["limit"])
         page = rows[:limit]
         cursor = None
-        if len(rows) > limit:
+        if len(rows) > limit or (self.tail and page):
             last = page[-1]
             cursor = base64.urlsafe_b64encode(json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
+        elif self.tail:
+            cursor = q.get("cursor") if not self.fresh_tail else base64.urlsafe_b64encode(
+                json.dumps([*(json.loads(base64.urlsafe_b64decode(q["cursor"]))[:2]), self.data_calls]).encode()
+            ).decode()
         return Reply(200, {"items": [r[2] for r in page], "next_cursor": cursor})
 
 

@@ -495,6 +495,26 @@ def test_residence_an_empty_page_with_a_cursor_is_not_the_end(
     check_coverage(pages, {f"CT{n:04d}": t for n, t in enumerate(times)})
 
 
+@pytest.mark.parametrize("fresh", [False, True], ids=["same cursor back", "a new cursor each time"])
+def test_residence_a_source_that_keeps_giving_cursors_past_the_end_does_not_hang(
+    started: Any, context: ConnectorContext, client_for: ClientFor, fresh: bool
+) -> None:
+    times = [minutes(i) for i in range(5)]
+    fake = ResidenceFake(rs_items(times), tail=True, fresh_tail=fresh)
+    server = started(fake)
+    read = residence(server.url, context, client_for, page_size=3)
+    if not fresh:  # like a tail: nothing more for now, which ends the read
+        pages = list(read.fetch(SINCE, UNTIL))
+        assert ids(pages) == {f"CT{n:04d}" for n in range(5)} and pages[-1].checkpoint == UNTIL
+        return
+    pages = []
+    with pytest.raises(TransientSourceError, match="empty pages in a row"):
+        for page in read.fetch(SINCE, UNTIL):
+            pages.append(page)
+    assert ids(pages) == {f"CT{n:04d}" for n in range(5)}
+    assert max(p.checkpoint for p in pages if p.checkpoint) == minutes(4)  # not until: retried next run
+
+
 def test_residence_429_retry_after_is_honoured(
     started: Any, context: ConnectorContext, client_for: ClientFor, clock: FakeClock
 ) -> None:
