@@ -82,11 +82,11 @@ def test_the_installed_package_runs_the_demo_from_an_empty_directory(wheel: Path
                             "print(connectors.__file__)"], cwd=work, env=env, capture_output=True, text=True,
                            check=True).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in where), where
-    done = subprocess.run([sys.executable, "-m", "sync_agent", "demo", "--out", "data", "--size", "300"],
+    done = subprocess.run([sys.executable, "-m", "sync_agent", "demo", "--out", "my data", "--size", "300"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reconcile" in done.stdout
-    assert {p.suffix for p in (work / "data").iterdir()} >= {".db", ".html", ".json", ".xlsx", ".csv", ".eml"}
+    assert {p.suffix for p in (work / "my data").iterdir()} >= {".db", ".html", ".json", ".xlsx", ".csv", ".eml"}
     # its last line suggests a command: it runs from where the demo ran, whatever the install
     hint = done.stdout.strip().splitlines()[-1].split("try: ", 1)[1]
     listed = subprocess.run(["sh", "-c", hint], cwd=work, env=env, capture_output=True, text=True, timeout=120)

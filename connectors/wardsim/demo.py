@@ -107,9 +107,8 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
             echo(f"   simulator {name:<20} {url}  ({dataset.count(name):,} records)")
         config_path = out / "sync-agent.toml"
         config_path.write_text(demo_config(out, urls), encoding="utf-8")
-        supplied = {k: v for k, v in DEMO_ENV.items() if not os.environ.get(k)}
-        os.environ.update(supplied)
-        env_path = write_demo_env(out, supplied)
+        os.environ.update({k: v for k, v in DEMO_ENV.items() if not os.environ.get(k)})
+        env_path = write_demo_env(out)
         settings = load_settings(config_path)
         agent_logging.configure(level="INFO", log_file=settings.agent.log_file, stderr_level="ERROR")
         engine = open_engine(settings.agent.database_url)
@@ -161,7 +160,7 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
         echo(paragraph(build_report(engine, settings, period)))
         echo("")
         echo(f"configuration, store and log are in {out}/ ; try: "
-             f". {env_path} && {command_hint()} --config {config_path} flags")
+             f". {shlex.quote(str(env_path))} && {command_hint()} --config {shlex.quote(str(config_path))} flags")
         engine.dispose()
         return 0 if all(r.ok for r in (*first, *second)) else 1
     finally:
@@ -174,20 +173,23 @@ def command_hint() -> str:
     ``make demo`` shows it), else the module."""
     script = Path(sys.executable).with_name("sync-agent")
     if not script.exists():
-        return f"{sys.executable} -m sync_agent"
+        return f"{shlex.quote(sys.executable)} -m sync_agent"
     try:
-        return str(script.relative_to(Path.cwd()))
+        return shlex.quote(str(script.relative_to(Path.cwd())))
     except ValueError:
-        return str(script)
+        return shlex.quote(str(script))
 
 
-def write_demo_env(out: Path, supplied: dict[str, str]) -> Path:
-    """The demo-only secrets the demo put in its own environment, as a file to source before
-    running other commands on the demo's configuration (it names them as ``${NAME}``, like a real
-    one). Values the caller's environment already had are not written down."""
+def write_demo_env(out: Path) -> Path:
+    """The demo-only secrets in effect, as a file to source before running other commands on the
+    demo's configuration (it names them as ``${NAME}``, like a real one). Only values equal to
+    the demo's own are written: a real secret the caller's environment holds never is. Created
+    readable by its owner only."""
     path = out / "demo.env"
     lines = ["# demo-only secrets, not for production: `. this-file` before sync-agent --config on the demo"]
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in supplied.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in DEMO_ENV.items()
+              if os.environ.get(name) == value]
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
     return path

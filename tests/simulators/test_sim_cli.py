@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from connectors.wardsim import SimClock, SimServer
 from connectors.wardsim.cli import apply_fault, main
+from connectors.wardsim.demo import DEMO_ENV, write_demo_env
 from tests.simulators import clients as c
 from tests.simulators.conftest import NOW
 
@@ -88,3 +90,16 @@ def test_fault_specs() -> None:
         apply_fault(servers, "no_such_fault=1")
     with pytest.raises(SystemExit):
         apply_fault(servers, "civil_status:duplicates")
+
+
+def test_the_demo_env_file_holds_the_demo_secrets_in_effect_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in DEMO_ENV.items():  # a shell that sourced demo.env before runs the demo again
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HKD_PASSWORD", "a-real-secret")
+    path = write_demo_env(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "export SYNC_AGENT_ID_HASH_KEY=demo-only-key-not-for-production" in text
+    assert "HKD_PASSWORD" not in text and "a-real-secret" not in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
