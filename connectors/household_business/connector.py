@@ -127,9 +127,9 @@ class HouseholdBusinessConnector(HttpConnector):
         field_code = self.option("field_code")
         field_name = self.option("field_name")
         answer, trang, changed = first, 1, False
-        read: dict[str, object] = {}
+        read: dict[str, tuple[object, int]] = {}
         while True:
-            changed = _moved(answer.items, read) or changed or answer.total != first.total
+            changed = _moved(answer.items, trang, read) or changed or answer.total != first.total
             outputs = [
                 mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
                                        field_name=field_name)
@@ -168,11 +168,14 @@ def _halves(d1: dt.date, d2: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt
     return (d1, mid), (mid + dt.timedelta(days=1), d2)
 
 
-def _moved(items: list[Any], read: dict[str, object]) -> bool:
-    """Whether one of ``items`` was read before in this window with another update time;
-    remembers each item's update time in ``read`` (ids to ``NgayCapNhat``)."""
+def _moved(items: list[Any], trang: int, read: dict[str, tuple[object, int]]) -> bool:
+    """Whether one of ``items`` (page ``trang``) was read on an earlier page of this window with
+    another update time; remembers where each was first read (ids to ``NgayCapNhat`` and page).
+    Twins on one page are not a move (a source listing a record twice): only a later page can
+    show a record that moved while we read."""
     moved = False
     for item in items:
         if isinstance(item, dict) and isinstance(key := item.get("MaHoSo"), str):
-            moved = read.setdefault(key, item.get("NgayCapNhat")) != item.get("NgayCapNhat") or moved
+            at, page = read.setdefault(key, (item.get("NgayCapNhat"), trang))
+            moved = moved or (page < trang and at != item.get("NgayCapNhat"))
     return moved

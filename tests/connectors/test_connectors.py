@@ -681,6 +681,20 @@ def test_household_business_a_record_delivered_twice_unchanged_is_not_a_change(
     assert pages[-1].checkpoint == until
 
 
+def test_household_business_a_record_listed_twice_on_one_page_is_not_a_change(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    until = day(0, 12)
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 8, 11))})  # the same MaHoSo, another time
+    fake = HouseholdBusinessFake(items)
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 99
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]  # read once
+    assert pages[-1].checkpoint == until
+
+
 def test_household_business_records_at_or_after_until_are_left_for_the_next_run(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
