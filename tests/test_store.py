@@ -172,6 +172,34 @@ def test_upgrading_to_0006_keeps_the_cases_and_their_unique_key(db_url: str) -> 
         eng.dispose()
 
 
+def test_upgrading_to_0007_queues_the_cases_with_a_mismatch_clock(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from sync_agent.store.engine import _alembic_config, create_store_engine
+    from sync_agent.store.tables import reconcile_queue
+
+    case = ("INSERT INTO cases (id, case_key, has_one_stop, reception_source, state_source, procedure_code, "
+            "channel, status, digitised, data_reused, fee_required, paid_online, record_count, first_seen_at, "
+            "updated_at, mismatch_since) VALUES (:i, :k, TRUE, 'one_stop', 'one_stop', '1.001193', 'online', "
+            "'received', FALSE, FALSE, FALSE, FALSE, 2, '2026-02-01 01:00:00', '2026-02-01 01:00:00', :m)")
+    eng = create_store_engine(db_url)
+    try:
+        with eng.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(conn), "0006")
+            conn.execute(text(case), {"i": 1, "k": "rc:MC-1", "m": "2026-02-03 01:00:00"})
+            conn.execute(text(case), {"i": 3, "k": "rc:MC-3", "m": None})
+            conn.execute(text("INSERT INTO case_links (dossier_id, case_id, link_kind) VALUES "
+                              "(1, 1, 'own'), (2, 1, 'code'), (3, 3, 'own'), (4, 3, 'code')"))
+            conn.execute(text("INSERT INTO reconcile_queue (dossier_id) VALUES (2)"))  # already queued
+            command.upgrade(_alembic_config(conn), "head")
+        with read_connection(eng) as conn:
+            queued = conn.execute(select(reconcile_queue.c.dossier_id).order_by(reconcile_queue.c.dossier_id))
+            assert list(queued.scalars()) == [1, 2]  # the case with a clock, each record once
+    finally:
+        eng.dispose()
+
+
 def test_a_stored_or_changed_record_is_queued_for_reconciliation_once(engine: Engine) -> None:
     from sync_agent.store.tables import reconcile_queue
 
