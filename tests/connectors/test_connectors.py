@@ -611,18 +611,23 @@ def naive_hkd_read(fake: HouseholdBusinessFake, d1: str, d2: str) -> set[str]:
         trang += 1
 
 
+def hkd_update_after_first_page(fake: HouseholdBusinessFake, to: dt.datetime) -> None:
+    """Between the first and the second request, the fourth record is updated at ``to``."""
+    def hook(call: int) -> None:
+        if call == 2:
+            fake.items[3]["NgayCapNhat"] = hk_fmt(to)
+
+    fake.before_data = hook
+
+
 def test_household_business_a_window_whose_total_changed_is_read_again(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
     since, until = day(0, 0), day(2, 12)
     times = [day(d, 8) + dt.timedelta(minutes=m) for d in range(2) for m in range(60)] + [day(2, 9)]
 
-    def moving(fake: HouseholdBusinessFake) -> None:
-        def hook(call: int) -> None:
-            if call == 2:  # between page 1 and page 2 of the past-days window
-                fake.items[3]["NgayCapNhat"] = hk_fmt(day(2, 15))  # updated "now", after until
-
-        fake.before_data = hook
+    def moving(fake: HouseholdBusinessFake) -> None:  # between page 1 and page 2 of the past-days window
+        hkd_update_after_first_page(fake, day(2, 15))  # updated "now", after until
 
     naive = HouseholdBusinessFake(hk_items(times))
     moving(naive)
@@ -646,12 +651,8 @@ def test_household_business_a_record_updated_within_the_day_being_read_skips_not
     until = day(0, 12)
     times = [day(0, 8) + dt.timedelta(minutes=m) for m in range(120)]
 
-    def moving(fake: HouseholdBusinessFake) -> None:
-        def hook(call: int) -> None:
-            if call == 2:  # between page 1 and page 2: it stays in the day, so TongSo stays 120
-                fake.items[3]["NgayCapNhat"] = hk_fmt(day(0, 11, 30))
-
-        fake.before_data = hook
+    def moving(fake: HouseholdBusinessFake) -> None:  # it stays in the day, so TongSo stays 120
+        hkd_update_after_first_page(fake, day(0, 11, 30))
 
     naive = HouseholdBusinessFake(hk_items(times))
     moving(naive)
