@@ -10,12 +10,15 @@ from connectors.base import Option
 from connectors.http import HttpConnector, json_list, json_object
 from connectors.paging import aware, build_page, floor_second, latest, window_start
 from connectors.residence import mapping
-from sync_agent.errors import FatalSourceError, TransientSourceError
+from sync_agent.errors import FatalSourceError
 from sync_agent.model import Page
 
 DOSSIERS_PATH = "/v1/dossiers"
-#: empty pages in a row, each with a new cursor, before the run gives up (its checkpoint stays)
-MAX_EMPTY_PAGES = 10
+#: empty pages in a row, each with a new cursor, before the run gives up (its checkpoint stays).
+#: Large on purpose: a source may filter a long stretch down to nothing, one empty page per
+#: stretch, and the checkpoint cannot move across empty pages, so a small limit would fail
+#: every run at the same place; this one only stops a source that never ends.
+MAX_EMPTY_PAGES = 1000
 
 
 class ResidenceConnector(HttpConnector):
@@ -58,6 +61,7 @@ class ResidenceConnector(HttpConnector):
         field_code = self.option("field_code")
         field_name = self.option("field_name")
         cursor: str | None = None
+        seen: set[str] = set()  # every cursor given so far: one given again means the paging loops
         checkpoint: dt.datetime | None = None
         empty = 0
         while not self.stopping:
@@ -75,10 +79,6 @@ class ResidenceConnector(HttpConnector):
             # An empty page that gives a new cursor is not the end (a source may filter a stretch
             # it read down to nothing); a missing cursor is, and so is an empty page that hands
             # back the cursor it was sent (a source that pages like a tail: nothing more for now).
-            empty = empty + 1 if not items else 0
-            if empty > MAX_EMPTY_PAGES:
-                raise TransientSourceError(
-                    f"GET {DOSSIERS_PATH}: {empty} empty pages in a row, each with a new cursor; next run tries again")
             done = (not next_cursor or (not items and next_cursor == cursor)
                     or (reached is not None and reached >= until))
             if done:
@@ -88,8 +88,16 @@ class ResidenceConnector(HttpConnector):
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if done:
                 return
-            if next_cursor == cursor:
-                raise FatalSourceError(f"GET {DOSSIERS_PATH}: the source gave the same cursor twice")
+            assert next_cursor is not None  # not done
+            if next_cursor in seen:
+                raise FatalSourceError(f"GET {DOSSIERS_PATH}: the source gave a cursor it had given before; "
+                                       "its paging loops")
+            empty = empty + 1 if not items else 0
+            if empty >= MAX_EMPTY_PAGES:
+                raise FatalSourceError(
+                    f"GET {DOSSIERS_PATH}: {empty} empty pages in a row, each with a new cursor; "
+                    "the read stops where the records ended and the next run starts there")
+            seen.add(next_cursor)
             cursor = next_cursor
 
     def _page(self, after: str, cursor: str | None, limit: int) -> Mapping[str, Any]:

@@ -127,12 +127,14 @@ class CivilStatusFake(_Fake):
 
 class ResidenceFake(_Fake):
     def __init__(self, items: list[dict[str, Any]], *, busy: int = 0, empty_on: frozenset[int] = frozenset(),
-                 tail: bool = False, fresh_tail: bool = False) -> None:
+                 tail: bool = False, fresh_tail: bool = False, loop_on: int | None = None) -> None:
         super().__init__(items)
         self.busy = busy  # answer this many data requests with 429 first
         self.empty_on = empty_on  # these data requests get no items and a cursor to the same place
         self.tail = tail  # give a cursor past the end too: the one sent, or (fresh_tail) a new one
         self.fresh_tail = fresh_tail
+        self.loop_on = loop_on  # this data request gets its records and the first cursor given again
+        self.given: list[str] = []
 
     def __call__(self, request: Request) -> Reply:
         assert request.path == "/v1/dossiers"
@@ -167,6 +169,10 @@ class ResidenceFake(_Fake):
             cursor = q.get("cursor") if not self.fresh_tail else base64.urlsafe_b64encode(
                 json.dumps([*(json.loads(base64.urlsafe_b64decode(q["cursor"]))[:2]), self.data_calls]).encode()
             ).decode()
+        if self.data_calls == self.loop_on and self.given:
+            cursor = self.given[0]
+        if cursor:
+            self.given.append(cursor)
         return Reply(200, {"items": [r[2] for r in page], "next_cursor": cursor})
 
 

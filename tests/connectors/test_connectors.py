@@ -17,6 +17,7 @@ from connectors.household_business import connector as hkd_module
 from connectors.household_business.connector import HouseholdBusinessConnector
 from connectors.http import HttpClient
 from connectors.one_stop.connector import OneStopConnector
+from connectors.residence import connector as residence_connector
 from connectors.residence.connector import ResidenceConnector
 from sync_agent.errors import ConfigError, FatalSourceError, SessionExpired, TransientSourceError
 from sync_agent.model import Page
@@ -495,24 +496,57 @@ def test_residence_an_empty_page_with_a_cursor_is_not_the_end(
     check_coverage(pages, {f"CT{n:04d}": t for n, t in enumerate(times)})
 
 
-@pytest.mark.parametrize("fresh", [False, True], ids=["same cursor back", "a new cursor each time"])
-def test_residence_a_source_that_keeps_giving_cursors_past_the_end_does_not_hang(
-    started: Any, context: ConnectorContext, client_for: ClientFor, fresh: bool
+def test_residence_a_long_stretch_filtered_to_nothing_is_crossed(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    # fourteen empty pages in a row, each with a new cursor, then the rest of the records
+    times = [minutes(i) for i in range(7)]
+    fake = ResidenceFake(rs_items(times), empty_on=frozenset(range(2, 16)))
+    server = started(fake)
+    pages = list(residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"CT{n:04d}" for n in range(7)}
+    assert len(fake.data_requests) == 1 + 14 + 2
+    assert pages[-1].checkpoint == UNTIL
+    check_coverage(pages, {f"CT{n:04d}": t for n, t in enumerate(times)})
+
+
+def test_residence_a_source_that_hands_back_the_cursor_it_was_sent_has_nothing_more(
+    started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
     times = [minutes(i) for i in range(5)]
-    fake = ResidenceFake(rs_items(times), tail=True, fresh_tail=fresh)
+    fake = ResidenceFake(rs_items(times), tail=True)
     server = started(fake)
-    read = residence(server.url, context, client_for, page_size=3)
-    if not fresh:  # like a tail: nothing more for now, which ends the read
-        pages = list(read.fetch(SINCE, UNTIL))
-        assert ids(pages) == {f"CT{n:04d}" for n in range(5)} and pages[-1].checkpoint == UNTIL
-        return
+    pages = list(residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL))
+    assert ids(pages) == {f"CT{n:04d}" for n in range(5)}
+    assert pages[-1].checkpoint == UNTIL
+
+
+def test_residence_a_source_that_never_stops_giving_new_cursors_fails_its_run_with_its_records_kept(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the ceiling is a thousand empty pages; twenty keep the test short and say the same
+    monkeypatch.setattr(residence_connector, "MAX_EMPTY_PAGES", 20)
+    times = [minutes(i) for i in range(5)]
+    fake = ResidenceFake(rs_items(times), tail=True, fresh_tail=True)
+    server = started(fake)
     pages = []
-    with pytest.raises(TransientSourceError, match="empty pages in a row"):
-        for page in read.fetch(SINCE, UNTIL):
+    with pytest.raises(FatalSourceError, match="20 empty pages in a row"):
+        for page in residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL):
             pages.append(page)
     assert ids(pages) == {f"CT{n:04d}" for n in range(5)}
-    assert max(p.checkpoint for p in pages if p.checkpoint) == minutes(4)  # not until: retried next run
+    assert len(fake.data_requests) == 2 + 20
+    assert max(p.checkpoint for p in pages if p.checkpoint) == minutes(4)  # not until: the next run starts there
+
+
+def test_residence_a_cursor_given_again_is_a_loop(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    times = [minutes(i) for i in range(7)]
+    fake = ResidenceFake(rs_items(times), loop_on=3)
+    server = started(fake)
+    with pytest.raises(FatalSourceError, match="cursor it had given before"):
+        list(residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL))
+    assert len(fake.data_requests) == 3
 
 
 def test_residence_429_retry_after_is_honoured(
