@@ -83,7 +83,8 @@ def build_page(outputs: Iterable[Output], *, until: dt.datetime, checkpoint: dt.
 class Batch:
     """One answer of an offset-paged source: its items; whether it says nothing follows
     (``last``) or that more does (``more``); or how many records it counts from the requested
-    time on (``total``). A short page is the end unless ``more`` or ``total`` says otherwise."""
+    time on (``total``), which then alone decides the end. Without a total, a short page is the
+    end unless ``more`` says otherwise."""
 
     items: Sequence[Any]
     last: bool = False
@@ -122,25 +123,25 @@ def keyset_pages(
     page_no = first_page
     checkpoint: dt.datetime | None = None
     previous_ids: tuple[str | None, ...] | None = None
-    received = 0  # items received from ``position`` on, over its page numbers
+    # Well-formed records received from ``position`` on, over its page numbers, by source id:
+    # what a source's ``total`` counts. Items it does not count (a broken copy, a record sent
+    # twice) must not fill the count, or the read ends before the records they stood in for.
+    received: set[str] = set()
     ahead = _ReadAhead(fetch) if updated is not None else None
     try:
         while not stopping():
             batch = fetch(position, page_no) if ahead is None else ahead.get(position, page_no)
-            # A page shorter than asked for ends the read, unless the source's totals say more
-            # follows: a server that caps its pages below what it documents loses nothing. What
-            # is received counts from the page's items, not from the page size asked for; an
-            # empty page is always the end.
             got = len(batch.items)
-            received += got
-            capped = 0 < got < page_size and (
-                batch.more or (batch.total is not None and received < batch.total))
-            final = not capped and (batch.last or got < page_size)
             with cpu_turn():
-                if ahead is not None and updated is not None and not final and not stopping():
+                # ask ahead only when this page surely is not the last: with a total, even if
+                # every item were a new well-formed record, the count would not be reached
+                maybe_final = _final(batch, got, page_size, len(received) + got)
+                if ahead is not None and updated is not None and not maybe_final and not stopping():
                     times = [t for t in map(updated, batch.items) if t is not None]
                     ahead.send(*_next_request(position, page_no, first_page, max(times) if times else None))
                 outputs = [normalise(item) for item in batch.items]
+            received.update(o.source_id for o in outputs if isinstance(o, DossierRecord))
+            final = _final(batch, got, page_size, len(received))
             reached = latest(outputs)
             ids = tuple(o.source_id for o in outputs)
             if final:
@@ -152,7 +153,8 @@ def keyset_pages(
             if not final:
                 next_position, page_no = _next_request(position, page_no, first_page, reached)
                 if next_position != position:
-                    position, received = next_position, 0
+                    position = next_position
+                    received = set()
             previous_ids = ids
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if final:
@@ -160,6 +162,22 @@ def keyset_pages(
     finally:
         if ahead is not None:
             ahead.close()
+
+
+def _final(batch: Batch, got: int, page_size: int, received: int) -> bool:
+    """Whether this answer ends the read, ``received`` records having come from its position on.
+
+    An empty page always does. With a ``total``, the read ends when it has received that many
+    records, whatever the page sizes (a server may cap its pages below what it documents).
+    Otherwise a page shorter than asked for ends it, unless the source says ``more`` follows.
+    """
+    if got == 0:
+        return True
+    if batch.total is not None:
+        return received >= batch.total
+    if batch.more and got < page_size:
+        return False
+    return batch.last or got < page_size
 
 
 def _next_request(position: dt.datetime, page_no: int, first_page: int,

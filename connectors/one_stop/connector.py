@@ -95,7 +95,7 @@ class OneStopConnector(HttpConnector):
             )
             total = json_int(body, "TongSoBanGhi")
             items = json_list(body, "data", f"{SERVICE} page {page_no}")
-            return Batch(items, last=total is not None and page_no * size >= total, total=total)
+            return Batch(items, total=total)
 
         yield from keyset_pages(
             request,

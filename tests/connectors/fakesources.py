@@ -37,7 +37,8 @@ class OneStopFake(_Fake):
         super().__init__(items)
         self.expires_in = expires_in
         self.cap = cap  # pages hold at most this many records, whatever SoBanGhi asks
-        self.extra: list[dict[str, Any]] = []  # sent once more with the first answer, not counted
+        self.extra: list[dict[str, Any]] = []  # sent once more with one answer, not counted
+        self.extra_on = 1  # the data request whose answer carries them
         self.sessions: set[str] = set()
         self.logins = 0
         self.expired_answers = 0
@@ -63,13 +64,14 @@ class OneStopFake(_Fake):
             key=lambda i: (i["NgayCapNhat"], i["MaHoSo"]),
         )
         size, page = min(body["SoBanGhi"], self.cap or body["SoBanGhi"]), body["TrangSo"]
+        extra = self.extra if self.data_calls == self.extra_on else []
         return Reply(
             200,
             {
                 "error_code": "00",
                 "message": "",
                 "TongSoBanGhi": len(rows),
-                "data": rows[(page - 1) * size : page * size] + (self.extra if self.data_calls == 1 else []),
+                "data": rows[(page - 1) * size : page * size] + extra,
             },
         )
 
