@@ -36,6 +36,23 @@ class _Answer:
     pages: int | None
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One read of a window: whether it held still, and what it saw, page by page (each
+    page's ``TongSo``, then each record's ``MaHoSo`` and ``NgayCapNhat``)."""
+
+    unchanged: bool
+    sightings: tuple[tuple[int | None, tuple[tuple[object, object], ...]], ...]
+
+    def twins(self) -> set[str]:
+        """The source ids seen with more than one update time."""
+        times: dict[object, set[object]] = {}
+        for _total, records in self.sightings:
+            for key, at in records:
+                times.setdefault(key, set()).add(at)
+        return {str(key) for key, seen in times.items() if len(seen) > 1}
+
+
 class HouseholdBusinessConnector(HttpConnector):
     """The national household-business registration system (Hệ thống thông tin đăng ký hộ kinh doanh).
 
@@ -94,17 +111,28 @@ class HouseholdBusinessConnector(HttpConnector):
         while windows and not self.stopping:
             d1, d2 = windows.popleft()
             window_end = min(local_midnight(d2 + dt.timedelta(days=1), tz), until)
+            previous: _Read | None = None
             for read in range(1, MAX_READS + 1):
                 first = self._page(d1, d2, 1)
                 if d1 < d2 and (first.pages or 0) > MAX_WINDOW_PAGES:
                     windows.extendleft(reversed(_halves(d1, d2)))
                     break
-                unchanged = yield from self._read_window(d1, d2, first, until, checkpoint, window_end)
+                outcome = yield from self._read_window(d1, d2, first, until, checkpoint, window_end)
                 if self.stopping:
                     return
-                if unchanged:
+                if outcome.unchanged:
                     checkpoint = window_end
                     break
+                if outcome == previous:
+                    # Two reads alike, record by record: nothing moved while we read, so nothing
+                    # was skipped. The source lists one record twice with different times, and
+                    # would otherwise stop every run at this window.
+                    log.warning("source_lists_a_record_twice", source=self.name, days=f"{d1}..{d2}",
+                                source_ids=sorted(outcome.twins()))
+                    checkpoint = window_end
+                    yield build_page((), until=until, checkpoint=checkpoint)
+                    break
+                previous = outcome
                 log.info("source_window_changed", source=self.name, days=f"{d1}..{d2}", read=read)
             else:
                 if d1 < d2:
@@ -122,14 +150,16 @@ class HouseholdBusinessConnector(HttpConnector):
         until: dt.datetime,
         checkpoint: dt.datetime | None,
         window_end: dt.datetime,
-    ) -> Generator[Page, None, bool]:
-        """Yield the window's pages; ``True`` when its total held from first page to last."""
+    ) -> Generator[Page, None, _Read]:
+        """Yield the window's pages; say whether its total held and no record moved meanwhile."""
         field_code = self.option("field_code")
         field_name = self.option("field_name")
         answer, trang, changed = first, 1, False
         read: dict[str, tuple[object, int]] = {}
+        sightings: list[tuple[int | None, tuple[tuple[object, object], ...]]] = []
         while True:
             changed = _moved(answer.items, trang, read) or changed or answer.total != first.total
+            sightings.append((answer.total, tuple(_sighting(item) for item in answer.items)))
             outputs = [
                 mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
                                        field_name=field_name)
@@ -138,10 +168,10 @@ class HouseholdBusinessConnector(HttpConnector):
             last = len(answer.items) < PAGE_SIZE or (answer.pages is not None and trang >= answer.pages)
             if last:
                 yield build_page(outputs, until=until, checkpoint=checkpoint if changed else window_end)
-                return not changed
+                return _Read(unchanged=not changed, sightings=tuple(sightings))
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if self.stopping:
-                return False
+                return _Read(unchanged=False, sightings=())
             trang += 1
             answer = self._page(d1, d2, trang)
 
@@ -166,6 +196,10 @@ class HouseholdBusinessConnector(HttpConnector):
 def _halves(d1: dt.date, d2: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
     mid = d1 + (d2 - d1) // 2
     return (d1, mid), (mid + dt.timedelta(days=1), d2)
+
+
+def _sighting(item: Any) -> tuple[object, object]:
+    return (item.get("MaHoSo"), item.get("NgayCapNhat")) if isinstance(item, dict) else (None, repr(item))
 
 
 def _moved(items: list[Any], trang: int, read: dict[str, tuple[object, int]]) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from connectors.base import ConnectorContext
 from connectors.civil_status.connector import CivilStatusConnector
@@ -762,6 +763,25 @@ def test_household_business_a_record_listed_twice_on_one_page_is_not_a_change(
     assert len(ids(pages)) == 99
     assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]  # read once
     assert pages[-1].checkpoint == until
+
+
+def test_household_business_a_record_listed_twice_on_two_pages_does_not_stop_every_run(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    # the source holds two rows for one MaHoSo, 8:10 (page 1) and 11:00 (page 2), and nothing
+    # moves: the first read looks like a move, the second read is the same record by record
+    until = day(0, 12)
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    fake = HouseholdBusinessFake(items)
+    server = started(fake)
+    with capture_logs() as logs:
+        pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 99
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "1", "2"]  # read twice, alike
+    assert pages[-1].checkpoint == until
+    warned = [e for e in logs if e["event"] == "source_lists_a_record_twice"]
+    assert [(e["log_level"], e["source_ids"]) for e in warned] == [("warning", ["HKD00010"])]
 
 
 def test_household_business_records_at_or_after_until_are_left_for_the_next_run(
