@@ -160,7 +160,7 @@ def run_demo(out: Path, size: int, seed: int, echo: Callable[[str], None] = prin
         echo(paragraph(build_report(engine, settings, period)))
         echo("")
         echo(f"configuration, store and log are in {out}/ ; try: "
-             f". {shlex.quote(str(env_path))} && {command_hint()} --config {shlex.quote(str(config_path))} flags")
+             f"{source_command(env_path)} && {command_hint()} --config {shlex.quote(str(config_path))} flags")
         engine.dispose()
         return 0 if all(r.ok for r in (*first, *second)) else 1
     finally:
@@ -178,6 +178,13 @@ def command_hint() -> str:
         return shlex.quote(str(script.relative_to(Path.cwd())))
     except ValueError:
         return shlex.quote(str(script))
+
+
+def source_command(path: Path) -> str:
+    """``. path`` for a POSIX shell: a bare file name would be looked up on ``PATH`` (sh does
+    not look in the working directory), so it gets a ``./``."""
+    text = str(path)
+    return f". {shlex.quote(text if '/' in text else './' + text)}"
 
 
 def write_demo_env(out: Path) -> Path:

@@ -14,7 +14,7 @@ import pytest
 
 from connectors.wardsim import SimClock, SimServer
 from connectors.wardsim.cli import apply_fault, main
-from connectors.wardsim.demo import DEMO_ENV, write_demo_env
+from connectors.wardsim.demo import DEMO_ENV, source_command, write_demo_env
 from tests.simulators import clients as c
 from tests.simulators.conftest import NOW
 
@@ -103,3 +103,19 @@ def test_the_demo_env_file_holds_the_demo_secrets_in_effect_and_no_other(
     assert "export SYNC_AGENT_ID_HASH_KEY=demo-only-key-not-for-production" in text
     assert "HKD_PASSWORD" not in text and "a-real-secret" not in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("out", [".", "my data"], ids=["the working directory", "a path with a space"])
+def test_the_demo_env_file_is_sourced_as_the_hint_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    for name, value in DEMO_ENV.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / out).mkdir(exist_ok=True)
+    write_demo_env(tmp_path / out)
+    command = source_command(Path(out) / "demo.env")  # as the demo names it, run with --out OUT
+    env = {"PATH": "/usr/bin:/bin"}  # sh looks a bare name up here, not in the working directory
+    shown = subprocess.run(["sh", "-c", f"{command} && echo \"$SYNC_AGENT_ID_HASH_KEY\""], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == DEMO_ENV["SYNC_AGENT_ID_HASH_KEY"]
