@@ -34,6 +34,7 @@ class Option:
     default: Any = None
     secret: bool = False
     help: str = ""
+    low: int | None = None  # the least value a number may take
 
     def read(self, table: Mapping[str, Any], prefix: str, name: str) -> Any:
         key = f"{prefix}.{name}"
@@ -48,6 +49,8 @@ class Option:
             raise ConfigError(key, f"must be a {self.type.__name__}, got {type(value).__name__}")
         if self.required and isinstance(value, str) and not value.strip():
             raise ConfigError(key, "must not be empty")
+        if self.low is not None and isinstance(value, int | float) and value < self.low:
+            raise ConfigError(key, f"must be at least {self.low}, got {value}")
         return value
 
 

@@ -56,6 +56,7 @@ def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
         ('every_minutes = 15', 'every_minutes = "15"', "connectors.one_stop.every_minutes"),
         ('username = "tiepnhan"', 'usename = "tiepnhan"', "connectors.one_stop.usename"),
         ('working_saturdays = []', 'working_saturdays = ["2026-01-11"]', "calendar.working_saturdays[0]"),
+        ('max_empty_pages = 10000', 'max_empty_pages = 0', "connectors.residence.max_empty_pages"),
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, old: str, new: str, key: str) -> None:

@@ -14,11 +14,12 @@ from sync_agent.errors import FatalSourceError
 from sync_agent.model import Page
 
 DOSSIERS_PATH = "/v1/dossiers"
-#: empty pages in a row, each with a new cursor, before the run gives up (its checkpoint stays).
-#: Large on purpose: a source may filter a long stretch down to nothing, one empty page per
-#: stretch, and the checkpoint cannot move across empty pages, so a small limit would fail
-#: every run at the same place; this one only stops a source that never ends.
-MAX_EMPTY_PAGES = 1000
+#: empty pages in a row, each with a new cursor, before a run gives up (``max_empty_pages``).
+#: Large on purpose: the source may scan the province and return only the ward's records, so a
+#: long stretch of other units' records comes as empty pages, and the checkpoint cannot move
+#: across them: a limit the stretch exceeds fails every run at the same place. A million
+#: records scanned at the largest page size; only a source that never ends should reach it.
+DEFAULT_MAX_EMPTY_PAGES = 10_000
 
 
 class ResidenceConnector(HttpConnector):
@@ -36,6 +37,8 @@ class ResidenceConnector(HttpConnector):
         "api_key": Option(str, required=True, secret=True, help="API key issued to the ward (use ${ENV})"),
         "field_code": Option(str, default=mapping.DEFAULT_FIELD_CODE, help="field of procedures"),
         "field_name": Option(str, default=mapping.DEFAULT_FIELD_NAME, help="its name in reports"),
+        "max_empty_pages": Option(int, default=DEFAULT_MAX_EMPTY_PAGES, low=1,
+                                  help="empty pages in a row a read crosses before its run fails"),
     }
     default_page_size: ClassVar[int] = 100
     max_page_size: ClassVar[int] = 200
@@ -63,7 +66,7 @@ class ResidenceConnector(HttpConnector):
         cursor: str | None = None
         seen: set[str] = set()  # every cursor given so far: one given again means the paging loops
         checkpoint: dt.datetime | None = None
-        empty = 0
+        empty, max_empty = 0, self.option("max_empty_pages")
         while not self.stopping:
             body = self._page(after, cursor, self.page_size)
             items = json_list(body, "items", f"GET {DOSSIERS_PATH}")
@@ -93,10 +96,10 @@ class ResidenceConnector(HttpConnector):
                 raise FatalSourceError(f"GET {DOSSIERS_PATH}: the source gave a cursor it had given before; "
                                        "its paging loops")
             empty = empty + 1 if not items else 0
-            if empty >= MAX_EMPTY_PAGES:
+            if empty >= max_empty:
                 raise FatalSourceError(
-                    f"GET {DOSSIERS_PATH}: {empty} empty pages in a row, each with a new cursor; "
-                    "the read stops where the records ended and the next run starts there")
+                    f"GET {DOSSIERS_PATH}: {empty} empty pages in a row, each with a new cursor "
+                    f"(connectors.{self.name}.max_empty_pages); the cursor stays where the records ended")
             seen.add(next_cursor)
             cursor = next_cursor
 

@@ -18,7 +18,6 @@ from connectors.household_business import connector as hkd_module
 from connectors.household_business.connector import HouseholdBusinessConnector
 from connectors.http import HttpClient
 from connectors.one_stop.connector import OneStopConnector
-from connectors.residence import connector as residence_connector
 from connectors.residence.connector import ResidenceConnector
 from sync_agent.errors import ConfigError, FatalSourceError, SessionExpired, TransientSourceError
 from sync_agent.model import Page
@@ -557,16 +556,15 @@ def test_residence_a_source_that_hands_back_the_cursor_it_was_sent_has_nothing_m
 
 
 def test_residence_a_source_that_never_stops_giving_new_cursors_fails_its_run_with_its_records_kept(
-    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+    started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
-    # the ceiling is a thousand empty pages; twenty keep the test short and say the same
-    monkeypatch.setattr(residence_connector, "MAX_EMPTY_PAGES", 20)
     times = [minutes(i) for i in range(5)]
     fake = ResidenceFake(rs_items(times), tail=True, fresh_tail=True)
     server = started(fake)
     pages = []
-    with pytest.raises(FatalSourceError, match="20 empty pages in a row"):
-        for page in residence(server.url, context, client_for, page_size=3).fetch(SINCE, UNTIL):
+    read = residence(server.url, context, client_for, page_size=3, options={"max_empty_pages": 20})
+    with pytest.raises(FatalSourceError, match=r"20 empty pages in a row.*connectors\.residence\.max_empty_pages"):
+        for page in read.fetch(SINCE, UNTIL):
             pages.append(page)
     assert ids(pages) == {f"CT{n:04d}" for n in range(5)}
     assert len(fake.data_requests) == 2 + 20
