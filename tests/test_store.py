@@ -91,6 +91,20 @@ def test_a_quarantined_record_seen_twice_is_kept_once_and_counted(engine: Engine
     assert [(r.reason, r.times_seen) for r in rows] == [("unknown TrangThaiHoSo '99'", 2)]
 
 
+def test_a_quarantined_record_met_twice_in_one_run_is_counted_once(engine: Engine) -> None:
+    # a read re-reads the end of its window and meets the same bad record again
+    bad = QuarantinedRecord(source="one_stop", reason="unknown TrangThaiHoSo '99'", raw={"MaHoSo": "X"},
+                            source_id="X")
+    with write_transaction(engine) as conn:
+        assert save_quarantined(conn, "one_stop", [bad, bad], 1, NOW) == 1
+    with write_transaction(engine) as conn:
+        assert save_quarantined(conn, "one_stop", [bad], 1, NOW) == 0
+    with write_transaction(engine) as conn:
+        assert save_quarantined(conn, "one_stop", [bad], 2, NOW) == 1  # the next run meets it anew
+    with read_connection(engine) as conn:
+        assert conn.execute(select(quarantine.c.times_seen)).scalar_one() == 2  # in two runs
+
+
 def test_a_valid_version_supersedes_the_quarantined_one(engine: Engine) -> None:
     bad = QuarantinedRecord(source="one_stop", reason="bad date", raw={"MaHoSo": "A"}, source_id="A")
     with write_transaction(engine) as conn:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, Connection, Date, func, select, update
+from sqlalchemy import Boolean, Connection, Date, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
@@ -434,7 +434,11 @@ def save_quarantined(
     run_id: int | None,
     now: dt.datetime,
 ) -> int:
-    """Keep bad records with their reason; the same payload seen again is counted, not copied."""
+    """Keep bad records with their reason; the same payload seen again is counted, not copied.
+
+    Returns how many of them this run had not met before: a read may meet one bad record twice
+    (it re-reads the end of its window to be sure), and the run's count is of records, as its
+    ``times_seen`` is of runs."""
     if not items:
         return 0
     rows: dict[str, dict[str, Any]] = {}
@@ -454,6 +458,13 @@ def save_quarantined(
             "first_run_id": run_id,
             "last_run_id": run_id,
         }
+    met = 0
+    if run_id is not None:
+        met = int(conn.execute(
+            select(func.count()).select_from(quarantine).where(
+                quarantine.c.source == source, quarantine.c.payload_hash.in_(list(rows)),
+                quarantine.c.last_run_id == run_id)
+        ).scalar_one())
     stmt = dialect_insert(conn, quarantine)
     conn.execute(
         stmt.on_conflict_do_update(
@@ -461,13 +472,14 @@ def save_quarantined(
             set_={
                 "last_seen_at": stmt.excluded.last_seen_at,
                 "last_run_id": stmt.excluded.last_run_id,
-                "times_seen": quarantine.c.times_seen + 1,
+                "times_seen": case((quarantine.c.last_run_id == stmt.excluded.last_run_id, quarantine.c.times_seen),
+                                   else_=quarantine.c.times_seen + 1),
                 "reason": stmt.excluded.reason,
             },
         ),
         list(rows.values()),
     )
-    return len(items)
+    return len(rows) - met
 
 
 def count_records(conn: Connection) -> dict[str, int]:

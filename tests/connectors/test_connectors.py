@@ -7,9 +7,11 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
 from connectors.base import ConnectorContext
@@ -19,8 +21,10 @@ from connectors.household_business.connector import HouseholdBusinessConnector
 from connectors.http import HttpClient
 from connectors.one_stop.connector import OneStopConnector
 from connectors.residence.connector import ResidenceConnector
+from sync_agent.config import parse_settings
 from sync_agent.errors import ConfigError, FatalSourceError, SessionExpired, TransientSourceError
 from sync_agent.model import Page
+from sync_agent.sync import sync_source
 
 from . import samples
 from .conftest import TZ, FakeClock, make_settings
@@ -335,6 +339,26 @@ def test_one_stop_bad_records_are_quarantined_not_raised(
         "field NgayTiepNhan: 'hôm qua' is not a date in the form yyyyMMddHHmmss",
         "field TrangThaiHoSo: unknown code '99'",
     ]
+
+
+def test_a_run_counts_each_bad_record_once_though_the_read_meets_it_twice(
+    started: Any, engine: Engine, tmp_path: Path
+) -> None:
+    # TongSoBanGhi counts three and one is well formed: the read makes sure of the last minute
+    # and meets both bad records there again
+    items = os_items([minutes(1), minutes(2), minutes(2)])
+    items[1]["TrangThaiHoSo"], items[2]["TrangThaiHoSo"] = "99", "98"
+    fake = OneStopFake(items)
+    server = started(fake)
+    settings = parse_settings(
+        {"agent": {"ward_code": "11311", "ward_name": "P", "id_hash_key": "k", "database_url": "sqlite:///x.db"},
+         "connectors": {"one_stop": {"type": "one_stop", "base_url": server.url, "username": "tiepnhan",
+                                     "password": "mk", "start_date": "2026-01-01"}}},
+        base_dir=tmp_path)
+    result = sync_source(engine, settings, "one_stop", clock=lambda: UNTIL.astimezone(dt.UTC))
+    assert result.ok, result.error
+    assert len(fake.data_requests) > 1  # it did meet them twice
+    assert (result.fetched, result.inserted, result.quarantined) == (5, 1, 2)
 
 
 def test_nothing_to_read_when_since_is_not_before_until(
