@@ -4,7 +4,8 @@ The sources page by offset over records ordered by update time, and records are 
 we read: one that moves to the end shifts every later record one place back, and a plain
 page-number loop then silently skips one. ``keyset_pages`` restarts each request at the last
 update time seen instead, so a shift can only cause re-reads, which the store's idempotent
-upsert absorbs.
+upsert absorbs. Only under one update time, when more records share it than a page holds, must
+it go by page number; it then reads that time's pages a second time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sync_agent.config import ConnectorSettings
-from sync_agent.errors import FatalSourceError
+from sync_agent.errors import FatalSourceError, TransientSourceError
 from sync_agent.model import DossierRecord, Page, QuarantinedRecord
 from sync_agent.prefetch import cpu_turn
 
@@ -28,6 +29,9 @@ from sync_agent.prefetch import cpu_turn
 FAR_PAST = dt.date(2000, 1, 1)
 
 Output = DossierRecord | QuarantinedRecord
+
+#: passes over the pages of one update time before a run gives up on it (see ``keyset_pages``)
+MAX_LOOKS = 3
 
 
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
@@ -108,8 +112,10 @@ def keyset_pages(
     ``fetch(from_time, page_number)`` asks for records updated in ``[from_time, until)``.
     After each full page the next request starts at that page's last update time, page
     ``first_page``; the page number only advances when a whole page shares one timestamp.
-    Checkpoints: the last update time reached (everything before it has been read), and
-    ``until`` once the source has nothing more; ``None`` until the read has moved at all.
+    The pages of such a time are read once more before the read moves past it, because a
+    record updated meanwhile shifts the rest (``MAX_LOOKS`` more passes at most). Checkpoints:
+    the last update time reached (everything before it has been read), and ``until`` once the
+    source has nothing more; ``None`` until the read has moved at all.
 
     With ``updated`` (an item's update time as its normalised record will have it, ``None`` when
     it has none), the next request goes out before this page is normalised, so the source
@@ -127,6 +133,9 @@ def keyset_pages(
     # what a source's ``total`` counts. Items it does not count (a broken copy, a record sent
     # twice) must not fill the count, or the read ends before the records they stood in for.
     received: set[str] = set()
+    crowded = False  # ``position`` took more than one page number
+    looked: set[str] | None = None  # what the earlier passes over a crowded ``position`` received
+    looks = 0
     ahead = _ReadAhead(fetch) if updated is not None else None
     try:
         while not stopping():
@@ -138,23 +147,40 @@ def keyset_pages(
                 maybe_final = _final(batch, got, page_size, len(received) + got)
                 if ahead is not None and updated is not None and not maybe_final and not stopping():
                     times = [t for t in map(updated, batch.items) if t is not None]
-                    ahead.send(*_next_request(position, page_no, first_page, max(times) if times else None))
+                    guess = _next_request(position, page_no, first_page, max(times) if times else None)
+                    if crowded and looked is None and guess[0] != position:
+                        guess = (position, first_page)  # a crowded time is always read twice
+                    ahead.send(*guess)
                 outputs = [normalise(item) for item in batch.items]
             received.update(o.source_id for o in outputs if isinstance(o, DossierRecord))
             final = _final(batch, got, page_size, len(received))
             reached = latest(outputs)
             ids = tuple(o.source_id for o in outputs)
-            if final:
+            next_position, next_page = _next_request(position, page_no, first_page, reached)
+            leaving = final or next_position != position
+            if leaving and crowded and (looked is None or not received <= looked):
+                # Under one update time the read goes by page number, and a record updated
+                # meanwhile moves to the end: the records behind it move up one, and one may
+                # cross into a page already read. So the pages of that time are read again,
+                # until a pass finds no record the earlier ones did not; the checkpoint waits.
+                if looks == MAX_LOOKS:
+                    raise TransientSourceError(
+                        f"the records updated at {position.isoformat()} kept moving over {looks + 1} reads; "
+                        "next run tries again")
+                looks += 1
+                looked = received if looked is None else looked | received
+                received, page_no, final = set(), first_page, False
+            elif final:
                 checkpoint = until
-            elif reached is not None and reached > position:
-                checkpoint = min(reached, until) if checkpoint is None else max(checkpoint, min(reached, until))
-            elif ids == previous_ids and page_no != first_page:
-                raise FatalSourceError("the source answers every page number with the same records")
-            if not final:
-                next_position, page_no = _next_request(position, page_no, first_page, reached)
-                if next_position != position:
-                    position = next_position
-                    received = set()
+            elif next_position != position:
+                moved_to = min(next_position, until)
+                checkpoint = moved_to if checkpoint is None else max(checkpoint, moved_to)
+                position, page_no, received = next_position, first_page, set()
+                crowded, looked, looks = False, None, 0
+            else:
+                if ids == previous_ids and page_no != first_page:
+                    raise FatalSourceError("the source answers every page number with the same records")
+                page_no, crowded = next_page, True
             previous_ids = ids
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if final:

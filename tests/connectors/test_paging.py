@@ -6,9 +6,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.paging import Batch, keyset_pages
-from sync_agent.model import DossierRecord, Page, Status
+from sync_agent.errors import TransientSourceError
+from sync_agent.model import DossierRecord, Page, QuarantinedRecord, Status
 
 T0 = dt.datetime(2026, 1, 20, 8, 0, tzinfo=dt.UTC)
 UNTIL = T0 + dt.timedelta(days=1)
@@ -64,3 +67,65 @@ def test_a_failed_request_sent_ahead_and_not_needed_is_forgotten() -> None:
     pages = list(keyset_pages(fetch, normalise, start=T0, until=UNTIL, page_size=2, first_page=0,
                               updated=lambda item: T0 + dt.timedelta(hours=1)))
     assert pages == read(Source(), None)
+
+
+# --- whatever moves while it reads, nothing is skipped ----------------------------------------
+
+class ChangingSource:
+    """Records ordered by (update time, id), filtered from a time, paged by number from 1 with a
+    total that counts the badly formed too, pages capped below the size asked for, and records
+    updated between two requests: they move to after ``until``, and the rest shift."""
+
+    def __init__(self, records: list[tuple[str, int, bool]], cap: int | None,
+                 moves: dict[int, list[int]]) -> None:
+        self.rows = [{"id": i, "at": T0 + dt.timedelta(minutes=m), "bad": bad} for i, m, bad in records]
+        self.cap, self.moves, self.calls, self.moved = cap, moves, 0, set[str]()
+
+    def fetch(self, since: dt.datetime, page_no: int, size: int) -> Batch:
+        self.calls += 1
+        for k in self.moves.get(self.calls, []):
+            self.rows[k % len(self.rows)]["at"] = UNTIL + dt.timedelta(minutes=5)
+            self.moved.add(self.rows[k % len(self.rows)]["id"])
+        rows = sorted((r for r in self.rows if since <= r["at"] < UNTIL), key=lambda r: (r["at"], r["id"]))
+        size = min(size, self.cap or size)
+        return Batch([dict(r) for r in rows[(page_no - 1) * size:page_no * size]], total=len(rows))
+
+
+def normalise_or_quarantine(item: Any) -> DossierRecord | QuarantinedRecord:
+    if item["bad"]:
+        return QuarantinedRecord(source="s", reason="bad", raw={}, source_id=item["id"],
+                                 source_updated_at=item["at"])
+    return normalise(item)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 4), min_size=1, max_size=25),
+    bad_every=st.integers(0, 8),
+    cap=st.sampled_from([None, 2, 3, 4]),
+    size=st.sampled_from([2, 3, 4, 5, 10]),
+    moves=st.dictionaries(st.integers(2, 8), st.lists(st.integers(0, 24), max_size=2), max_size=3),
+    ahead=st.booleans(),
+)
+def test_a_record_that_did_not_move_and_lies_before_the_checkpoint_was_read(
+    times: list[int], bad_every: int, cap: int | None, size: int,
+    moves: dict[int, list[int]], ahead: bool,
+) -> None:
+    records = [(f"r{n:02d}", m, bad_every > 0 and n % bad_every == 0) for n, m in enumerate(times)]
+    source = ChangingSource(records, cap, moves)
+    pages: list[Page] = []
+    try:
+        for page in keyset_pages(lambda since, page_no: source.fetch(since, page_no, size), normalise_or_quarantine,
+                                 start=T0, until=UNTIL, page_size=size, first_page=1,
+                                 updated=(lambda item: item["at"]) if ahead else None):
+            pages.append(page)
+            assert len(pages) < 500, "the read does not end"
+    except TransientSourceError:
+        pass  # records that keep moving: the run fails and its checkpoint says how far it got
+    marks = [p.checkpoint for p in pages if p.checkpoint is not None]
+    assert marks == sorted(marks)
+    if not marks:
+        return
+    read = {r.source_id for p in pages for r in p.records} | {q.source_id for p in pages for q in p.quarantined}
+    claimed = {r["id"] for r in source.rows if r["id"] not in source.moved and r["at"] < marks[-1]}
+    assert claimed <= read, f"skipped: {sorted(claimed - read)}"
