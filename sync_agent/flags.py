@@ -232,7 +232,8 @@ def details_text(details: dict[str, Any]) -> str:
 
 
 def summary_lines(conn: Connection, examples: int = 3) -> list[str]:
-    """What reconciliation found, for the demo and operators: cases, records, flags by kind."""
+    """What reconciliation found, for the demo and operators: cases, records, flags by kind,
+    with up to ``examples`` flags of each kind (none for 0)."""
     c = cases.c
     total = conn.execute(select(func.count()).select_from(cases)).scalar_one()
     linked = conn.execute(select(func.count()).select_from(cases).where(c.record_count > 1)).scalar_one()
@@ -260,7 +261,7 @@ def summary_lines(conn: Connection, examples: int = 3) -> list[str]:
         lines.append(f"not flagged yet (they must stand a day first): {', '.join(pending)}")
     for kind, n in open_flag_counts(conn).items():
         lines.append(f"open {kind:<24} {n:>6,}  ({KIND_LABELS[kind]})")
-        for v in list_flags(conn, kind=kind, limit=examples) if n else []:
+        for v in list_flags(conn, kind=kind, limit=examples) if n and examples > 0 else []:
             src = ",".join(v.sources)
             lines.append(f"    e.g. {v.dossier_code} | {v.procedure_name or v.procedure_code} | "
                          f"{v.applicant} | {src}" + (f" | {details_text(v.details)}" if v.details else ""))
