@@ -239,6 +239,8 @@ class _Run:
         self.now = now
         self.full = full
         self.pg = conn.dialect.name == "postgresql"
+        #: a full run on an empty ``cases`` (the first build of a store): set in ``execute``
+        self.first = False
         self.params: dict[str, Any] = {"os": RECEPTION_SOURCE, "now": now, "due": now - FLAG_DELAY,
                                        "within": int(INFERRED_WITHIN.total_seconds())}
 
@@ -335,6 +337,7 @@ class _Run:
             mark = now
 
         self.temp(*_TEMP)
+        self.first = self.full and not self.scalar("SELECT EXISTS (SELECT 1 FROM cases)")
         claimed = self.claim(last)
         step("claim")
         if not self.full:
@@ -345,12 +348,13 @@ class _Run:
         step("infer")
         records = self.link()
         step("link")
-        self.compute_cases(records)
-        step("compute_cases")
-        self.write_links()
-        step("write_links")
-        touched = self.write_cases()
-        step("write_cases")
+        with self.indexed_after_first_fill(cases):
+            self.compute_cases(records)
+            step("compute_cases")
+            self.write_links()
+            step("write_links")
+            touched = self.write_cases()
+            step("write_cases")
         raised, cleared = self.write_flags()
         step("write_flags")
         total = int(self.scalar("SELECT COUNT(*) FROM cases"))
@@ -619,7 +623,13 @@ class _Run:
     def one_record(self) -> None:
         """``rc_case`` rows of the cases of one record: no other record to disagree with it, and
         not inferred (a record inferred to belong to a one_stop record shares its case: ``close``
-        brings that record in)."""
+        brings that record in).
+
+        On a first build they go straight into ``cases`` instead: there is nothing there to
+        compare them with, and at a first sync of one system they are every case, so the copy
+        through ``rc_case`` would write and read them once more for nothing (``write_flags``
+        reads them from ``cases``).
+        """
         flag_of = "r.{0}" if self.pg else "r.{0} = 1"
         alone = {
             "id": "a.id", "has_one_stop": "r.source = :os", "digitised": flag_of.format("digitised"),
@@ -629,18 +639,21 @@ class _Run:
             "cited_since": "CASE WHEN r.source <> :os AND r.reception_code IS NOT NULL THEN r.first_seen_at END",
             "mismatch_since": "NULL", "mismatch_details": "NULL",
         }
+        into, extra = ("cases", "updated_at") if self.first else ("rc_case", "r_id, mismatch_details")
         self.sql(f"""
-            INSERT INTO rc_case ({", ".join(CASE_COLUMNS)}, r_id, mismatch_details)
-            SELECT {self.case_values(alone, s="r")}
+            INSERT INTO {into} ({", ".join(CASE_COLUMNS)}, {extra})
+            SELECT {self.case_values(alone, s="r", first=self.first)}
             FROM rc_size a CROSS JOIN dossiers r
             WHERE a.n = 1 AND r.id = a.id
         """)
 
-    def case_values(self, of_case: Mapping[str, str], s: str = "s") -> str:
+    def case_values(self, of_case: Mapping[str, str], s: str = "s", first: bool = False) -> str:
         """The ``rc_case`` row of a case whose reception record is ``r`` and state record ``s`` (a
         ``dossiers`` or ``rc_state`` row; ``s="r"`` when one record is both), ``a`` giving its key,
-        and ``of_case`` the values that depend on how many records it has."""
+        and ``of_case`` the values that depend on how many records it has; ``first``: the
+        ``cases`` row instead (its ``updated_at`` last, no ``r_id`` or ``mismatch_details``)."""
         end = _end(s)
+        tail = ":now" if first else f"r.id, {of_case['mismatch_details']}"
         counted = f"{s}.status NOT IN {_NOT_COUNTED}"
         issues = {
             "completion_before_reception": f"({end}) < r.received_at",
@@ -665,10 +678,16 @@ class _Run:
                         THEN {of_case["cited_since"]} END,
                    {of_case["mismatch_since"]},
                    NULLIF(SUBSTR({listed}, 3), ''),
-                   r.id, {of_case["mismatch_details"]}"""
+                   {tail}"""
 
     def write_cases(self) -> int:
         """Make ``cases`` equal ``rc_case`` over the affected cases, writing only what differs."""
+        if self.first:  # ``cases`` holds only this run's cases of one record (``one_record``)
+            single = int(self.scalar("SELECT COUNT(*) FROM cases"))
+            self.sql(f"""
+                INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
+                SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n""")
+            return single + int(self.scalar("SELECT COUNT(*) FROM rc_case"))
         if self.full:
             removed = self.sql("""
                 DELETE FROM cases
@@ -699,28 +718,33 @@ class _Run:
             self.sql(f"""
                 UPDATE cases SET {", ".join(f"{c} = n.{c}" for c in columns)}, updated_at = :now
                 FROM rc_case n WHERE cases.id = n.id {only} AND ({differ(other)})""")
-        with self.indexed_after_first_fill(cases):
-            self.sql(f"""
-                INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
-                SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n
-                WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = n.id)""")
+        self.sql(f"""
+            INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
+            SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n
+            WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = n.id)""")
         return removed + int(self.scalar("SELECT COUNT(*) FROM rc_case"))
 
     def write_flags(self) -> tuple[int, int]:
         """Raise, refresh, clear and re-open the flags of the affected cases; log each event."""
         quality = "'{\"issue\": \"' || n.quality_issue || '\"}'"
+        read = ("id, case_key, has_one_stop, reception_code, unknown_code_since, mismatch_since, quality_issue, "
+                "{0}, {1}")
+        new_cases = "rc_case n"
+        if self.first:  # the cases of one record are in ``cases`` only (``one_record``)
+            new_cases = (f"(SELECT {read.format('r_id', 'mismatch_details')} FROM rc_case UNION ALL "
+                         f"SELECT {read.format('id', 'NULL')} FROM cases WHERE record_count = 1) n")
         code = "'{\"reception_code\": \"' || REPLACE(REPLACE(n.reception_code, '\\', '\\\\'), '\"', '\\\"') || '\"}'"
         wanted = f"""
             SELECT '{BYPASSED}' AS kind, n.case_key AS subject_key, n.id AS case_id, NULL AS dossier_id,
-                   NULL AS details FROM rc_case n WHERE n.has_one_stop = FALSE
+                   NULL AS details FROM {new_cases} WHERE n.has_one_stop = FALSE
             UNION ALL
-            SELECT '{UNKNOWN_CODE}', n.case_key, n.id, n.r_id, {code} FROM rc_case n
+            SELECT '{UNKNOWN_CODE}', n.case_key, n.id, n.r_id, {code} FROM {new_cases}
             WHERE n.unknown_code_since <= :due
             UNION ALL
-            SELECT '{STATUS_MISMATCH}', n.case_key, n.id, NULL, n.mismatch_details FROM rc_case n
+            SELECT '{STATUS_MISMATCH}', n.case_key, n.id, NULL, n.mismatch_details FROM {new_cases}
             WHERE n.mismatch_since <= :due
             UNION ALL
-            SELECT '{DATA_QUALITY}', n.case_key, n.id, NULL, {quality} FROM rc_case n
+            SELECT '{DATA_QUALITY}', n.case_key, n.id, NULL, {quality} FROM {new_cases}
             WHERE n.quality_issue IS NOT NULL"""
         self.sql(f"""
             INSERT INTO rc_fact (kind, subject_key, action, flag_id, case_id, dossier_id, details)

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, select
 
 from sync_agent.flags import acknowledge, list_flags
 from sync_agent.model import Channel, DossierRecord, Status
-from sync_agent.reconcile import reconcile
+from sync_agent.reconcile import CASE_COLUMNS, reconcile
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.tables import case_links, cases, dossiers, flag_events
+from sync_agent.store.tables import case_links, cases, dossiers, flag_events, flags
 from tests.reconcile.scenario import NOW, T0, TZ, open_kinds, save
 
 
@@ -229,3 +229,29 @@ def test_reconcile_twice_changes_nothing(engine: Engine, full: bool) -> None:
     result = reconcile(engine, TZ, full=full, now=NOW)
     assert snapshot(engine) == first
     assert (result.flags_raised, result.flags_cleared) == (0, 0)
+
+
+def _everything(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every computed column of every case, and every flag with whom it points at."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(*(cases.c[c] for c in CASE_COLUMNS)).order_by(cases.c.id)).all()
+        flag_rows = conn.execute(select(flags.c.kind, flags.c.subject_key, flags.c.case_id, flags.c.dossier_id,
+                                        flags.c.state, flags.c.details)
+                                 .order_by(flags.c.kind, flags.c.subject_key)).all()
+    return [tuple(r) for r in rows], [tuple(r) for r in flag_rows]
+
+
+def test_the_first_build_of_a_store_equals_incremental_runs(engine: Engine) -> None:
+    """A first full build writes its cases of one record straight into ``cases``: the same rows and
+    flags (dossier ids included) as the ordinary path."""
+    save(engine, *RECORDS)
+    reconcile(engine, TZ, now=NOW + dt.timedelta(days=2))
+    incremental = _everything(engine)
+    with write_transaction(engine) as conn:
+        for table in ("flag_events", "flags", "cases", "case_links", "agent_state"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    result = reconcile(engine, TZ, full=True, now=NOW + dt.timedelta(days=2))
+    assert _everything(engine) == incremental
+    assert result.cases_touched == result.cases_total == 6
+    unknown = [f for f in incremental[1] if f[0] == "unknown_reception_code"]
+    assert len(unknown) == 1 and unknown[0][3] is not None  # the record citing the code
