@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sync_agent.config import ConnectorSettings
 from sync_agent.errors import FatalSourceError, TransientSourceError
 from sync_agent.model import DossierRecord, Page, QuarantinedRecord
+from sync_agent.payload import payload_json
 from sync_agent.prefetch import cpu_turn
 
 #: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise
@@ -112,8 +113,13 @@ def keyset_pages(
     ``fetch(from_time, page_number)`` asks for records updated in ``[from_time, until)``.
     After each full page the next request starts at that page's last update time, page
     ``first_page``; the page number only advances when a whole page shares one timestamp.
-    The pages of such a time are read once more before the read moves past it, because a
-    record updated meanwhile shifts the rest (``MAX_LOOKS`` more passes at most). Checkpoints:
+    The pages of such a *crowded* time are read again before the read moves past it, because a
+    record updated meanwhile leaves that time and shifts the rest up, so one may cross into a
+    page already read. A pass is known to be whole when the next pass meets exactly the records
+    of that time it met: a record that left during a pass after being read is missing from the
+    next one, and records only ever leave a past time (an update gives a later time). The read
+    then goes on from the second after that time, not from the last page's latest time, since
+    the pass that ended it need not be whole (``MAX_LOOKS`` more passes at most). Checkpoints:
     the last update time reached (everything before it has been read), and ``until`` once the
     source has nothing more; ``None`` until the read has moved at all.
 
@@ -128,13 +134,14 @@ def keyset_pages(
     position = start
     page_no = first_page
     checkpoint: dt.datetime | None = None
-    previous_ids: tuple[str | None, ...] | None = None
+    previous_ids: tuple[str, ...] | None = None
     # Well-formed records received from ``position`` on, over its page numbers, by source id:
     # what a source's ``total`` counts. Items it does not count (a broken copy, a record sent
     # twice) must not fill the count, or the read ends before the records they stood in for.
     received: set[str] = set()
     crowded = False  # ``position`` took more than one page number
-    looked: set[str] | None = None  # what the earlier passes over a crowded ``position`` received
+    met: set[str] = set()  # the records at ``position`` this pass over it met, well-formed or not
+    looked: set[str] | None = None  # what the previous pass over a crowded ``position`` met
     looks = 0
     ahead = _ReadAhead(fetch) if updated is not None else None
     try:
@@ -148,34 +155,43 @@ def keyset_pages(
                 if ahead is not None and updated is not None and not maybe_final and not stopping():
                     times = [t for t in map(updated, batch.items) if t is not None]
                     guess = _next_request(position, page_no, first_page, max(times) if times else None)
-                    if crowded and looked is None and guess[0] != position:
-                        guess = (position, first_page)  # a crowded time is always read twice
+                    if crowded and guess[0] != position:
+                        # a crowded time is always read twice; after that, most often it is done
+                        guess = (position, first_page) if looked is None else (_after(position), first_page)
                     ahead.send(*guess)
                 outputs = [normalise(item) for item in batch.items]
             received.update(o.source_id for o in outputs if isinstance(o, DossierRecord))
+            met.update(o.source_id for o in outputs if o.source_id is not None
+                       and (o.source_updated_at is None or o.source_updated_at <= position))
             final = _final(batch, got, page_size, len(received))
             reached = latest(outputs)
-            ids = tuple(o.source_id for o in outputs)
+            ids = tuple(_identity(o) for o in outputs)
             next_position, next_page = _next_request(position, page_no, first_page, reached)
             leaving = final or next_position != position
-            if leaving and crowded and (looked is None or not received <= looked):
-                # Under one update time the read goes by page number, and a record updated
-                # meanwhile moves to the end: the records behind it move up one, and one may
-                # cross into a page already read. So the pages of that time are read again,
-                # until a pass finds no record the earlier ones did not; the checkpoint waits.
+            if leaving and crowded and met != looked:
+                # a pass over a crowded time may have skipped one: read its pages again until
+                # two passes in a row meet the same records there; the checkpoint waits
                 if looks == MAX_LOOKS:
                     raise TransientSourceError(
                         f"the records updated at {position.isoformat()} kept moving over {looks + 1} reads; "
                         "next run tries again")
                 looks += 1
-                looked = received if looked is None else looked | received
+                looked, met = met, set()
                 received, page_no, final = set(), first_page, False
+            elif leaving and crowded:
+                # the previous pass was whole: everything of ``position`` is read. What follows
+                # it is read from the next second on, whatever this pass's last page said
+                final = False
+                next_position = min(_after(position), until)
+                checkpoint = next_position if checkpoint is None else max(checkpoint, next_position)
+                position, page_no, received, met = next_position, first_page, set(), set()
+                crowded, looked, looks = False, None, 0
             elif final:
                 checkpoint = until
             elif next_position != position:
                 moved_to = min(next_position, until)
                 checkpoint = moved_to if checkpoint is None else max(checkpoint, moved_to)
-                position, page_no, received = next_position, first_page, set()
+                position, page_no, received, met = next_position, first_page, set(), set()
                 crowded, looked, looks = False, None, 0
             else:
                 if ids == previous_ids and page_no != first_page:
@@ -188,6 +204,17 @@ def keyset_pages(
     finally:
         if ahead is not None:
             ahead.close()
+
+
+def _after(position: dt.datetime) -> dt.datetime:
+    """The next whole second after ``position``: the wire formats have whole seconds."""
+    return floor_second(position) + dt.timedelta(seconds=1)
+
+
+def _identity(out: Output) -> str:
+    """What tells one item of a page from another: its source id, else its whole payload (a
+    record too broken to have an id)."""
+    return out.source_id if out.source_id is not None else "\x00" + payload_json(out.raw)
 
 
 def _final(batch: Batch, got: int, page_size: int, received: int) -> bool:
