@@ -139,7 +139,7 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
         q = q.limit(limit)
     rows = conn.execute(q).all()
     sources: dict[int, list[str]] = {}
-    case_ids = [r.case_id for r in rows if r.case_id is not None]
+    case_ids = sorted({r.case_id for r in rows if r.case_id is not None})  # a case may have several flags
     for i in range(0, len(case_ids), 500):
         for cid, src in conn.execute(select(case_links.c.case_id, dossiers.c.source).distinct()
                                      .join_from(case_links, dossiers, dossiers.c.id == case_links.c.dossier_id)

@@ -195,3 +195,15 @@ def test_stored_details_read_as_words_and_older_free_text_as_it_is() -> None:
     assert stored_details_text('{"reception_code": "MC-404"}') == "mã tiếp nhận MC-404"
     assert stored_details_text("Một cửa: đang giải quyết") == "Một cửa: đang giải quyết"
     assert stored_details_text('["not", "an object"]') == '["not", "an object"]'
+
+
+def test_a_case_with_two_flags_lists_each_of_its_sources_once(engine: Engine) -> None:
+    """Flags are listed by the hundred: a case with two flags must not show its source twice
+    (seen in the demo as 'household_business, household_business')."""
+    save(engine, *(rec("household_business", f"HKD-{n}", procedure="2.000720", applicant=f"A{n}", due=None)
+                   for n in range(600)))  # each bypassed and without a due date: two flags a case
+    run(engine)
+    with read_connection(engine) as conn:
+        views = list_flags(conn)
+    assert len(views) == 1200
+    assert {v.sources for v in views} == {("household_business",)}
