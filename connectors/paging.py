@@ -140,7 +140,7 @@ def keyset_pages(
     # twice) must not fill the count, or the read ends before the records they stood in for.
     received: set[str] = set()
     crowded = False  # ``position`` took more than one page number
-    met: set[str] = set()  # the records at ``position`` this pass over it met, well-formed or not
+    met: set[str] = set()  # the records at ``position`` this pass over it met, broken ones too
     looked: set[str] | None = None  # what the previous pass over a crowded ``position`` met
     looks = 0
     ahead = _ReadAhead(fetch) if updated is not None else None
@@ -161,8 +161,8 @@ def keyset_pages(
                     ahead.send(*guess)
                 outputs = [normalise(item) for item in batch.items]
             received.update(o.source_id for o in outputs if isinstance(o, DossierRecord))
-            met.update(o.source_id for o in outputs if o.source_id is not None
-                       and (o.source_updated_at is None or o.source_updated_at <= position))
+            met.update(_identity(o) for o in outputs
+                       if o.source_updated_at is None or o.source_updated_at <= position)
             final = _final(batch, got, page_size, len(received))
             reached = latest(outputs)
             ids = tuple(_identity(o) for o in outputs)
