@@ -5,7 +5,7 @@ we read: one that moves to the end shifts every later record one place back, and
 page-number loop then silently skips one. ``keyset_pages`` restarts each request at the last
 update time seen instead, so a shift can only cause re-reads, which the store's idempotent
 upsert absorbs. Only under one update time, when more records share it than a page holds, must
-it go by page number; it then reads that time's pages a second time.
+it go by page number; it then reads that time's pages again, until two passes agree.
 """
 
 from __future__ import annotations
