@@ -161,11 +161,11 @@ def keyset_pages(
                     ahead.send(*guess)
                 outputs = [normalise(item) for item in batch.items]
             received.update(o.source_id for o in outputs if isinstance(o, DossierRecord))
-            met.update(_identity(o) for o in outputs
+            ids = tuple(_identity(o) for o in outputs)
+            met.update(i for i, o in zip(ids, outputs, strict=True)
                        if o.source_updated_at is None or o.source_updated_at <= position)
             final = _final(batch, got, page_size, len(received))
             reached = latest(outputs)
-            ids = tuple(_identity(o) for o in outputs)
             next_position, next_page = _next_request(position, page_no, first_page, reached)
             leaving = final or next_position != position
             if leaving and crowded and met != looked:

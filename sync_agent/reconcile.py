@@ -683,11 +683,9 @@ class _Run:
     def write_cases(self) -> int:
         """Make ``cases`` equal ``rc_case`` over the affected cases, writing only what differs."""
         if self.first:  # ``cases`` holds only this run's cases of one record (``one_record``)
-            single = int(self.scalar("SELECT COUNT(*) FROM cases"))
-            self.sql(f"""
+            return int(self.scalar("SELECT COUNT(*) FROM cases")) + self.sql(f"""
                 INSERT INTO cases ({", ".join(CASE_COLUMNS)}, updated_at)
                 SELECT {", ".join(f"n.{c}" for c in CASE_COLUMNS)}, :now FROM rc_case n""")
-            return single + int(self.scalar("SELECT COUNT(*) FROM rc_case"))
         if self.full:
             removed = self.sql("""
                 DELETE FROM cases
@@ -727,12 +725,11 @@ class _Run:
     def write_flags(self) -> tuple[int, int]:
         """Raise, refresh, clear and re-open the flags of the affected cases; log each event."""
         quality = "'{\"issue\": \"' || n.quality_issue || '\"}'"
-        read = ("id, case_key, has_one_stop, reception_code, unknown_code_since, mismatch_since, quality_issue, "
-                "{0}, {1}")
         new_cases = "rc_case n"
         if self.first:  # the cases of one record are in ``cases`` only (``one_record``)
-            new_cases = (f"(SELECT {read.format('r_id', 'mismatch_details')} FROM rc_case UNION ALL "
-                         f"SELECT {read.format('id', 'NULL')} FROM cases WHERE record_count = 1) n")
+            read = "id, case_key, has_one_stop, reception_code, unknown_code_since, mismatch_since, quality_issue"
+            new_cases = (f"(SELECT {read}, r_id, mismatch_details FROM rc_case UNION ALL "
+                         f"SELECT {read}, id, NULL FROM cases WHERE record_count = 1) n")
         code = "'{\"reception_code\": \"' || REPLACE(REPLACE(n.reception_code, '\\', '\\\\'), '\"', '\\\"') || '\"}'"
         wanted = f"""
             SELECT '{BYPASSED}' AS kind, n.case_key AS subject_key, n.id AS case_id, NULL AS dossier_id,

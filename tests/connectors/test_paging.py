@@ -176,17 +176,9 @@ def test_a_broken_record_without_an_id_that_is_updated_counts_as_one_that_left()
     """Five records of 08:00, two of them too broken to have an id, four of 08:01, pages of 2.
     Updates between the passes' requests make both passes skip r04 (08:01, never changed);
     the broken records that left are what tells the two passes apart (found by a review)."""
-    rows = [{"id": f"r{n:02d}", "at": T0 + dt.timedelta(minutes=m)} for n, m in enumerate([0] * 5 + [1] * 4)]
-    moves = {3: 2, 4: 0, 5: 3}  # before request 3, r02 is updated; before 4, r00; before 5, r03
-    calls = 0
-
-    def fetch(since: dt.datetime, page_no: int) -> Batch:
-        nonlocal calls
-        calls += 1
-        if calls in moves:
-            rows[moves[calls]]["at"] = UNTIL + dt.timedelta(minutes=5)
-        live = sorted((r for r in rows if since <= r["at"] < UNTIL), key=lambda r: (r["at"], r["id"]))
-        return Batch([dict(r) for r in live[(page_no - 1) * 2:page_no * 2]], total=len(live))
+    records = [(f"r{n:02d}", m, False) for n, m in enumerate([0] * 5 + [1] * 4)]
+    # before request 3, r02 is updated; before 4, r00; before 5, r03
+    source = ChangingSource(records, None, {3: [2], 4: [0], 5: [3]})
 
     def without_ids(item: Any) -> DossierRecord | QuarantinedRecord:
         if item["id"] in ("r00", "r02"):
@@ -194,6 +186,7 @@ def test_a_broken_record_without_an_id_that_is_updated_counts_as_one_that_left()
                                      source_updated_at=item["at"])
         return normalise(item)
 
-    pages = list(keyset_pages(fetch, without_ids, start=T0, until=UNTIL, page_size=2, first_page=1))
+    pages = list(keyset_pages(lambda since, page_no: source.fetch(since, page_no, 2), without_ids,
+                              start=T0, until=UNTIL, page_size=2, first_page=1))
     assert pages[-1].checkpoint == UNTIL
     assert {r.source_id for p in pages for r in p.records} >= {"r01", "r04", "r05", "r06", "r07", "r08"}
