@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,6 +41,43 @@ def test_migrations_match_the_tables(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_the_head_revision_in_the_code_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from sync_agent.store.engine import HEAD_REVISION, MIGRATIONS
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_heads() == [HEAD_REVISION]
+
+
+def test_a_store_at_an_older_revision_is_brought_to_the_head_at_start(db_url: str) -> None:
+    from alembic import command
+
+    from sync_agent.store.engine import HEAD_REVISION, _alembic_config, create_store_engine, stored_revisions
+
+    eng = create_store_engine(db_url)
+    try:
+        assert stored_revisions(eng) is None
+        with eng.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(conn), "0006")
+        assert stored_revisions(eng) == {"0006"}
+    finally:
+        eng.dispose()
+    eng = open_engine(db_url)
+    try:
+        assert stored_revisions(eng) == {HEAD_REVISION}
+        assert schema_is_current(eng)
+    finally:
+        eng.dispose()
+
+
+def test_opening_a_current_store_does_not_load_alembic(db_url: str) -> None:
+    open_engine(db_url).dispose()  # a new store: migrated with Alembic
+    script = ("import sys; from sync_agent.store.engine import open_engine; open_engine(sys.argv[1]).dispose(); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+    out = subprocess.run([sys.executable, "-c", script, db_url], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_saving_the_same_page_twice_inserts_once(engine: Engine) -> None:
