@@ -357,6 +357,8 @@ def _calendar(t: Mapping[str, Any]) -> CalendarSettings:
 
 def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
     if isinstance(value, str):
+        if "${" in _ENV_REF.sub("", value):
+            raise ConfigError(key, "an unfinished ${...} reference: write ${NAME}, NAME of letters, digits and _")
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env or env[name] == "":
@@ -428,8 +430,12 @@ def _bool(t: Mapping[str, Any], prefix: str, name: str, default: bool) -> bool:
 
 
 def _url(value: str, key: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # a malformed host ("[127.0.0.1]", an unclosed "[::1")
+        host = None
+    if not host or parts.scheme not in {"http", "https"}:
         raise ConfigError(key, f"not an http(s) URL: {value!r}")
     try:
         parts.port  # noqa: B018 - raises on a non-numeric port

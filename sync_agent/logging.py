@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from sync_agent.errors import ConfigError
 from sync_agent.privacy import redact_text
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|session|cookie", re.I)
@@ -112,8 +113,12 @@ def configure(
     err.setFormatter(console_formatter)
     root.addHandler(err)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError("agent.log_file", f"cannot write the log file {log_file}: {reason}") from None
         fh.setLevel(level)
         fh.setFormatter(json_formatter)
         root.addHandler(fh)

@@ -92,6 +92,16 @@ def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None
         (('database_url = "sqlite:///data/sync-agent.db"',
           'database_url = "postgresql+psycopg://nobody@127.0.0.1:1/none"'),
          "agent.database_url: cannot open database"),
+        (('base_url = "http://127.0.0.1:8103"', 'base_url = "http://[127.0.0.1]:8103"'),
+         "connectors.residence.base_url: not an http(s) URL"),
+        (('base_url = "http://127.0.0.1:8103"', 'base_url = "https://[::1"'),
+         "connectors.residence.base_url: not an http(s) URL"),
+        (('api_key = "${RESIDENCE_API_KEY}"', 'api_key = "${RESIDENCE_API_KEY"'),
+         "connectors.residence.api_key: an unfinished ${...} reference"),
+        (('log_file = "logs/sync-agent.jsonl"', 'log_file = "/etc/hostname/sync-agent.jsonl"'),
+         "agent.log_file: cannot write the log file /etc/hostname/sync-agent.jsonl"),
+        (('log_file = "logs/sync-agent.jsonl"', 'log_file = "/tmp"'),
+         "agent.log_file: cannot write the log file /tmp"),
     ],
 )
 def test_the_agent_refuses_to_start_with_one_line_and_status_2(
