@@ -21,6 +21,8 @@ from sync_agent.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/sync-agent.toml")
 CONFIG_ENV = "SYNC_AGENT_CONFIG"
+#: where the ID hash key is read from when the file does not set ``agent.id_hash_key``
+ID_HASH_KEY_ENV = "SYNC_AGENT_ID_HASH_KEY"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -187,7 +189,7 @@ def parse_settings(
 
         option_specs = connector_option_specs
     _only_keys(data, "", TOP_LEVEL_KEYS)
-    agent = _agent(_table(data, "agent", required=True), base_dir)
+    agent = _agent(_table(data, "agent", required=True), base_dir, env)
     connectors_table = _table(data, "connectors", required=True)
     if not connectors_table:
         raise ConfigError("connectors", "at least one connector must be configured")
@@ -209,7 +211,7 @@ def parse_settings(
 
 # --- sections -------------------------------------------------------------------------------
 
-def _agent(t: Mapping[str, Any], base_dir: Path) -> AgentSettings:
+def _agent(t: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> AgentSettings:
     k = "agent"
     _only_keys(t, k, AGENT_KEYS)
     ward_code = _str(t, k, "ward_code", required=True)
@@ -231,11 +233,23 @@ def _agent(t: Mapping[str, Any], base_dir: Path) -> AgentSettings:
         timezone=tz,
         database_url=_database_url(_str(t, k, "database_url", default="sqlite:///data/sync-agent.db"),
                                    base_dir),
-        id_hash_key=_str(t, k, "id_hash_key", required=True),
+        id_hash_key=_id_hash_key(t, k, env),
         period_start_day=start_day,
         log_file=_path(log_file_s, base_dir) if log_file_s else None,
         log_level=log_level,
     )
+
+
+def _id_hash_key(t: Mapping[str, Any], k: str, env: Mapping[str, str]) -> str:
+    """``agent.id_hash_key``, else ``$SYNC_AGENT_ID_HASH_KEY``: operations.md's example sets no key
+    in the file, and a secret belongs in the environment anyway."""
+    if "id_hash_key" in t:
+        return _str(t, k, "id_hash_key", required=True)
+    key = env.get(ID_HASH_KEY_ENV, "")
+    if not key.strip():
+        raise ConfigError(f"{k}.id_hash_key", f"missing (required): export {ID_HASH_KEY_ENV}, or set "
+                                              f'id_hash_key = "${{{ID_HASH_KEY_ENV}}}"')
+    return key
 
 
 def _connector(name: str, t: Mapping[str, Any],

@@ -117,6 +117,18 @@ def test_the_agent_refuses_to_start_with_one_line_and_status_2(
     assert "Traceback" not in result.stderr
 
 
+def test_the_hash_key_may_come_from_the_environment_alone(tmp_path: Path) -> None:
+    """operations.md's own example has no ``id_hash_key``: the key is then read from
+    ``SYNC_AGENT_ID_HASH_KEY``, the variable the README exports."""
+    config = write(tmp_path, example_with('id_hash_key = "${SYNC_AGENT_ID_HASH_KEY}"', ""))
+    assert load_settings(config, environ=SECRETS).agent.id_hash_key == "k"
+    env = {k: v for k, v in SECRETS.items() if k != "SYNC_AGENT_ID_HASH_KEY"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(config, environ=env)
+    assert err.value.key == "agent.id_hash_key"
+    assert "SYNC_AGENT_ID_HASH_KEY" in str(err.value)
+
+
 def test_a_missing_config_file_is_a_configuration_error(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "nope.toml", "runs")
     assert result.returncode == 2
