@@ -23,9 +23,10 @@ from sync_agent.privacy import redact_text
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|session|cookie", re.I)
 # "password=hunter2", "api_key: abc", "Authorization: Bearer abc" inside a free-text message
-# (a library's exception, a URL with its query string)
+# (a library's exception, a URL with its query string); not a path's last segment
+# ("POST /api/token: HTTP 401" names the request, and what follows is why it failed)
 _SECRET_IN_TEXT = re.compile(
-    r"(?P<key>\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
+    r"(?P<key>(?<!/)\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
     r"[\"']?\s*[=:]\s*[\"']?)(?:(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
     re.I,
 )

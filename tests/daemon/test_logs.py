@@ -102,3 +102,15 @@ def test_the_pipeline_writes_json_lines_with_context_and_redaction(tmp_path: Pat
     assert "retry after password=[redacted]" in by_event
     text = log_file.read_text(encoding="utf-8")
     assert "hunter2" not in text and "secret9" not in text and "012345678901" not in text
+
+
+def test_a_path_ending_in_token_is_not_taken_for_a_secret() -> None:
+    """civil_status's token URL is ``/api/token``: the cause of a failed login must stay readable,
+    while a token written after a key (a query string, a header) is still masked."""
+    redact = agent_logging.redact_value
+    assert redact("POST /api/token: ConnectionError") == "POST /api/token: ConnectionError"
+    assert redact("FatalSourceError: POST /api/token: HTTP 401, credentials refused") == (
+        "FatalSourceError: POST /api/token: HTTP 401, credentials refused")
+    assert redact("GET /hoso?access_token=abc123&x=1") == "GET /hoso?access_token=[redacted]&x=1"
+    assert redact("token: abc123") == "token: [redacted]"
+    assert redact("Authorization: Bearer abc123") == "Authorization: [redacted]"
