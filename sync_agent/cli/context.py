@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from sync_agent import logging as agent_logging
 from sync_agent.config import Settings, load_settings, resolve_config_path
+from sync_agent.errors import UsageError
 from sync_agent.store.engine import open_engine
 
 
@@ -41,3 +44,15 @@ class AgentContext:
         engine = self.__dict__.pop("engine", None)
         if engine is not None:
             engine.dispose()
+
+
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """``path`` made (with its parents) and writable, or ``UsageError`` naming ``option``: asked
+    before any work, so a mistyped folder costs one line, not a report computed for nothing."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: Permission denied")
+    return path

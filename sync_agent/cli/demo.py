@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from sync_agent.cli.context import output_folder
+
 
 @click.command("demo")
 @click.option("--out", "out_dir", default="out/demo", show_default=True, type=click.Path(path_type=Path),
@@ -18,4 +20,5 @@ def command(out_dir: Path, size: int, seed: int) -> None:
     """Start the simulators on loopback, sync, reconcile and report once on an embedded SQLite store."""
     from connectors.wardsim.demo import run_demo
 
+    output_folder(out_dir)
     sys.exit(run_demo(out_dir, size, seed, echo=click.echo))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sync_agent.cli.context import AgentContext
+from sync_agent.cli.context import AgentContext, output_folder
 from sync_agent.errors import UsageError
 
 
@@ -35,6 +35,8 @@ def command(ctx: AgentContext, label: str | None, fmt: str, out_dir: Path | None
     start_day = settings.agent.period_start_day
     if force and not send:
         raise UsageError("--force only makes sense with --send")
+    if out_dir is not None:
+        output_folder(out_dir)
     if label:
         try:
             period = Period.parse(label, start_day)

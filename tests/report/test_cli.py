@@ -137,6 +137,22 @@ def test_out_writes_every_file(tmp_path: Path, store: Path) -> None:
     assert msg["To"] == "ttpvhcc@example.gov.vn"
 
 
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path, store: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    code, out, err = run(write_config(tmp_path, store), "--period", "2026-02", "--out", str(blocker / "out"))
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: --out {blocker / 'out'}: Not a directory"
+
+
+def test_demo_refuses_an_out_folder_that_cannot_be_made(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(main, ["demo", "--out", str(blocker / "out")], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: --out {blocker / 'out'}: Not a directory"
+
+
 def test_send_twice_sends_once(tmp_path: Path, store: Path) -> None:
     with Server() as server:
         config = write_config(tmp_path, store, smtp_port=server.port)
