@@ -56,3 +56,9 @@ def output_folder(path: Path, option: str = "--out") -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: Permission denied")
     return path
+
+
+def unknown_source(settings: Settings, source: str) -> UsageError:
+    """The error for a ``--source`` that matched nothing and is not configured: most likely
+    mistyped (a source removed from the configuration keeps its history, and shows it)."""
+    return UsageError(f"unknown source {source}; configured: {', '.join(settings.source_names)}")

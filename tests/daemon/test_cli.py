@@ -101,3 +101,16 @@ def test_alerts_json_and_send_through_a_webhook(write_config: Callable[..., Path
 def test_alerts_send_without_any_channel_is_a_usage_error(write_config: Callable[..., Path]) -> None:
     code, _, err = run(write_config(), "alerts", "--send")
     assert code == 2 and "no recipients or webhooks configured in [alerts]" in err
+
+
+def test_runs_and_logs_refuse_a_source_neither_configured_nor_seen(write_config: Callable[..., Path],
+                                                                    tmp_path: Path) -> None:
+    config = write_config()
+    (tmp_path / "logs").mkdir()
+    write_family(tmp_path / "logs")
+    for command in ("runs", "logs"):
+        code, out, err = run(config, command, "--source", "one_stpo")
+        assert code == 2 and out == ""
+        assert err.startswith("error: unknown source one_stpo; configured: one_stop, civil_status"), err
+    code, out, _ = run(config, "runs", "--source", "one_stop")
+    assert code == 0 and out == "no sync runs yet\n"
