@@ -269,10 +269,11 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         overdue_rows = conn.execute(
             select(*cols).where(open_, cases.c.due_on < today).order_by(cases.c.due_on, cases.c.id)
         ).all()
-        flag_items = _new_flags(conn, since, now)
+        flag_items = _new_flags(conn, since, now, tz)
     return Digest(
         date=today, since=since, until=now,
-        new=tuple(_item(r, first_seen_at=r.first_seen_at) for r in new_rows),
+        # instants in the ward's time, as domain.md gives every time (the store reads them in UTC)
+        new=tuple(_item(r, first_seen_at=r.first_seen_at.astimezone(tz)) for r in new_rows),
         due_soon=tuple(_item(r, working_days_left=calendar.working_days_between(today, r.due_on))
                        for r in due_rows),
         overdue=tuple(_item(r, days_overdue=(today - r.due_on).days) for r in overdue_rows),
@@ -282,7 +283,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
     )
 
 
-def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime) -> tuple[FlagItem, ...]:
+def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> tuple[FlagItem, ...]:
     """Open flags raised in ``(since, now]``, with their case, or their record when caseless."""
     own_id = _own_id()
     d = dossiers.alias("d")
@@ -317,7 +318,7 @@ def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime) -> tuple[
         else:  # the subject is gone from the store; say what the flag says
             source, _, sid = str(r.subject_key).removeprefix("src:").partition(":")
             item = DigestItem(source=source or "?", source_id=sid or r.subject_key, procedure_code="")
-        out.append(FlagItem(flag_id=r.flag_id, kind=r.kind, raised_at=r.raised_at, dossier=item,
+        out.append(FlagItem(flag_id=r.flag_id, kind=r.kind, raised_at=r.raised_at.astimezone(tz), dossier=item,
                             details=_details(r.details)))
     return tuple(out)
 

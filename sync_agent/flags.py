@@ -76,9 +76,10 @@ class FlagView:
     subject: str = ""  # the case key the flag is about
     filed_at: dt.datetime | None = None  # when the citizen submitted the dossier
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+        """The flag for ``flags --format json``; instants in ``tz`` (the ward's) when given."""
         def iso(v: dt.datetime | None) -> str | None:
-            return None if v is None else v.isoformat()
+            return None if v is None else (v.astimezone(tz) if tz else v).isoformat()
 
         return {
             "id": self.id, "kind": self.kind, "state": self.state, "dossier_code": self.dossier_code,

@@ -26,7 +26,7 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
     with read_connection(ctx.engine) as conn:
         views = list_flags(conn, kind=kind, include_closed=include_closed)
     if fmt == "json":
-        click.echo(json.dumps([v.as_json() for v in views], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([v.as_json(tz) for v in views], ensure_ascii=False, indent=2))
         return
     if not views:
         click.echo("no open flags" if not include_closed else "no flags")

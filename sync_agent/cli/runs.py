@@ -24,7 +24,7 @@ def command(ctx: AgentContext, source: str | None, limit: int, fmt: str) -> None
     if source and not rows and source not in ctx.settings.source_names:
         raise unknown_source(ctx.settings, source)
     if fmt == "json":
-        click.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([r.as_json(tz) for r in rows], ensure_ascii=False, indent=2))
         return
     if not rows:
         click.echo("no sync runs yet")

@@ -41,9 +41,10 @@ class RunRow:
             return None
         return (self.finished_at - self.started_at).total_seconds()
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+        """The run for ``runs --format json``; instants in ``tz`` (the ward's) when given."""
         def iso(v: dt.datetime | None) -> str | None:
-            return None if v is None else v.isoformat()
+            return None if v is None else (v.astimezone(tz) if tz else v).isoformat()
 
         return {
             "id": self.id, "source": self.source, "started_at": iso(self.started_at),

@@ -87,6 +87,8 @@ def test_alerts_json_and_send_through_a_webhook(write_config: Callable[..., Path
         data = json.loads(out)
         assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags"]
         assert data["date"] == "2026-02-12"
+        times = [i["first_seen_at"] for i in data["new"]] + [f["raised_at"] for f in data["new_flags"]]
+        assert times and all(t.endswith("+07:00") for t in times), times  # the ward's time zone
         code, out, err = run(config, "alerts", "--send")
         assert code == 0 and "BẢN TIN HỒ SƠ NGÀY" in out and f"webhook:{rx.url}: sent" in err
         code, _, err = run(config, "alerts", "--send")
@@ -114,3 +116,15 @@ def test_runs_and_logs_refuse_a_source_neither_configured_nor_seen(write_config:
         assert err.startswith("error: unknown source one_stpo; configured: one_stop, civil_status"), err
     code, out, _ = run(config, "runs", "--source", "one_stop")
     assert code == 0 and out == "no sync runs yet\n"
+
+
+def test_runs_as_json_give_times_in_the_ward_time_zone(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    settings = load_settings(config)
+    engine = open_engine(settings.agent.database_url)
+    sync_source(engine, settings, "residence")  # nothing listens there: a failed run
+    engine.dispose()
+    code, out, _ = run(config, "runs", "--format", "json")
+    [row] = json.loads(out)
+    assert code == 0 and row["status"] == "failed"
+    assert row["started_at"].endswith("+07:00") and row["finished_at"].endswith("+07:00")

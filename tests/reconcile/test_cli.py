@@ -252,3 +252,12 @@ def test_ack_of_an_unknown_flag_or_without_a_note_is_a_usage_error(config: Path)
     missing = cli(config, "flags", "ack", flag_id)
     assert missing.exit_code == 2 and "--note" in missing.stderr
     assert flags_json(config)[0]["ack_note"] is None
+
+
+def test_flags_as_json_give_times_in_the_ward_time_zone(config: Path) -> None:
+    """domain.md: every time is in Asia/Ho_Chi_Minh; a script reading the date part must get the
+    ward's day, not UTC's."""
+    cli(config, "reconcile")
+    doc = flags_json(config)
+    times = [f[k] for f in doc for k in ("filed_at", "received_at", "due_at", "raised_at") if f[k]]
+    assert times and all(t.endswith("+07:00") for t in times), times
