@@ -23,11 +23,10 @@ from sync_agent.privacy import redact_text
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|session|cookie", re.I)
 # "password=hunter2", "api_key: abc", "Authorization: Bearer abc" inside a free-text message
-# (a library's exception, a URL with its query string); not a path's last segment
-# ("POST /api/token: HTTP 401" names the request, and what follows is why it failed)
+# (a library's exception, a URL with its query string)
 _SECRET_IN_TEXT = re.compile(
-    r"(?P<key>(?<!/)\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
-    r"[\"']?\s*[=:]\s*[\"']?)(?:(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
+    r"(?P<key>\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
+    r"[\"']?\s*(?P<sep>[=:])\s*[\"']?)(?P<scheme>(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
     re.I,
 )
 REDACTED = "[redacted]"
@@ -35,12 +34,20 @@ REDACTED = "[redacted]"
 _PIPELINE_KEYS = frozenset({"timestamp", "level", "logger", "run_id"})
 
 
+def _mask_inline_secret(m: re.Match[str]) -> str:
+    """``key`` + the mask, except for a request's description: a path ending in a secret's name,
+    a colon, then why it failed ("POST /api/token: HTTP 401"); its value would follow ``=``."""
+    if m.group("sep") == ":" and not m.group("scheme") and m.string[m.start() - 1:m.start()] == "/":
+        return m.group(0)
+    return m.group("key") + REDACTED
+
+
 def redact_value(value: Any, key: str = "") -> Any:
     """Mask a secret-named value, and ID-shaped numbers and inline secrets anywhere inside it."""
     if key and _SECRET_KEYS.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
-        return _SECRET_IN_TEXT.sub(lambda m: m.group("key") + REDACTED, redact_text(value))
+        return _SECRET_IN_TEXT.sub(_mask_inline_secret, redact_text(value))
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -114,3 +114,8 @@ def test_a_path_ending_in_token_is_not_taken_for_a_secret() -> None:
     assert redact("GET /hoso?access_token=abc123&x=1") == "GET /hoso?access_token=[redacted]&x=1"
     assert redact("token: abc123") == "token: [redacted]"
     assert redact("Authorization: Bearer abc123") == "Authorization: [redacted]"
+    # after a slash, only "name: reason" is a request's description; a value is still masked
+    assert redact("GET /hoso/token=abc123") == "GET /hoso/token=[redacted]"
+    assert redact("https://h/cb#/access_token=xyz&x=1") == "https://h/cb#/access_token=[redacted]&x=1"
+    assert redact("GET /login/password=hunter2") == "GET /login/password=[redacted]"
+    assert redact("headers/Authorization: Bearer xyz") == "headers/Authorization: [redacted]"
