@@ -58,7 +58,13 @@ def output_folder(path: Path, option: str = "--out") -> Path:
     return path
 
 
+def configured(settings: Settings, source: str) -> bool:
+    """Whether ``source`` is a configured source, enabled or not."""
+    return any(c.name == source for c in settings.connectors)
+
+
 def unknown_source(settings: Settings, source: str) -> UsageError:
-    """The error for a ``--source`` that matched nothing and is not configured: most likely
-    mistyped (a source removed from the configuration keeps its history, and shows it)."""
-    return UsageError(f"unknown source {source}; configured: {', '.join(settings.source_names)}")
+    """The error for a ``--source`` neither configured nor ever seen: most likely mistyped (a
+    source removed from the configuration keeps its history, and shows it)."""
+    names = ", ".join(c.name for c in settings.connectors)
+    return UsageError(f"unknown source {source}; configured: {names}")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from sync_agent.cli.context import AgentContext, unknown_source
+from sync_agent.cli.context import AgentContext, configured, unknown_source
 from sync_agent.errors import UsageError
 from sync_agent.logs import LEVELS, LogFilter, ReadStats, format_text, parse_time, read_log
 
@@ -41,8 +41,9 @@ def command(ctx: AgentContext, run_id: int | None, source: str | None, level: st
     assert flt.level is None or flt.level in LEVELS
     stats = ReadStats()
     events = read_log(log_file, flt, stats, limit)
-    if source and not events and source not in settings.source_names:
-        raise unknown_source(settings, source)
+    if (source and not events and not configured(settings, source)
+            and not read_log(log_file, LogFilter(source=source), limit=1)):
+        raise unknown_source(settings, source)  # other filters aside, no line of it at all
     for ev in events:
         # json: each stored line unchanged, one JSON object a line
         click.echo(ev.line if fmt == "json" else format_text(ev, tz))

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sync_agent.cli.context import AgentContext, unknown_source
+from sync_agent.cli.context import AgentContext, configured, unknown_source
 from sync_agent.store.engine import read_connection
 from sync_agent.store.runs import recent_runs
 
@@ -21,7 +21,7 @@ def command(ctx: AgentContext, source: str | None, limit: int, fmt: str) -> None
     tz = ctx.settings.agent.timezone
     with read_connection(ctx.engine) as conn:
         rows = recent_runs(conn, source, limit)
-    if source and not rows and source not in ctx.settings.source_names:
+    if source and not rows and not configured(ctx.settings, source):
         raise unknown_source(ctx.settings, source)
     if fmt == "json":
         click.echo(json.dumps([r.as_json(tz) for r in rows], ensure_ascii=False, indent=2))

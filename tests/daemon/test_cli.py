@@ -118,6 +118,23 @@ def test_runs_and_logs_refuse_a_source_neither_configured_nor_seen(write_config:
     assert code == 0 and out == "no sync runs yet\n"
 
 
+def test_runs_and_logs_accept_a_disabled_source_and_a_removed_one_with_history(
+        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    text = config.read_text(encoding="utf-8").replace('type = "household_business"',
+                                                      'type = "household_business"\nenabled = false')
+    config.write_text(text.replace("[connectors.residence]", "[connectors.residence_old]"), encoding="utf-8")
+    (tmp_path / "logs").mkdir()
+    write_family(tmp_path / "logs")  # lines of one_stop and residence
+    for command in ("runs", "logs"):
+        code, _, err = run(config, command, "--source", "household_business")
+        assert code == 0, err
+    code, out, err = run(config, "logs", "--source", "residence")  # history of a source since removed
+    assert code == 0 and "source=residence" in out, err
+    code, out, err = run(config, "logs", "--source", "residence", "--level", "critical")
+    assert code == 0 and out == "", err  # none at that level: not a reason to call it unknown
+
+
 def test_runs_as_json_give_times_in_the_ward_time_zone(write_config: Callable[..., Path]) -> None:
     config = write_config()
     settings = load_settings(config)
