@@ -35,8 +35,6 @@ def command(ctx: AgentContext, label: str | None, fmt: str, out_dir: Path | None
     start_day = settings.agent.period_start_day
     if force and not send:
         raise UsageError("--force only makes sense with --send")
-    if out_dir is not None:
-        output_folder(out_dir)
     if label:
         try:
             period = Period.parse(label, start_day)
@@ -48,6 +46,8 @@ def command(ctx: AgentContext, label: str | None, fmt: str, out_dir: Path | None
     if send and not complete:
         raise UsageError(f"the period {period.label} ends on {vn.date(period.end)}: its report can be sent "
                          f"from {vn.date(period.end + dt.timedelta(days=1))}")
+    if out_dir is not None:
+        output_folder(out_dir)  # checked before the report is computed
     report = build_report(ctx.engine, settings, period, now=now)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))

@@ -145,6 +145,12 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path, stor
     assert err.strip() == f"error: --out {blocker / 'out'}: Not a directory"
 
 
+def test_a_refused_report_leaves_no_out_folder_behind(tmp_path: Path, store: Path) -> None:
+    code, _, err = run(write_config(tmp_path, store), "--period", "2026-13", "--out", str(tmp_path / "new"))
+    assert code == 2 and "--period" in err
+    assert not (tmp_path / "new").exists()
+
+
 def test_demo_refuses_an_out_folder_that_cannot_be_made(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("", encoding="utf-8")
