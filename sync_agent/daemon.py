@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.events import (
@@ -61,6 +61,9 @@ from sync_agent.locks import StoreLock, acquire_or_fail, lock_path, try_lock
 from sync_agent.store.engine import read_connection
 from sync_agent.store.tables import deliveries
 
+if TYPE_CHECKING:
+    from sync_agent.report.period import Period
+
 log = structlog.get_logger("sync_agent.daemon")
 
 #: seconds between the stop request and leaving anyway (the issue allows 10)
@@ -74,6 +77,8 @@ RECONCILE_EVERY = dt.timedelta(hours=1)
 #: a due report or digest missed while the daemon was down is sent this long after start, after
 #: the first syncs had a chance to bring the figures up to date
 CATCH_UP_DELAY = dt.timedelta(minutes=2)
+#: how long the report waits, each time, for the sources to be read past the period's end
+REPORT_WAIT = dt.timedelta(minutes=30)
 #: a digest or report that could not be sent (SMTP down) is tried again this long after, at
 #: most this many times a day
 DELIVERY_RETRY_DELAY = dt.timedelta(minutes=15)
@@ -472,6 +477,8 @@ class Daemon:
 
         now = self.clock()
         period = Period.latest_complete(now.date(), self.settings.agent.period_start_day)
+        if self._report_must_wait(period, now):
+            return
         try:
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailPermanentError):
@@ -481,6 +488,31 @@ class Daemon:
             raise
         log.info("report_job_finished", period=period.label, status=result.status,
                  message_id=result.message_id)
+
+    def _report_must_wait(self, period: Period, now: dt.datetime) -> bool:
+        """Whether the store cannot report ``period`` yet, and if so try again in ``REPORT_WAIT``.
+
+        The report goes to the city once and is not resent by itself: sent while a source has
+        not been read past the period's end (a first sync still running, a source down since
+        before it ended) or before the stored records are reconciled, its figures would be
+        wrong for good. It waits instead, as long as it takes; ``runs`` and ``status`` say why.
+        """
+        from sync_agent.report.deliver import reconciliation_pending, sources_behind
+
+        behind = sources_behind(self.engine, self.settings, period)
+        if behind:
+            log.warning("report_waiting_for_sources", period=period.label, sources=list(behind),
+                        retry_at=(now + REPORT_WAIT).isoformat())
+        elif reconciliation_pending(self.engine):
+            log.info("report_waiting_for_reconciliation", period=period.label,
+                     retry_at=(now + REPORT_WAIT).isoformat())
+        else:
+            return False
+        wait_id = f"{REPORT_JOB}:wait"
+        self.scheduler.add_job(self._wrap(wait_id, self._report),
+                               trigger=DateTrigger(now + REPORT_WAIT, timezone=self.tz),
+                               id=wait_id, replace_existing=True, misfire_grace_time=None)
+        return True
 
     def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime) -> None:
         """One more try of a failed delivery job in a while, at most ``DELIVERY_RETRIES`` a day."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import structlog
@@ -107,3 +109,52 @@ def test_a_sync_that_lands_during_reconciliation_gets_another_run(
     monkeypatch.setattr(d.scheduler, "modify_job", lambda job_id, **kw: woken.append((job_id, kw)))
     d.request_reconcile()  # nothing running: the job is woken now
     assert woken == [("reconcile", {"next_run_time": crafted.NOW})]
+
+
+def test_the_report_waits_until_every_source_has_synced_past_the_period(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon started on a new store must not send the city a report of the records its first
+    sync has stored so far (seen in an install trial: a report of zeros, and the month then
+    counted as sent)."""
+    import sync_agent.report as report_package
+    from sync_agent.daemon import REPORT_WAIT
+    from sync_agent.store.runs import advance_cursor
+    from sync_agent.store.tables import reconcile_queue
+
+    settings, engine = setup(write_config, REPORT)
+    sent: list[str] = []
+    def send(_engine: Engine, _settings: Settings, period: Any, **_kw: Any) -> Any:
+        sent.append(period.label)
+        return SimpleNamespace(status="sent", message_id="<m@x>")
+
+    monkeypatch.setattr(report_package, "send_period_report", send)
+    send_time = dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT)  # the 2026-12 period ended on the 14th
+    d = daemon_at(settings, engine, send_time)
+    with structlog.testing.capture_logs() as logs:
+        d._report()
+    assert sent == []
+    waiting = next(e for e in logs if e["event"] == "report_waiting_for_sources")
+    assert waiting["period"] == "2026-12" and waiting["sources"] == list(settings.source_names)
+    job = d.scheduler.get_job("report:monthly:wait")
+    assert job is not None and job.trigger.run_date == send_time + REPORT_WAIT
+    # every source read up to the end of the 14th but one; then all of them; then a record
+    # stored but not yet reconciled
+    end = dt.datetime(2026, 12, 15, 0, 0, tzinfo=ICT)
+    with write_transaction(engine) as conn:
+        for source in settings.source_names[:-1]:
+            advance_cursor(conn, source, end, send_time)
+        advance_cursor(conn, settings.source_names[-1], end - dt.timedelta(seconds=1), send_time)
+    with structlog.testing.capture_logs() as logs:
+        daemon_at(settings, engine, send_time)._report()
+    assert sent == [] and next(e for e in logs if e["event"] == "report_waiting_for_sources")["sources"] == [
+        settings.source_names[-1]]
+    with write_transaction(engine) as conn:
+        advance_cursor(conn, settings.source_names[-1], end, send_time)
+        conn.execute(reconcile_queue.insert().values(dossier_id=1))
+    with structlog.testing.capture_logs() as logs:
+        daemon_at(settings, engine, send_time)._report()
+    assert sent == [] and any(e["event"] == "report_waiting_for_reconciliation" for e in logs)
+    with write_transaction(engine) as conn:
+        conn.execute(reconcile_queue.delete())
+    daemon_at(settings, engine, send_time)._report()
+    assert sent == ["2026-12"]
