@@ -147,7 +147,7 @@ def sync_source(
             result = SyncResult(source=source, status=status, run_id=run_id, fetched=totals[0],
                                 inserted=totals[1], updated=totals[2], unchanged=totals[3],
                                 quarantined=totals[4], duration=duration, error=error, cursor=cursor_after)
-            log.log(20 if result.ok else 40, "sync_finished", status=status, fetched=totals[0],
+            log.log(40 if status == run_store.FAILED else 20, "sync_finished", status=status, fetched=totals[0],
                     inserted=totals[1], updated=totals[2], unchanged=totals[3], quarantined=totals[4],
                     duration=round(duration, 3), error=error,
                     cursor=cursor_after and cursor_after.isoformat())

@@ -144,11 +144,14 @@ def source_health(conn: Connection, source: str) -> SourceHealth:
         .where(sync_runs.c.source == source, sync_runs.c.status == SUCCESS)
     ).scalar()
     runs = recent_runs(conn, source, limit=50)
+    # Failed runs since the last success. An interrupted one is neither: a daemon stopped for a
+    # restart ends its sync at a page boundary, and a crash keeps what was committed (``runs``
+    # shows both; a source that never gets to finish turns stale)
     failures = 0
     for run in runs:
         if run.status == SUCCESS:
             break
-        if run.status in (FAILED, INTERRUPTED):
+        if run.status == FAILED:
             failures += 1
     return SourceHealth(source=source, last_success=last_success, last_run=runs[0] if runs else None,
                         failures_in_a_row=failures, cursor=get_cursor(conn, source))

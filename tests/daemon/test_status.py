@@ -65,3 +65,19 @@ def test_status_when_every_source_is_down_and_a_daemon_is_running(write_config: 
     assert "daemon: running" in text and "failed: " in text and "[STALE]" in text
     jobs = {j.id: j for j in st.next_jobs}
     assert jobs["sync:one_stop"].note in ("estimated from the last run", "due now")
+
+
+def test_a_run_stopped_on_request_is_not_a_failure(write_config: Callable[..., Path]) -> None:
+    """A daemon stopped for a restart ends its sync at a page boundary: routine, not a failure."""
+    from sync_agent.store import runs as run_store
+    from sync_agent.store.engine import read_connection, write_transaction
+
+    settings = load_settings(write_config())
+    engine = open_engine(settings.agent.database_url)
+    assert sync_source(engine, settings, "residence").status == "failed"  # nothing listens there
+    with write_transaction(engine) as conn:
+        run_id = run_store.start_run(conn, "residence", NOW, None, None, NOW)
+        run_store.finish_run(conn, run_id, run_store.INTERRUPTED, NOW, None,
+                             "stopped on request at a page boundary")
+    with read_connection(engine) as conn:
+        assert run_store.source_health(conn, "residence").failures_in_a_row == 1
