@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import structlog
@@ -104,9 +105,20 @@ def status_error(
     return FatalSourceError(f"{where}: HTTP {status}")
 
 
-def transport_error(exc: requests.RequestException | urllib3.exceptions.HTTPError, where: str) -> SourceError:
-    """The error a failure below HTTP means: network trouble is transient, a bad request is not."""
+def transport_error(exc: requests.RequestException | urllib3.exceptions.HTTPError, where: str,
+                    host: str | None = None) -> SourceError:
+    """The error a failure below HTTP means: network trouble is transient, a bad request is not.
+
+    It names the request, the ``host`` it went to and the system's reason when there is one
+    ("Connection refused", "Name or service not known"): what an operator reading ``runs``
+    needs, where the class name alone said only that something failed.
+    """
     name = type(exc).__name__
+    reason = _os_reason(exc)
+    if host:
+        where = f"{where} to {host}"
+    if reason:
+        name = f"{name} ({reason})"
     if isinstance(exc, requests.exceptions.SSLError):
         return FatalSourceError(f"{where}: TLS failure ({name})")
     transient = (
@@ -120,6 +132,30 @@ def transport_error(exc: requests.RequestException | urllib3.exceptions.HTTPErro
         # The class name only: requests' messages repeat the URL with its query string.
         return TransientSourceError(f"{where}: {name}")
     return FatalSourceError(f"{where}: {name}")
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    """The operating system's words for the failure under ``exc`` (requests wraps urllib3, which
+    wraps the socket's error), never the library's own message, which repeats the URL."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or id(e) in seen or len(seen) > 20:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and not isinstance(e, requests.RequestException) and e.strerror:
+            return str(e.strerror)
+        todo.extend((getattr(e, "reason", None), e.__cause__, e.__context__, *e.args))
+    return None
+
+
+def _host(url: str) -> str | None:
+    """``host:port`` of ``url``, without any user or password."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    return parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
 
 
 class _Schedule:
@@ -319,7 +355,7 @@ class HttpClient:
                     raise error
                 body = self._read_body(response, deadline, where)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise transport_error(exc, where) from exc
+            raise transport_error(exc, where, _host(url)) from exc
         return _decode_json(body, where)
 
     def _read_body(self, response: requests.Response, deadline: float, where: str) -> bytes:

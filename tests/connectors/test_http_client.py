@@ -120,9 +120,13 @@ def test_a_refused_connection_is_retried_then_transient(client_for: ClientFor, c
     with serving(Script()) as server:
         url = server.url
     # the server is gone: its port now refuses connections
-    with pytest.raises(TransientSourceError, match="ConnectionError"):
-        client_for(make_settings(url, max_attempts=3)).get_json("/x")
+    with pytest.raises(TransientSourceError, match="ConnectionError") as err:
+        client_for(make_settings(url, max_attempts=3)).get_json("/x", params={"api_key": "secret"})
     assert len(clock.sleeps) == 2
+    # what an operator needs in `runs` and `status`: where, and why, and no query string
+    host = url.removeprefix("http://").rstrip("/")
+    assert f"GET /x to {host}: ConnectionError (Connection refused)" in str(err.value)
+    assert "secret" not in str(err.value)
 
 
 @pytest.mark.parametrize(
