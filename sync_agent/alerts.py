@@ -529,9 +529,10 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     result = DigestSendResult(key=digest.key, outcomes=outcomes)
     if result.ok and result.sent_now:
         mark_digest_sent(engine, digest, now)
-    log.log(20 if result.ok else 40, "digest_sent" if result.ok else "digest_send_failed",
-            key=digest.key, counts=digest.counts(), since=digest.since.isoformat(),
-            until=digest.until.isoformat(),
+    # "sent" only when something went now: a second --send logs that it had already gone
+    event = "digest_send_failed" if not result.ok else "digest_sent" if result.sent_now else "digest_already_sent"
+    log.log(20 if result.ok else 40, event, key=digest.key, counts=digest.counts(),
+            since=digest.since.astimezone(digest.until.tzinfo).isoformat(), until=digest.until.isoformat(),
             channels={o.channel: o.status for o in outcomes},
             errors=[o.error for o in result.failed] or None)
     return result

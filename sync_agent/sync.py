@@ -111,8 +111,8 @@ def sync_source(
         if stale:
             log.warning("stale_runs_interrupted", count=stale)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
-            log.info("sync_started", since=since and since.isoformat(), until=until.isoformat(),
-                     cursor=cursor_before and cursor_before.isoformat())
+            log.info("sync_started", since=_local(since, tz), until=_local(until, tz),
+                     cursor=_local(cursor_before, tz))
             totals = [0, 0, 0, 0, 0]  # fetched, inserted, updated, unchanged, quarantined
             status, error = run_store.SUCCESS, None
             connector: Connector | None = None
@@ -150,8 +150,13 @@ def sync_source(
             log.log(40 if status == run_store.FAILED else 20, "sync_finished", status=status, fetched=totals[0],
                     inserted=totals[1], updated=totals[2], unchanged=totals[3], quarantined=totals[4],
                     duration=round(duration, 3), error=error,
-                    cursor=cursor_after and cursor_after.isoformat())
+                    cursor=_local(cursor_after, tz))
             return result
+
+
+def _local(moment: dt.datetime | None, tz: dt.tzinfo) -> str | None:
+    """An instant as the log writes it: in the ward's time, as every time the agent shows."""
+    return None if moment is None else moment.astimezone(tz).isoformat()
 
 
 def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt.datetime,
@@ -179,7 +184,7 @@ def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt
             log.warning("record_quarantined", source_id=q.source_id, reason=q.reason)
     log.debug("page_committed", fetched=page.fetched, inserted=counts.inserted, updated=counts.updated,
               unchanged=counts.unchanged, quarantined=counts.quarantined,
-              checkpoint=page.checkpoint and page.checkpoint.isoformat())
+              checkpoint=_local(page.checkpoint, settings.agent.timezone))
     return counts
 
 

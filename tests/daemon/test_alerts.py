@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import Engine
 
 from sync_agent.alerts import (
@@ -24,7 +25,7 @@ from sync_agent.alerts import (
     subject,
 )
 from sync_agent.config import Settings, load_settings
-from sync_agent.notifiers import FAILED, SENT, Notifier, NotifyOutcome
+from sync_agent.notifiers import ALREADY_SENT, FAILED, SENT, Notifier, NotifyOutcome
 from sync_agent.store.engine import read_connection
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT, LAST_DIGEST, NOW, TODAY
@@ -144,7 +145,21 @@ class Recorder(Notifier):
     def deliver(self, engine: Engine, digest: Digest, *, force: bool = False,
                 now: dt.datetime | None = None) -> NotifyOutcome:
         self.seen.append(digest)
+        if self.seen[:-1] and not self.fail and not force:
+            return NotifyOutcome(self.channel, ALREADY_SENT)
         return NotifyOutcome(self.channel, FAILED if self.fail else SENT, "down" if self.fail else None)
+
+
+def test_a_second_send_logs_that_the_digest_had_already_gone(engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    recorder = Recorder()
+    with structlog.testing.capture_logs() as logs:
+        send_digest(engine, settings, digest, now=NOW, notifiers=[recorder])
+        send_digest(engine, settings, digest, now=NOW, notifiers=[recorder])
+    sent = [e for e in logs if e["event"].startswith("digest_")]
+    assert [e["event"] for e in sent] == ["digest_sent", "digest_already_sent"]
+    assert sent[0]["since"].endswith("+07:00") and sent[0]["until"].endswith("+07:00")  # the ward's time
 
 
 def test_since_moves_only_after_a_successful_send(engine: Engine, settings: Settings) -> None:

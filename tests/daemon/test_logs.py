@@ -119,3 +119,21 @@ def test_a_path_ending_in_token_is_not_taken_for_a_secret() -> None:
     assert redact("https://h/cb#/access_token=xyz&x=1") == "https://h/cb#/access_token=[redacted]&x=1"
     assert redact("GET /login/password=hunter2") == "GET /login/password=[redacted]"
     assert redact("headers/Authorization: Bearer xyz") == "headers/Authorization: [redacted]"
+
+
+def test_a_sync_logs_its_window_in_the_ward_time(tmp_path: Path) -> None:
+    """README: all times are the ward's; the log line's time is shown in it, so are its fields."""
+    from sync_agent.config import load_settings
+    from sync_agent.store.engine import open_engine
+    from sync_agent.sync import sync_source
+    from tests.daemon.conftest import SOURCES, config_text, free_port
+
+    config = tmp_path / "sync-agent.toml"
+    urls = {s: f"http://127.0.0.1:{free_port()}" for s in SOURCES}
+    config.write_text(config_text(f"sqlite:///{tmp_path / 'store.db'}", urls), encoding="utf-8")
+    settings = load_settings(config)
+    engine = open_engine(settings.agent.database_url)
+    with structlog.testing.capture_logs() as logs:
+        sync_source(engine, settings, "residence")  # nothing listens: the window is logged anyway
+    started = next(e for e in logs if e["event"] == "sync_started")
+    assert started["until"].endswith("+07:00")
