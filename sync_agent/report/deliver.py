@@ -82,8 +82,11 @@ def sources_behind(engine: Engine, settings: Settings, period: Period) -> tuple[
     """The enabled sources not yet read up to the end of ``period`` (their cursor is before the
     midnight after its last day, or they never synced): a report now would miss their records."""
     end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(0), tzinfo=settings.agent.timezone)
+    # a source configured to start after the period has nothing of it to wait for
+    names = [c.name for c in settings.connectors
+             if c.enabled and (c.start_date is None or c.start_date <= period.end)]
     with read_connection(engine) as conn:
-        cursors = {name: get_cursor(conn, name) for name in settings.source_names}
+        cursors = {name: get_cursor(conn, name) for name in names}
     return tuple(name for name, cursor in cursors.items() if cursor is None or cursor < end)
 
 

@@ -158,3 +158,17 @@ def test_the_report_waits_until_every_source_has_synced_past_the_period(
         conn.execute(reconcile_queue.delete())
     daemon_at(settings, engine, send_time)._report()
     assert sent == ["2026-12"]
+
+
+def test_a_source_configured_to_start_after_the_period_is_not_waited_for(
+        write_config: Callable[..., Path]) -> None:
+    from sync_agent.report.deliver import sources_behind
+    from sync_agent.report.period import Period
+
+    config = write_config(extra=REPORT)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'type = "residence"', 'type = "residence"\nstart_date = 2027-01-01'), encoding="utf-8")
+    settings = load_settings(config)
+    engine = open_engine(settings.agent.database_url)
+    behind = sources_behind(engine, settings, Period.parse("2026-12", 15))
+    assert "residence" not in behind and "one_stop" in behind
