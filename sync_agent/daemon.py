@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -470,21 +471,23 @@ class Daemon:
             # channels that went are not repeated (the outbox), the failed ones are tried again
             self._retry_later(DIGEST_JOB, today, self._digest, now)
 
-    def _report(self) -> None:
+    def _report(self, period: Period | None = None) -> None:
+        """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
+        period: a wait past the next period's end must not skip it)."""
         from sync_agent.mailer import DeliveryInDoubt, MailPermanentError
         from sync_agent.report import send_period_report
         from sync_agent.report.period import Period
 
         now = self.clock()
-        period = Period.latest_complete(now.date(), self.settings.agent.period_start_day)
-        if self._report_must_wait(period, now):
-            return
+        period = period or Period.latest_complete(now.date(), self.settings.agent.period_start_day)
         try:
+            if self._report_must_wait(period, now):
+                return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailPermanentError):
             raise  # a person must look: trying again cannot help (or could send it twice)
         except Exception:
-            self._retry_later(REPORT_JOB, now.date(), self._report, now)
+            self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now)
             raise
         log.info("report_job_finished", period=period.label, status=result.status,
                  message_id=result.message_id)
@@ -494,23 +497,24 @@ class Daemon:
 
         The report goes to the city once and is not resent by itself: sent while a source has
         not been read past the period's end (a first sync still running, a source down since
-        before it ended) or before the stored records are reconciled, its figures would be
-        wrong for good. It waits instead, as long as it takes; ``runs`` and ``status`` say why.
+        before it ended), its figures would be wrong for good. It waits instead, as long as it
+        takes, and says so in the log and in ``status``. Once it may go, the records stored so
+        far are reconciled first, so the cases show every one of them.
         """
-        from sync_agent.report.deliver import reconciliation_pending, sources_behind
+        from sync_agent.reconcile import reconcile
+        from sync_agent.report_readiness import mark_report_waiting, sources_behind
 
         behind = sources_behind(self.engine, self.settings, period)
-        if behind:
-            log.warning("report_waiting_for_sources", period=period.label, sources=list(behind),
-                        retry_at=(now + REPORT_WAIT).isoformat())
-        elif reconciliation_pending(self.engine):
-            log.info("report_waiting_for_reconciliation", period=period.label,
-                     retry_at=(now + REPORT_WAIT).isoformat())
-        else:
+        mark_report_waiting(self.engine, period, behind, now)
+        if not behind:
+            reconcile(self.engine, self.tz)
             return False
-        wait_id = f"{REPORT_JOB}:wait"
-        self.scheduler.add_job(self._wrap(wait_id, self._report),
-                               trigger=DateTrigger(now + REPORT_WAIT, timezone=self.tz),
+        retry_at = now + REPORT_WAIT
+        log.warning("report_waiting_for_sources", period=period.label, sources=list(behind),
+                    retry_at=retry_at.isoformat())
+        wait_id = f"{REPORT_JOB}:wait:{period.label}"
+        self.scheduler.add_job(self._wrap(wait_id, partial(self._report, period)),
+                               trigger=DateTrigger(retry_at, timezone=self.tz),
                                id=wait_id, replace_existing=True, misfire_grace_time=None)
         return True
 

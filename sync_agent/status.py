@@ -19,6 +19,7 @@ from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
 from sync_agent.daemon import DAEMON_LOCK, JobSpec, job_specs, lock_holder, next_working_digest
 from sync_agent.locks import try_lock
+from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
 from sync_agent.store.tables import deliveries
@@ -86,6 +87,8 @@ class AgentStatus:
     next_jobs: tuple[NextJob, ...] = ()
     last_digest: LastDelivery | None = None
     last_report: LastDelivery | None = None
+    #: the report waiting for its sources: ``{"period", "sources", "since"}`` (see the daemon)
+    report_waiting: Mapping[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -101,6 +104,7 @@ class AgentStatus:
             "next_jobs": [j.as_json() for j in self.next_jobs],
             "last_digest": self.last_digest.as_json() if self.last_digest else None,
             "last_report": self.last_report.as_json() if self.last_report else None,
+            "report_waiting": dict(self.report_waiting) if self.report_waiting else None,
         }
 
 
@@ -191,7 +195,8 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
     return AgentStatus(now=now, daemon_running=running, daemon_pid=pid, sources=tuple(sources),
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
                        last_digest=last_delivery(engine, "alerts:", tz),
-                       last_report=last_delivery(engine, "report:", tz))
+                       last_report=last_delivery(engine, "report:", tz),
+                       report_waiting=report_waiting(engine))
 
 
 def _ago(td: dt.timedelta | None) -> str:
@@ -237,6 +242,11 @@ def render_text(st: AgentStatus) -> str:
     for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
         if last is not None:
             lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
+    if st.report_waiting:
+        w = st.report_waiting
+        since = t(dt.datetime.fromisoformat(w["since"]))
+        lines.append(f"report {w['period']} WAITING since {since}: not read past the period's end yet: "
+                     f"{', '.join(w['sources'])}")
     lines.append("")
     lines.append("next jobs:")
     for j in st.next_jobs:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email import policy
 from pathlib import Path
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine
 
 from sync_agent.config import Settings
 from sync_agent.errors import ConfigError, UsageError
@@ -27,9 +27,6 @@ from sync_agent.report.period import Period
 from sync_agent.report.render_html import render_html
 from sync_agent.report.render_text import render_text
 from sync_agent.report.xlsx import build_xlsx
-from sync_agent.store.engine import read_connection
-from sync_agent.store.runs import get_cursor
-from sync_agent.store.tables import reconcile_queue
 
 
 @dataclass(frozen=True)
@@ -76,24 +73,6 @@ def send_period_report(engine: Engine, settings: Settings, period: Period, *, fo
     return SendResult(period=period.label, status=result.status, message_id=result.message_id,
                       recipients=settings.report.recipients, sent_at=result.sent_at,
                       identity_holds=report.identity_holds)
-
-
-def sources_behind(engine: Engine, settings: Settings, period: Period) -> tuple[str, ...]:
-    """The enabled sources not yet read up to the end of ``period`` (their cursor is before the
-    midnight after its last day, or they never synced): a report now would miss their records."""
-    end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(0), tzinfo=settings.agent.timezone)
-    # a source configured to start after the period has nothing of it to wait for
-    names = [c.name for c in settings.connectors
-             if c.enabled and (c.start_date is None or c.start_date <= period.end)]
-    with read_connection(engine) as conn:
-        cursors = {name: get_cursor(conn, name) for name in names}
-    return tuple(name for name, cursor in cursors.items() if cursor is None or cursor < end)
-
-
-def reconciliation_pending(engine: Engine) -> bool:
-    """Whether stored records wait for reconciliation: the cases do not show them yet."""
-    with read_connection(engine) as conn:
-        return bool(conn.execute(select(exists().select_from(reconcile_queue))).scalar())
 
 
 def preview_message_id(report: PeriodReport, settings: Settings) -> str:

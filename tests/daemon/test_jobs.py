@@ -135,7 +135,7 @@ def test_the_report_waits_until_every_source_has_synced_past_the_period(
     assert sent == []
     waiting = next(e for e in logs if e["event"] == "report_waiting_for_sources")
     assert waiting["period"] == "2026-12" and waiting["sources"] == list(settings.source_names)
-    job = d.scheduler.get_job("report:monthly:wait")
+    job = d.scheduler.get_job("report:monthly:wait:2026-12")
     assert job is not None and job.trigger.run_date == send_time + REPORT_WAIT
     # every source read up to the end of the 14th but one; then all of them; then a record
     # stored but not yet reconciled
@@ -148,22 +148,70 @@ def test_the_report_waits_until_every_source_has_synced_past_the_period(
         daemon_at(settings, engine, send_time)._report()
     assert sent == [] and next(e for e in logs if e["event"] == "report_waiting_for_sources")["sources"] == [
         settings.source_names[-1]]
+    # waiting shows in status, from the first time it waited
+    from sync_agent.status import collect_status, render_text
+
+    st = collect_status(engine, settings, now=send_time)
+    assert st.report_waiting == {"period": "2026-12", "sources": [settings.source_names[-1]],
+                                 "since": send_time.isoformat()}
+    assert "report 2026-12 WAITING since" in render_text(st)
+    # all read: the records stored so far are reconciled, then it goes
     with write_transaction(engine) as conn:
         advance_cursor(conn, settings.source_names[-1], end, send_time)
         conn.execute(reconcile_queue.insert().values(dossier_id=1))
-    with structlog.testing.capture_logs() as logs:
-        daemon_at(settings, engine, send_time)._report()
-    assert sent == [] and any(e["event"] == "report_waiting_for_reconciliation" for e in logs)
-    with write_transaction(engine) as conn:
-        conn.execute(reconcile_queue.delete())
     daemon_at(settings, engine, send_time)._report()
     assert sent == ["2026-12"]
+    with read_connection(engine) as conn:
+        assert conn.execute(reconcile_queue.select()).all() == []
+    assert collect_status(engine, settings, now=send_time).report_waiting is None
+
+
+def test_a_report_that_waits_past_the_next_period_keeps_its_period(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sync_agent.report as report_package
+    from sync_agent.store.runs import advance_cursor
+
+    settings, engine = setup(write_config, REPORT)
+    sent: list[str] = []
+
+    def send(_engine: Engine, _settings: Settings, period: Any, **_kw: Any) -> Any:
+        sent.append(period.label)
+        return SimpleNamespace(status="sent", message_id="<m@x>")
+
+    monkeypatch.setattr(report_package, "send_period_report", send)
+    d = daemon_at(settings, engine, dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT))
+    d._report()
+    job = d.scheduler.get_job("report:monthly:wait:2026-12")
+    assert job is not None and sent == []
+    a_month_later = dt.datetime(2027, 1, 15, 0, 10, tzinfo=ICT)  # the 2027-01 period has ended too
+    with write_transaction(engine) as conn:
+        for source in settings.source_names:
+            advance_cursor(conn, source, a_month_later, a_month_later)
+    d.clock = lambda: a_month_later
+    job.func()
+    assert sent == ["2026-12"]
+
+
+def test_a_database_error_while_checking_is_retried(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sync_agent.report_readiness as readiness
+
+    settings, engine = setup(write_config, REPORT)
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(readiness, "sources_behind", broken)
+    d = daemon_at(settings, engine, dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT))
+    with pytest.raises(RuntimeError):
+        d._report()
+    assert d.scheduler.get_job("report:monthly:retry") is not None
 
 
 def test_a_source_configured_to_start_after_the_period_is_not_waited_for(
         write_config: Callable[..., Path]) -> None:
-    from sync_agent.report.deliver import sources_behind
     from sync_agent.report.period import Period
+    from sync_agent.report_readiness import sources_behind
 
     config = write_config(extra=REPORT)
     config.write_text(config.read_text(encoding="utf-8").replace(
