@@ -155,7 +155,8 @@ def _host(url: str) -> str | None:
     parts = urlsplit(url)
     if not parts.hostname:
         return None
-    return parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6, as in a URL
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 class _Schedule:

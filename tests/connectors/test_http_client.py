@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.http import HttpClient, parse_retry_after, status_error
+from connectors.http import HttpClient, _host, parse_retry_after, status_error
 from sync_agent.errors import FatalSourceError, SessionExpired, TransientSourceError
 
 from .conftest import FakeClock, make_settings
@@ -127,6 +127,12 @@ def test_a_refused_connection_is_retried_then_transient(client_for: ClientFor, c
     host = url.removeprefix("http://").rstrip("/")
     assert f"GET /x to {host}: ConnectionError (Connection refused)" in str(err.value)
     assert "secret" not in str(err.value)
+
+
+def test_the_host_in_an_error_is_written_as_in_a_url() -> None:
+    assert _host("http://user:pw@127.0.0.1:8103/v1/dossiers") == "127.0.0.1:8103"
+    assert _host("http://[::1]:8103/v1/dossiers") == "[::1]:8103"
+    assert _host("https://dvc.example.gov.vn/api") == "dvc.example.gov.vn"
 
 
 @pytest.mark.parametrize(
