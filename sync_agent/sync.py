@@ -131,7 +131,7 @@ def sync_source(
                         if stop is not None and stop.is_set():
                             break
                 if not pages.complete:
-                    status, error = run_store.INTERRUPTED, "stopped on request at a page boundary"
+                    status, error = run_store.INTERRUPTED, run_store.STOPPED_ON_REQUEST
             except (SourceError, ConfigError) as exc:
                 status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a connector bug must not stop the other sources

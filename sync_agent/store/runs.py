@@ -16,6 +16,8 @@ RUNNING = "running"
 SUCCESS = "success"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
+#: the error of a run interrupted because the agent was asked to stop (not a crash)
+STOPPED_ON_REQUEST = "stopped on request at a page boundary"
 
 
 @dataclass(frozen=True)
@@ -144,14 +146,13 @@ def source_health(conn: Connection, source: str) -> SourceHealth:
         .where(sync_runs.c.source == source, sync_runs.c.status == SUCCESS)
     ).scalar()
     runs = recent_runs(conn, source, limit=50)
-    # Failed runs since the last success. An interrupted one is neither: a daemon stopped for a
-    # restart ends its sync at a page boundary, and a crash keeps what was committed (``runs``
-    # shows both; a source that never gets to finish turns stale)
+    # Failed or crashed runs since the last success; a run stopped on request (a daemon stopped
+    # for a restart ends its sync at a page boundary) is neither a failure nor a success
     failures = 0
     for run in runs:
         if run.status == SUCCESS:
             break
-        if run.status == FAILED:
+        if run.status == FAILED or (run.status == INTERRUPTED and run.error != STOPPED_ON_REQUEST):
             failures += 1
     return SourceHealth(source=source, last_success=last_success, last_run=runs[0] if runs else None,
                         failures_in_a_row=failures, cursor=get_cursor(conn, source))

@@ -81,3 +81,9 @@ def test_a_run_stopped_on_request_is_not_a_failure(write_config: Callable[..., P
                              "stopped on request at a page boundary")
     with read_connection(engine) as conn:
         assert run_store.source_health(conn, "residence").failures_in_a_row == 1
+    # a run the process did not get to finish (killed, out of memory) is a failure
+    with write_transaction(engine) as conn:
+        run_store.start_run(conn, "residence", NOW, None, None, NOW)
+        assert run_store.interrupt_stale_runs(conn, "residence", NOW) == 1
+    with read_connection(engine) as conn:
+        assert run_store.source_health(conn, "residence").failures_in_a_row == 2
