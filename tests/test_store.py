@@ -80,6 +80,36 @@ def test_opening_a_current_store_does_not_load_alembic(db_url: str) -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_processes_starting_together_on_a_new_store_all_open_it(db_url: str) -> None:
+    """The daemon and an operator's command starting at once on a new database: one creates
+    the schema, the others wait for it (PostgreSQL raced: 'duplicate key value ... pg_type')."""
+    import threading
+
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            open_engine(db_url).dispose()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    eng = open_engine(db_url)
+    try:
+        assert stored_revisions(eng) == {HEAD_REVISION}
+    finally:
+        eng.dispose()
+
+
 def test_saving_the_same_page_twice_inserts_once(engine: Engine) -> None:
     page = [rec("A"), rec("B")]
     with write_transaction(engine) as conn:

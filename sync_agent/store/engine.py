@@ -15,6 +15,8 @@ more fsyncs per page than the commit itself needs. Locks never rely on a connect
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -33,6 +35,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: the newest migration's revision (a test keeps it equal to the head of ``MIGRATIONS``)
 HEAD_REVISION = "0007"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL advisory lock held while migrating (any fixed number no other lock of the agent uses)
+_MIGRATE_LOCK_KEY = 0x5A6E_0001
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
@@ -62,13 +66,28 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def _enter_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting as a busy timeout would: on a new file, another
+    process switching it at the same moment makes the switch fail at once ("database is
+    locked"), without the busy handler."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how a transaction starts.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -113,6 +132,10 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # processes starting together on a new database: one migrates, the others wait and
+            # then find the schema current (SQLite: BEGIN IMMEDIATE orders them the same way)
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")
         command.upgrade(_alembic_config(conn), "head")
 
 
