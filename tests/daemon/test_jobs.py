@@ -111,23 +111,32 @@ def test_a_sync_that_lands_during_reconciliation_gets_another_run(
     assert woken == [("reconcile", {"next_run_time": crafted.NOW})]
 
 
-def test_the_report_waits_until_every_source_has_synced_past_the_period(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A daemon started on a new store must not send the city a report of the records its first
-    sync has stored so far (seen in an install trial: a report of zeros, and the month then
-    counted as sent)."""
+@pytest.fixture
+def sent_reports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The periods whose report the daemon sends (recorded instead of sent)."""
     import sync_agent.report as report_package
-    from sync_agent.daemon import REPORT_WAIT
-    from sync_agent.store.runs import advance_cursor
-    from sync_agent.store.tables import reconcile_queue
 
-    settings, engine = setup(write_config, REPORT)
     sent: list[str] = []
+
     def send(_engine: Engine, _settings: Settings, period: Any, **_kw: Any) -> Any:
         sent.append(period.label)
         return SimpleNamespace(status="sent", message_id="<m@x>")
 
     monkeypatch.setattr(report_package, "send_period_report", send)
+    return sent
+
+
+def test_the_report_waits_until_every_source_has_synced_past_the_period(
+        write_config: Callable[..., Path], sent_reports: list[str]) -> None:
+    """A daemon started on a new store must not send the city a report of the records its first
+    sync has stored so far (seen in an install trial: a report of zeros, and the month then
+    counted as sent)."""
+    from sync_agent.daemon import REPORT_WAIT
+    from sync_agent.store.runs import advance_cursor
+    from sync_agent.store.tables import reconcile_queue
+
+    settings, engine = setup(write_config, REPORT)
+    sent = sent_reports
     send_time = dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT)  # the 2026-12 period ended on the 14th
     d = daemon_at(settings, engine, send_time)
     with structlog.testing.capture_logs() as logs:
@@ -167,18 +176,11 @@ def test_the_report_waits_until_every_source_has_synced_past_the_period(
 
 
 def test_a_report_that_waits_past_the_next_period_keeps_its_period(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import sync_agent.report as report_package
+        write_config: Callable[..., Path], sent_reports: list[str]) -> None:
     from sync_agent.store.runs import advance_cursor
 
     settings, engine = setup(write_config, REPORT)
-    sent: list[str] = []
-
-    def send(_engine: Engine, _settings: Settings, period: Any, **_kw: Any) -> Any:
-        sent.append(period.label)
-        return SimpleNamespace(status="sent", message_id="<m@x>")
-
-    monkeypatch.setattr(report_package, "send_period_report", send)
+    sent = sent_reports
     d = daemon_at(settings, engine, dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT))
     d._report()
     job = d.scheduler.get_job("report:monthly:wait:2026-12")
