@@ -411,10 +411,10 @@ class Daemon:
         return run
 
     def _sync(self, source: str) -> None:
-        from sync_agent.sync import sync_source
+        from sync_agent.sync import SKIPPED, sync_source
 
         result = sync_source(self.engine, self.settings, source, stop=self.stop)
-        if result.status == "skipped":
+        if result.status == SKIPPED:
             log.warning("sync_skipped", source=source, reason=result.error)
             return
         if result.inserted or result.updated or result.quarantined:

@@ -37,6 +37,8 @@ log = structlog.get_logger("sync_agent.sync")
 WINDOW_END_MARGIN = dt.timedelta(seconds=1)
 #: pages read ahead of the one being committed (each one held in memory until committed)
 PREFETCH_PAGES = 1
+#: a source another process was syncing at that moment: not run, and not a failure either
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,17 @@ class SyncResult:
     def ok(self) -> bool:
         return self.status == run_store.SUCCESS
 
+    @property
+    def failed(self) -> bool:
+        return self.status not in (run_store.SUCCESS, SKIPPED)
+
     def line(self) -> str:
         """The one line ``sync`` prints per source."""
         text = (f"{self.source:<20} {self.status:<11} fetched={self.fetched} inserted={self.inserted} "
                 f"updated={self.updated} unchanged={self.unchanged} quarantined={self.quarantined} "
                 f"duration={self.duration:.1f}s")
+        if self.status == SKIPPED:
+            return f"{text} ({self.error})"
         return f"{text} error={self.error}" if self.error else text
 
 
@@ -100,7 +108,7 @@ def sync_source(
     started = time.monotonic()
     lock = try_lock(engine, f"sync-{source}")
     if lock is None:
-        return SyncResult(source=source, status="skipped", error="another sync of this source is running")
+        return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
     with lock, structlog.contextvars.bound_contextvars(source=source):
         now = clock()
         with write_transaction(engine) as conn:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from sync_agent.cli import main
 from sync_agent.config import load_settings
+from sync_agent.locks import try_lock
 from sync_agent.store.engine import open_engine
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
@@ -145,3 +146,16 @@ def test_runs_as_json_give_times_in_the_ward_time_zone(write_config: Callable[..
     [row] = json.loads(out)
     assert code == 0 and row["status"] == "failed"
     assert row["started_at"].endswith("+07:00") and row["finished_at"].endswith("+07:00")
+
+
+def test_sync_of_a_source_another_sync_holds_is_skipped_not_failed(write_config: Callable[..., Path]) -> None:
+    config = write_config()  # every source on a closed port: one that really synced would fail
+    settings = load_settings(config)
+    held = try_lock(open_engine(settings.agent.database_url), "sync-residence")
+    assert held is not None
+    with held:
+        code, out, err = run(config, "sync", "residence")
+    assert code == 0, err
+    [line] = [x for x in out.splitlines() if x.startswith("residence")]
+    assert line.split()[1] == "skipped" and line.endswith("(another sync of this source is running)")
+    assert "error=" not in line and "failed" not in err
