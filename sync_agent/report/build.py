@@ -169,16 +169,40 @@ def _bypassed(conn: Connection, period: Period, tz: dt.tzinfo) -> list[FlaggedDo
         where=c.has_one_stop.is_(False),
     )
     rows = sorted(conn.execute(stmt), key=lambda r: (r.received_on, r.id))
+    flagged = _open_bypassed_flags(conn, [r.case_key for r in rows])
     out = []
     for r in rows:
         filed = r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on
+        flag = flagged.get(r.case_key)
         out.append(FlaggedDossier(
             kind="bypassed_reception", code=redact_text(r.reception_code or _code_from_key(r.case_key)),
             procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
             applicant=redact_text(mask_name(r.applicant_name)), filed_on=filed, received_on=r.received_on,
             due_on=r.due_on, status=r.status, source=r.reception_source,
+            raised_at=_local(flag.raised_at, tz) if flag else None,
+            acknowledged=flag is not None and flag.acknowledged_at is not None,
         ))
     return out
+
+
+def _open_bypassed_flags(conn: Connection, case_keys: list[str]) -> dict[str, Any]:
+    """The open ``bypassed_reception`` flag of each case key that has one (its subject is the
+    case key): the list of bypassed dossiers comes from the period's cases, and the Centre wants
+    to see when each was detected and whether someone has already looked at it."""
+    f = flags.c
+    found: dict[str, Any] = {}
+    for i in range(0, len(case_keys), _KEYS_PER_QUERY):
+        for r in conn.execute(
+            select(f.subject_key, f.raised_at, f.acknowledged_at)
+            .where(f.kind == "bypassed_reception", f.state == "open",
+                   f.subject_key.in_(case_keys[i:i + _KEYS_PER_QUERY]))
+        ):
+            found[r.subject_key] = r
+    return found
+
+
+#: bound parameters per ``IN`` list, well under every driver's limit
+_KEYS_PER_QUERY = 500
 
 
 def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import email
+import io
 import json
 from decimal import Decimal
 from email import policy
@@ -24,9 +26,12 @@ from sync_agent.report import (
     write_report_files,
 )
 from sync_agent.report.build import FlaggedDossier
+from sync_agent.report.flagged_csv import build_csv
 from sync_agent.report.render_html import bar
 from sync_agent.report.render_text import subject
 from sync_agent.report.xlsx import build_xlsx
+from sync_agent.store.engine import write_transaction
+from sync_agent.store.tables import flags
 from tests.report import seed
 from tests.report.conftest import NOW
 
@@ -106,3 +111,19 @@ def test_write_report_files(seeded: Engine, settings: Settings, tmp_path: Path) 
     msg = email.message_from_bytes(paths[5].read_bytes(), policy=policy.default)
     assert msg["Subject"].startswith("Phường Thạch Khôi: báo cáo")
     assert not list(tmp_path.glob("out/*.tmp"))
+
+
+def test_csv_gives_a_bypassed_dossier_its_flags_detection_time_and_acknowledgement(
+        seeded: Engine, settings: Settings) -> None:
+    # the seed store has one bypassed_reception flag; the period's other bypassed cases have none yet
+    with write_transaction(seeded) as conn:
+        conn.execute(flags.update().where(flags.c.kind == "bypassed_reception")
+                     .values(acknowledged_at=seed.at(2026, 2, 20, 9), ack_note="đã gọi điện"))
+    r = build_report(seeded, settings, FEB, now=NOW)
+    [flagged] = [b for b in r.bypassed if b.raised_at is not None]
+    assert flagged.raised_at == seed.at(2026, 2, 1) and flagged.acknowledged
+    assert len(r.bypassed) > 1 and not any(b.acknowledged for b in r.bypassed if b is not flagged)
+    rows = list(csv.reader(io.StringIO(build_csv(r).decode("utf-8-sig"))))
+    [row] = [x for x in rows if x[1] == flagged.code]
+    assert row[0] == "Hồ sơ không qua bộ phận tiếp nhận"
+    assert row[10] == "01/02/2026 08:00" and row[11] == "có"
