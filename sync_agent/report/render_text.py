@@ -54,7 +54,12 @@ def paragraph(report: PeriodReport) -> str:
 
 def period_sentence(report: PeriodReport) -> str:
     p = report.period
-    return f"Kỳ báo cáo {p.label}: tính từ ngày {vn.date(p.start)} đến hết ngày {vn.date(p.end)}."
+    sentence = f"Kỳ báo cáo {p.label}: tính từ ngày {vn.date(p.start)} đến hết ngày {vn.date(p.end)}."
+    if report.generated_at.date() <= p.end:
+        # whoever pastes these figures must see that they are not the period's final ones
+        sentence += (f" Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.datetime(report.generated_at)}"
+                     " và sẽ còn thay đổi.")
+    return sentence
 
 
 def subject(report: PeriodReport) -> str:

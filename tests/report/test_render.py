@@ -127,3 +127,12 @@ def test_csv_gives_a_bypassed_dossier_its_flags_detection_time_and_acknowledgeme
     [row] = [x for x in rows if x[1] == flagged.code]
     assert row[0] == "Hồ sơ không qua bộ phận tiếp nhận"
     assert row[10] == "01/02/2026 08:00" and row[11] == "có"
+
+
+def test_a_report_of_a_period_not_over_says_so_where_the_figures_are_read(
+        seeded: Engine, settings: Settings) -> None:
+    during = build_report(seeded, settings, FEB, now=seed.at(2026, 2, 10, 16, 30))
+    note = "Kỳ báo cáo chưa kết thúc: số liệu tính đến 10/02/2026 16:30 và sẽ còn thay đổi."
+    assert note in render_text(during) and note in render_html(during)
+    after = build_report(seeded, settings, FEB, now=NOW)
+    assert "chưa kết thúc" not in render_text(after) + render_html(after)
