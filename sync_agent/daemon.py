@@ -58,7 +58,8 @@ from sqlalchemy import Engine, select
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
 from sync_agent.errors import AlreadyRunning
-from sync_agent.locks import StoreLock, acquire_or_fail, lock_path, try_lock
+from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
+from sync_agent.locks import holder as lock_holder
 from sync_agent.store.engine import read_connection
 from sync_agent.store.tables import deliveries
 
@@ -285,10 +286,10 @@ class Daemon:
                     time.sleep(0.25)
             self._lock = acquire_or_fail(self.engine, DAEMON_LOCK, "the sync-agent daemon")
         except AlreadyRunning:
-            holder = lock_holder(self.engine)
+            holder = lock_holder(self.engine, DAEMON_LOCK)
             where = self.engine.url.render_as_string(hide_password=True)
             raise AlreadyRunning(
-                f"another sync-agent daemon{f' (pid {holder})' if holder else ''} is already running "
+                f"another sync-agent daemon{f' ({holder})' if holder else ''} is already running "
                 f"on this store ({where}); stop it first, or point this one at another database"
             ) from None
 
@@ -576,18 +577,6 @@ class Daemon:
 
     def _on_max_instances(self, event: JobSubmissionEvent) -> None:
         log.warning("job_skipped_still_running", job=event.job_id)
-
-
-def lock_holder(engine: Engine) -> int | None:
-    """The pid written in the daemon's lock file (SQLite); None on PostgreSQL or when unknown."""
-    path = lock_path(engine, DAEMON_LOCK)
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def _flush_logs() -> None:

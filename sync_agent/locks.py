@@ -10,7 +10,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
+import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -21,6 +24,24 @@ from sync_agent.errors import AlreadyRunning
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_guard = threading.Lock()
+#: how a PostgreSQL session holding a lock names its process (``application_name``, 63 bytes at most)
+_PG_HOLDER = re.compile(r"^sync-agent pid (\d+) on (.+)$")
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The process holding a lock, so that a refusal can say which one to stop. On PostgreSQL it
+    may run on another machine than the one asking, hence the host."""
+
+    pid: int
+    host: str | None = None
+
+    def __str__(self) -> str:
+        return f"pid {self.pid}" + (f" on {self.host}" if self.host else "")
+
+
+def _this_process() -> LockHolder:
+    return LockHolder(os.getpid(), socket.gethostname())
 
 
 class StoreLock:
@@ -42,6 +63,8 @@ class StoreLock:
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                self._conn.execute(text("RESET application_name"))  # back to the pool unnamed
+                self._conn.commit()
             finally:
                 self._conn.close()
                 self._conn = None
@@ -78,6 +101,10 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
         if not got:
             conn.close()
             return None
+        # the session names its process, for ``holder`` (pg_locks knows only the server's pid)
+        name_it = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
+        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": name_it})
+        conn.commit()
         return StoreLock(name, conn=conn, key=key)
     path = lock_path(engine, name)
     if path is None:  # in-memory database: only this process can see it
@@ -93,9 +120,36 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
         return None
     f.seek(0)
     f.truncate()
-    f.write(f"{os.getpid()}\n")
+    me = _this_process()
+    f.write(f"{me.pid} {me.host}\n")
     f.flush()
     return StoreLock(name, file=f)
+
+
+def holder(engine: Engine, name: str) -> LockHolder | None:
+    """Who holds the lock ``name`` on this store, when it can be told (else ``None``)."""
+    if engine.dialect.name == "postgresql":
+        key = _advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+        with engine.connect() as conn:
+            # a bigint advisory key shows in pg_locks as its high and low 32 bits, objsubid 1
+            found = conn.execute(text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar()
+        m = _PG_HOLDER.match(found or "")
+        return LockHolder(int(m.group(1)), m.group(2)) if m else None
+    path = lock_path(engine, name)
+    if path is None:
+        return None
+    try:
+        words = path.read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    if not words or not words[0].isdigit():
+        return None
+    return LockHolder(int(words[0]), words[1] if len(words) > 1 else None)
 
 
 def acquire_or_fail(engine: Engine, name: str, what: str) -> StoreLock:

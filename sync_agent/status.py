@@ -17,8 +17,9 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.daemon import DAEMON_LOCK, JobSpec, job_specs, lock_holder, next_working_digest
-from sync_agent.locks import try_lock
+from sync_agent.daemon import DAEMON_LOCK, JobSpec, job_specs, next_working_digest
+from sync_agent.locks import LockHolder, try_lock
+from sync_agent.locks import holder as lock_holder
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
@@ -81,7 +82,8 @@ class LastDelivery:
 class AgentStatus:
     now: dt.datetime
     daemon_running: bool
-    daemon_pid: int | None
+    #: the process holding the daemon lock, when it can be told
+    daemon: LockHolder | None
     sources: tuple[SourceStatus, ...]
     open_flags: Mapping[str, int] = field(default_factory=dict)
     next_jobs: tuple[NextJob, ...] = ()
@@ -97,7 +99,8 @@ class AgentStatus:
     def as_json(self) -> dict[str, Any]:
         return {
             "now": self.now.isoformat(),
-            "daemon": {"running": self.daemon_running, "pid": self.daemon_pid},
+            "daemon": {"running": self.daemon_running, "pid": self.daemon.pid if self.daemon else None,
+                       "host": self.daemon.host if self.daemon else None},
             "healthy": self.healthy,
             "sources": [s.as_json() for s in self.sources],
             "open_flags": dict(self.open_flags),
@@ -112,13 +115,13 @@ def _iso(v: dt.datetime | None) -> str | None:
     return None if v is None else v.isoformat()
 
 
-def daemon_state(engine: Engine) -> tuple[bool, int | None]:
-    """(running, pid): a daemon is running when the store's daemon lock is held."""
+def daemon_state(engine: Engine) -> tuple[bool, LockHolder | None]:
+    """(running, its process): a daemon is running when the store's daemon lock is held."""
     lock = try_lock(engine, DAEMON_LOCK)
     if lock is not None:
         lock.release()
         return False, None
-    return True, lock_holder(engine)
+    return True, lock_holder(engine, DAEMON_LOCK)
 
 
 def open_flag_counts(engine: Engine) -> dict[str, int]:
@@ -191,8 +194,8 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
                 last_error=last.error if last and last.status != run_store.SUCCESS else None,
                 stale=cs.enabled and (h.last_success is None or now - h.last_success > stale_after),
             ))
-    running, pid = daemon_state(engine)
-    return AgentStatus(now=now, daemon_running=running, daemon_pid=pid, sources=tuple(sources),
+    running, holder = daemon_state(engine)
+    return AgentStatus(now=now, daemon_running=running, daemon=holder, sources=tuple(sources),
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
                        last_digest=last_delivery(engine, "alerts:", tz),
                        last_report=last_delivery(engine, "report:", tz),
@@ -219,7 +222,7 @@ def render_text(st: AgentStatus) -> str:
 
     lines = [f"sync-agent status at {st.now:%Y-%m-%d %H:%M:%S %z}"]
     if st.daemon_running:
-        lines.append(f"daemon: running{f' (pid {st.daemon_pid})' if st.daemon_pid else ''}")
+        lines.append(f"daemon: running{f' ({st.daemon})' if st.daemon else ''}")
     else:
         lines.append("daemon: not running")
     lines.append("")

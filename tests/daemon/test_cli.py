@@ -59,7 +59,7 @@ def test_status_fresh_then_failing_with_the_host_in_utc(write_config: Callable[.
         return data
 
     fresh = status()
-    assert fresh["daemon"] == {"running": False, "pid": None}
+    assert fresh["daemon"] == {"running": False, "pid": None, "host": None}
     assert str(fresh["now"]).endswith("+07:00")
     sources = fresh["sources"]
     assert isinstance(sources, list) and [s["failures_in_a_row"] for s in sources] == [0, 0, 0, 0]

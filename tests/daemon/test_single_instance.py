@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from sync_agent.config import load_settings
 from sync_agent.daemon import Daemon
 from sync_agent.errors import AlreadyRunning
+from sync_agent.locks import LockHolder
+from sync_agent.status import daemon_state
 from sync_agent.store.engine import create_store_engine, migrate
 
 
@@ -26,5 +31,27 @@ def test_a_second_daemon_on_the_same_store_is_refused(db_url: str, write_config:
         first.release_lock()
     second.acquire_lock()  # released: the next one may start
     second.release_lock()
+    first_engine.dispose()
+    second_engine.dispose()
+
+
+def test_the_refusal_and_status_name_the_running_daemon_s_pid_and_host(
+        db_url: str, write_config: Callable[..., Path]) -> None:
+    """On PostgreSQL the daemon may run on another machine than the one asking."""
+    settings = load_settings(write_config(db_url=db_url))
+    first_engine, second_engine = create_store_engine(db_url), create_store_engine(db_url)
+    migrate(first_engine)
+    first, second = Daemon(settings, first_engine), Daemon(settings, second_engine)
+    assert daemon_state(second_engine) == (False, None)
+    first.acquire_lock()
+    try:
+        here = f"pid {os.getpid()} on {socket.gethostname()}"
+        with pytest.raises(AlreadyRunning, match=re.escape(f"another sync-agent daemon ({here}) is already")):
+            second.acquire_lock()
+        running, holder = daemon_state(second_engine)
+        assert running and holder == LockHolder(pid=os.getpid(), host=socket.gethostname())
+    finally:
+        first.release_lock()
+    assert daemon_state(second_engine) == (False, None)
     first_engine.dispose()
     second_engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -40,7 +41,7 @@ def test_status_on_a_fresh_store(write_config: Callable[..., Path]) -> None:
     text = render_text(st)
     assert "daemon: not running" in text and "no runs yet" in text and "alerts:digest" in text
     data = st.as_json()
-    assert data["daemon"] == {"running": False, "pid": None}
+    assert data["daemon"] == {"running": False, "pid": None, "host": None}
     assert data["next_jobs"][-1]["next_run"] == "2026-11-30T07:30:00+07:00"
 
 
@@ -56,7 +57,7 @@ def test_status_when_every_source_is_down_and_a_daemon_is_running(write_config: 
         st = collect_status(engine, settings, now=dt.datetime.now(ICT))
     finally:
         lock.release()
-    assert st.daemon_running and st.daemon_pid is not None
+    assert st.daemon_running and st.daemon is not None and st.daemon.pid == os.getpid()
     assert not st.healthy
     for s in st.sources:
         assert s.failures_in_a_row == 2 and s.last_status == "failed" and s.last_success is None
