@@ -81,6 +81,12 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+def _not_a_job_error_twice(record: logging.LogRecord) -> bool:
+    """apscheduler's executor logs a failed job's exception; the daemon's ``job_failed`` listener
+    says the same with the job's context and traceback, so the executor's copy is dropped."""
+    return not (record.levelno >= logging.ERROR and record.name.startswith("apscheduler.executors"))
+
+
 def configure(
     level: str = "INFO",
     log_file: Path | None = None,
@@ -119,6 +125,7 @@ def configure(
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(stderr_level)
     err.setFormatter(console_formatter)
+    err.addFilter(_not_a_job_error_twice)
     root.addHandler(err)
     if log_file is not None:
         try:
@@ -129,6 +136,7 @@ def configure(
             raise ConfigError("agent.log_file", f"cannot write the log file {log_file}: {reason}") from None
         fh.setLevel(level)
         fh.setFormatter(json_formatter)
+        fh.addFilter(_not_a_job_error_twice)
         root.addHandler(fh)
     # Libraries speak at WARNING and above: their INFO lines ("Added job ...", "Running job ...",
     # "Starting new HTTP connection") repeat what the agent's own events say with more context.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,8 +13,10 @@ from typing import Any
 
 import pytest
 import structlog
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine
 
+from sync_agent import logging as agent_logging
 from sync_agent import notifiers
 from sync_agent.alerts import last_digest_at
 from sync_agent.config import Settings, load_settings
@@ -222,3 +227,33 @@ def test_a_source_configured_to_start_after_the_period_is_not_waited_for(
     engine = open_engine(settings.agent.database_url)
     behind = sources_behind(engine, settings, Period.parse("2026-12", 15))
     assert "residence" not in behind and "one_stop" in behind
+
+
+def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callable[..., Path],
+                                                          tmp_path: Path) -> None:
+    """apscheduler's own "Job ... raised an exception" repeated the daemon's ``job_failed``."""
+    settings, engine = setup(write_config, "")
+    log_file = tmp_path / "failed-job.jsonl"
+    agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
+    d = Daemon(settings, engine)
+    done = threading.Event()
+
+    def body() -> None:
+        done.set()
+        raise RuntimeError("SMTP refused the report")
+
+    d.scheduler.add_job(d._wrap("report:monthly", body), trigger=DateTrigger(dt.datetime.now(ICT)),
+                        id="report:monthly")
+    d.scheduler.start()
+    try:
+        assert done.wait(10)
+        deadline = time.monotonic() + 10
+        while "job_failed" not in log_file.read_text(encoding="utf-8") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        d.scheduler.shutdown(wait=True)
+        agent_logging.configure(level="INFO", stderr_level="CRITICAL")
+    errors = [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines()
+              if json.loads(x)["level"] in ("error", "critical")]
+    assert [e["event"] for e in errors] == ["job_failed"], errors
+    assert errors[0]["job"] == "report:monthly" and "SMTP refused the report" in errors[0]["traceback"]
