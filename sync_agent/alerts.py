@@ -31,8 +31,8 @@ from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.records import dialect_insert
-from sync_agent.store.tables import agent_state, case_links, cases, dossiers, flags
+from sync_agent.store.state import read_state, write_state
+from sync_agent.store.tables import case_links, cases, dossiers, flags
 
 if TYPE_CHECKING:
     from sync_agent.notifiers import Notifier, NotifyOutcome
@@ -176,7 +176,7 @@ def _iso(d: dt.date | None) -> str | None:
 
 def last_digest_at(conn: Connection) -> dt.datetime | None:
     """When the window of the last sent digest ended, or None before the first one."""
-    value = conn.execute(select(agent_state.c.value).where(agent_state.c.name == LAST_DIGEST_STATE)).scalar()
+    value = read_state(conn, LAST_DIGEST_STATE)
     if not value:
         return None
     when = dt.datetime.fromisoformat(value)
@@ -190,10 +190,7 @@ def mark_digest_sent(engine: Engine, digest: Digest, now: dt.datetime | None = N
         current = last_digest_at(conn)
         if current is not None and current >= digest.until:
             return
-        value = digest.until.astimezone(dt.UTC).isoformat()
-        stmt = dialect_insert(conn, agent_state).values(name=LAST_DIGEST_STATE, value=value, updated_at=at)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
-                                                set_={"value": value, "updated_at": at}))
+        write_state(conn, LAST_DIGEST_STATE, digest.until.astimezone(dt.UTC).isoformat(), at)
 
 
 def default_since(settings: Settings, calendar: WorkingCalendar, today: dt.date) -> dt.datetime:

@@ -94,8 +94,8 @@ from sqlalchemy import Connection, Engine, Table, bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
 from sync_agent.store.engine import write_transaction
-from sync_agent.store.records import dialect_insert
-from sync_agent.store.tables import agent_state, case_links, cases
+from sync_agent.store.state import read_state, write_state
+from sync_agent.store.tables import case_links, cases
 from sync_agent.store.types import UTCDateTime
 
 log = structlog.get_logger("sync_agent.reconcile")
@@ -813,7 +813,7 @@ def _clause(statement: str) -> TextClause:
 
 
 def _last_run_at(conn: Connection) -> dt.datetime | None:
-    value = conn.execute(text("SELECT value FROM agent_state WHERE name = :n"), {"n": STATE_NAME}).scalar()
+    value = read_state(conn, STATE_NAME)
     if not value:
         return None
     try:
@@ -823,10 +823,7 @@ def _last_run_at(conn: Connection) -> dt.datetime | None:
 
 
 def _remember(conn: Connection, now: dt.datetime, full: bool) -> None:
-    stmt = dialect_insert(conn, agent_state).values(
-        name=STATE_NAME, value=json.dumps({"at": now.isoformat(), "full": full}), updated_at=now)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
-                                            set_={"value": stmt.excluded.value, "updated_at": now}))
+    write_state(conn, STATE_NAME, json.dumps({"at": now.isoformat(), "full": full}), now)
 
 
 def last_reconciled_at(conn: Connection) -> dt.datetime | None:

@@ -10,13 +10,12 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine
 
 from sync_agent.config import Settings
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.records import dialect_insert
 from sync_agent.store.runs import get_cursor
-from sync_agent.store.tables import agent_state
+from sync_agent.store.state import forget_state, read_state, write_state
 
 if TYPE_CHECKING:
     from sync_agent.report.period import Period
@@ -42,21 +41,19 @@ def mark_report_waiting(engine: Engine, period: Period, behind: tuple[str, ...],
     """Remember that ``period``'s report waits for the sources ``behind`` (since when: the first
     time it waited), or forget it once none is behind."""
     with write_transaction(engine) as conn:
-        row = conn.execute(select(agent_state.c.value).where(agent_state.c.name == REPORT_WAITING_STATE)).scalar()
+        row = read_state(conn, REPORT_WAITING_STATE)
         old = json.loads(row) if row else None
         if not behind:
             if old is not None:
-                conn.execute(delete(agent_state).where(agent_state.c.name == REPORT_WAITING_STATE))
+                forget_state(conn, REPORT_WAITING_STATE)
             return
         since = old["since"] if old and old.get("period") == period.label else now.isoformat()
         value = json.dumps({"period": period.label, "sources": list(behind), "since": since})
-        stmt = dialect_insert(conn, agent_state).values(name=REPORT_WAITING_STATE, value=value, updated_at=now)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
-                                                set_={"value": value, "updated_at": now}))
+        write_state(conn, REPORT_WAITING_STATE, value, now)
 
 
 def report_waiting(engine: Engine) -> dict[str, Any] | None:
     """``{"period", "sources", "since"}`` of a report waiting for its sources, else ``None``."""
     with read_connection(engine) as conn:
-        row = conn.execute(select(agent_state.c.value).where(agent_state.c.name == REPORT_WAITING_STATE)).scalar()
+        row = read_state(conn, REPORT_WAITING_STATE)
     return json.loads(row) if row else None
