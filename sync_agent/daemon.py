@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -60,7 +61,8 @@ from sync_agent.config import Settings
 from sync_agent.errors import AlreadyRunning
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.store.engine import read_connection
+from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import deliveries
 
 if TYPE_CHECKING:
@@ -85,6 +87,8 @@ REPORT_WAIT = dt.timedelta(minutes=30)
 #: most this many times a day
 DELIVERY_RETRY_DELAY = dt.timedelta(minutes=15)
 DELIVERY_RETRIES = 3
+#: ``agent_state`` name prefix of a failed delivery's retry, by job id (``status`` shows it)
+DELIVERY_RETRY_STATE = "delivery_retry:"
 
 DAEMON_LOCK = "daemon"
 LOCK_TRIES = 4
@@ -307,6 +311,10 @@ class Daemon:
                 self._job_function(spec), trigger=spec.trigger, id=spec.id, name=spec.description,
                 misfire_grace_time=spec.misfire_grace_time, replace_existing=True,
             )
+        # retries scheduled by a daemon that stopped are gone with it: the catch-ups replace them
+        with write_transaction(self.engine) as conn:
+            for name in read_states(conn, DELIVERY_RETRY_STATE):
+                forget_state(conn, name)
         self._schedule_catch_ups(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
@@ -471,6 +479,8 @@ class Daemon:
         if not result.ok:
             # channels that went are not repeated (the outbox), the failed ones are tried again
             self._retry_later(DIGEST_JOB, today, self._digest, now)
+        else:
+            self._note_retry(DIGEST_JOB, None, now)
 
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
@@ -490,6 +500,7 @@ class Daemon:
         except Exception:
             self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now)
             raise
+        self._note_retry(REPORT_JOB, None, now)
         log.info("report_job_finished", period=period.label, status=result.status,
                  message_id=result.message_id)
 
@@ -529,12 +540,28 @@ class Daemon:
         if attempts > DELIVERY_RETRIES or self.stop.is_set():
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
+            self._note_retry(job_id, {"job": job_id, "attempts": attempts - 1, "gave_up_at": now.isoformat()},
+                             now)
             return
         when = now + DELIVERY_RETRY_DELAY
         retry_id = f"{job_id}:retry"
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
                                id=retry_id, replace_existing=True, misfire_grace_time=3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
+        self._note_retry(job_id, {"job": job_id, "attempt": attempts, "of": DELIVERY_RETRIES,
+                                  "at": when.isoformat()}, now)
+
+    def _note_retry(self, job_id: str, value: dict[str, Any] | None, now: dt.datetime) -> None:
+        """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The
+        retry itself lives in the scheduler; a store that cannot be written must not stop it."""
+        try:
+            with write_transaction(self.engine) as conn:
+                if value is None:
+                    forget_state(conn, DELIVERY_RETRY_STATE + job_id)
+                else:
+                    write_state(conn, DELIVERY_RETRY_STATE + job_id, json.dumps(value), now)
+        except Exception as exc:
+            log.warning("delivery_retry_not_noted", job=job_id, error=f"{type(exc).__name__}: {exc}")
 
     def _schedule_catch_ups(self, now: dt.datetime) -> None:
         """Send at start what came due while the daemon was down (the outbox says what went)."""

@@ -9,6 +9,7 @@ computed from the same triggers the daemon builds (so it works when the daemon i
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,21 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.daemon import DAEMON_LOCK, JobSpec, job_specs, next_working_digest
+from sync_agent.daemon import (
+    DAEMON_LOCK,
+    DELIVERY_RETRY_STATE,
+    DIGEST_JOB,
+    REPORT_JOB,
+    JobSpec,
+    job_specs,
+    next_working_digest,
+)
 from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
+from sync_agent.store.state import read_states
 from sync_agent.store.tables import deliveries
 from sync_agent.store.tables import sync_runs as runs_table
 
@@ -91,6 +101,9 @@ class AgentStatus:
     last_report: LastDelivery | None = None
     #: the report waiting for its sources: ``{"period", "sources", "since"}`` (see the daemon)
     report_waiting: Mapping[str, Any] | None = None
+    #: failed deliveries: ``{"job", "attempt", "of", "at"}`` while the daemon will try again,
+    #: ``{"job", "attempts", "gave_up_at"}`` once it gave up for the day
+    delivery_retries: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -108,6 +121,7 @@ class AgentStatus:
             "last_digest": self.last_digest.as_json() if self.last_digest else None,
             "last_report": self.last_report.as_json() if self.last_report else None,
             "report_waiting": dict(self.report_waiting) if self.report_waiting else None,
+            "delivery_retries": [dict(r) for r in self.delivery_retries],
         }
 
 
@@ -199,7 +213,17 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
                        last_digest=last_delivery(engine, "alerts:", tz),
                        last_report=last_delivery(engine, "report:", tz),
-                       report_waiting=report_waiting(engine))
+                       report_waiting=report_waiting(engine), delivery_retries=delivery_retries(engine))
+
+
+def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
+    """What the daemon noted of its failed deliveries (see ``Daemon._retry_later``)."""
+    with read_connection(engine) as conn:
+        return tuple(json.loads(v) for v in read_states(conn, DELIVERY_RETRY_STATE).values())
+
+
+#: how a person sends by hand what the daemon gave up on
+_BY_HAND = {DIGEST_JOB: "sync-agent alerts --send", REPORT_JOB: "sync-agent report --send"}
 
 
 def _ago(td: dt.timedelta | None) -> str:
@@ -250,6 +274,16 @@ def render_text(st: AgentStatus) -> str:
         since = t(dt.datetime.fromisoformat(w["since"]))
         lines.append(f"report {w['period']} WAITING since {since}: not read past the period's end yet: "
                      f"{', '.join(w['sources'])}")
+    for r in st.delivery_retries:
+        def local(key: str, r: Mapping[str, Any] = r) -> str:
+            return t(dt.datetime.fromisoformat(r[key]).astimezone(st.now.tzinfo))
+
+        if "at" in r:
+            lines.append(f"{r['job']}: delivery failed; the daemon tries again at {local('at')} "
+                         f"(try {r['attempt']} of {r['of']})")
+        else:
+            lines.append(f"{r['job']}: delivery failed; the daemon gave up after {r['attempts']} more tries "
+                         f"at {local('gave_up_at')}; send it by hand: {_BY_HAND.get(r['job'], 'see the log')}")
     lines.append("")
     lines.append("next jobs:")
     for j in st.next_jobs:

@@ -21,6 +21,8 @@ from sync_agent import notifiers
 from sync_agent.alerts import last_digest_at
 from sync_agent.config import Settings, load_settings
 from sync_agent.daemon import DELIVERY_RETRY_DELAY, Daemon, job_specs
+from sync_agent.status import collect_status
+from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
 from sync_agent.store.tables import deliveries
 from tests.daemon import crafted
@@ -257,3 +259,26 @@ def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callabl
               if json.loads(x)["level"] in ("error", "critical")]
     assert [e["event"] for e in errors] == ["job_failed"], errors
     assert errors[0]["job"] == "report:monthly" and "SMTP refused the report" in errors[0]["traceback"]
+
+
+def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver(statuses=[503] * 8) as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        d = daemon_at(settings, engine, crafted.NOW)
+        d._digest()
+        st = collect_status(engine, settings, now=crafted.NOW)
+        retry_at = crafted.NOW + DELIVERY_RETRY_DELAY
+        assert [dict(r) for r in st.delivery_retries] == [
+            {"job": "alerts:digest", "attempt": 1, "of": 3, "at": retry_at.isoformat()}]
+        assert (f"alerts:digest: delivery failed; the daemon tries again at {retry_at:%Y-%m-%d %H:%M:%S} "
+                "(try 1 of 3)") in status_text(st)
+        for _ in range(3):
+            d._retry_later("alerts:digest", crafted.TODAY, d._digest, crafted.NOW)
+        [gave_up] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
+        assert gave_up["attempts"] == 3 and "at" not in gave_up
+        assert "gave up after 3 more tries" in status_text(collect_status(engine, settings, now=crafted.NOW))
+        rx.statuses.clear()  # the channel works again: the next send clears it
+        d._digest()
+    assert collect_status(engine, settings, now=crafted.NOW).delivery_retries == ()
