@@ -4,7 +4,8 @@ The ministries' systems send no alert for a new dossier or one close to its dead
 report's problem 2), so the agent does: every working morning, the dossiers new since the last
 digest (per source), those due within a few working days, those already overdue, and the flags
 raised since the last digest. "Since the last digest" is a point in time kept in
-``agent_state`` and moved only after a digest was really sent, so a failed send loses nothing.
+``agent_state`` and moved only after a digest was really sent, so a failed send loses nothing,
+in the same transaction as the outbox records it sent, so a crash repeats nothing.
 
 Items are cases (one dossier seen by several systems counts once). Names are masked and no ID
 number is ever carried: the digest goes out by email and webhook.
@@ -32,7 +33,7 @@ from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.state import read_state, write_state
-from sync_agent.store.tables import case_links, cases, dossiers, flags
+from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags
 
 if TYPE_CHECKING:
     from sync_agent.notifiers import Notifier, NotifyOutcome
@@ -185,12 +186,16 @@ def last_digest_at(conn: Connection) -> dt.datetime | None:
 
 def mark_digest_sent(engine: Engine, digest: Digest, now: dt.datetime | None = None) -> None:
     """Move "since the last digest" to the end of ``digest``'s window (only ever forward)."""
-    at = now or dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
-        current = last_digest_at(conn)
-        if current is not None and current >= digest.until:
-            return
-        write_state(conn, LAST_DIGEST_STATE, digest.until.astimezone(dt.UTC).isoformat(), at)
+        _move_since(conn, digest, now)
+
+
+def _move_since(conn: Connection, digest: Digest, now: dt.datetime | None) -> None:
+    current = last_digest_at(conn)
+    if current is not None and current >= digest.until:
+        return
+    write_state(conn, LAST_DIGEST_STATE, digest.until.astimezone(dt.UTC).isoformat(),
+                now or dt.datetime.now(dt.UTC))
 
 
 def default_since(settings: Settings, calendar: WorkingCalendar, today: dt.date) -> dt.datetime:
@@ -522,10 +527,23 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     chosen = list(notifiers) if notifiers is not None else load_notifiers(settings)
     if not chosen:
         raise UsageError("no recipients or webhooks configured in [alerts]")
-    outcomes = tuple(n.deliver(engine, digest, force=force, now=now) for n in chosen)
+    channels = {n.channel for n in chosen}
+
+    def with_the_last_channel(conn: Connection) -> None:
+        # "since" moves in the transaction that records the last channel as sent: a process
+        # killed between two transactions would leave the digest delivered and its window open,
+        # and the next digest would announce all of it again
+        d = deliveries.c
+        sent = {ch for ch, status in conn.execute(select(d.channel, d.status).where(d.key == digest.key))
+                if status == "sent"}
+        if channels <= sent:
+            _move_since(conn, digest, now)
+
+    outcomes = tuple(n.deliver(engine, digest, force=force, now=now, on_sent=with_the_last_channel)
+                     for n in chosen)
     result = DigestSendResult(key=digest.key, outcomes=outcomes)
     if result.ok and result.sent_now:
-        mark_digest_sent(engine, digest, now)
+        mark_digest_sent(engine, digest, now)  # done already unless a notifier has its own outbox
     # "sent" only when something went now: a second --send logs that it had already gone
     event = "digest_send_failed" if not result.ok else "digest_sent" if result.sent_now else "digest_already_sent"
     log.log(20 if result.ok else 40, event, key=digest.key, counts=digest.counts(),

@@ -36,7 +36,7 @@ from email.utils import getaddresses
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -392,6 +392,7 @@ def deliver_once(
     ward_code: str | None = None,
     domain: str | None = None,
     describe: Callable[[M], tuple[str | None, str | None]] | None = None,
+    on_sent: Callable[[Connection], None] | None = None,
 ) -> DeliveryResult:
     """Build and send the message for (key, channel) unless the outbox says it already went.
 
@@ -401,6 +402,8 @@ def deliver_once(
     in ``sending`` (in doubt: only ``force`` resends). ``force`` resends a ``sent`` message under
     a new Message-ID and an in-doubt one under the same Message-ID.
     Raises ``DeliveryInDoubt`` for a row already in ``sending`` (without ``force``).
+    ``on_sent(conn)`` runs in the transaction that records the message as sent, for what must
+    change with it or not at all (a crash between two transactions would split them).
     """
     clock = now or dt.datetime.now(dt.UTC)
     d = deliveries.c
@@ -417,6 +420,8 @@ def deliver_once(
         with write_transaction(engine) as conn:
             conn.execute(update(deliveries).where(d.key == key, d.channel == channel)
                          .values(status=status, error=error, updated_at=at, **extra))
+            if status == SENT and on_sent is not None:
+                on_sent(conn)
 
     try:
         message = build_message(mid)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from connectors.http import parse_retry_after
 from sync_agent.config import Settings, WebhookSettings
@@ -97,15 +97,17 @@ class Notifier(abc.ABC):
         return None
 
     def deliver(self, engine: Engine, digest: Digest, *, force: bool = False,
-                now: dt.datetime | None = None) -> NotifyOutcome:
-        """Send ``digest`` unless the outbox says it already went (or may have) on this channel."""
+                now: dt.datetime | None = None,
+                on_sent: Callable[[Connection], None] | None = None) -> NotifyOutcome:
+        """Send ``digest`` unless the outbox says it already went (or may have) on this channel;
+        ``on_sent(conn)`` runs in the transaction that records it as sent."""
         from sync_agent.mailer import deliver_once
 
         try:
             result = deliver_once(engine, digest.key, self.channel,
                                   lambda message_id: self.build(digest, message_id), self.send,
                                   force=force, now=now, ward_code=digest.ward_code or None,
-                                  domain=self.message_domain(), describe=self.describe)
+                                  domain=self.message_domain(), describe=self.describe, on_sent=on_sent)
         except Exception as exc:  # logged by the outbox; the other channels still go
             return NotifyOutcome(self.channel, FAILED, redact_text(f"{type(exc).__name__}: {exc}"))
         return NotifyOutcome(self.channel, ALREADY_SENT if result.already_sent else SENT)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from sync_agent.alerts import (
     Digest,
@@ -143,7 +143,8 @@ class Recorder(Notifier):
         return []
 
     def deliver(self, engine: Engine, digest: Digest, *, force: bool = False,
-                now: dt.datetime | None = None) -> NotifyOutcome:
+                now: dt.datetime | None = None, on_sent: Callable[[Connection], None] | None = None
+                ) -> NotifyOutcome:
         self.seen.append(digest)
         if self.seen[:-1] and not self.fail and not force:
             return NotifyOutcome(self.channel, ALREADY_SENT)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine, select
 
-from sync_agent import notifiers
+from sync_agent import alerts, notifiers
 from sync_agent.alerts import build_digest, last_digest_at, send_digest
 from sync_agent.config import Settings, WebhookSettings, load_settings
 from sync_agent.notifiers import EmailNotifier, Notifier, WebhookNotifier, load_notifiers
@@ -221,3 +221,29 @@ def test_a_notifier_installed_by_entry_point_is_loaded_and_delivers_once(
         assert Pager.sent == [f"alerts:2026-02-12 {_rows(engine)[0].message_id}"]
     finally:
         notifiers.notifier_classes.cache_clear()
+
+
+class _Killed(BaseException):
+    """The process dying at that instant: nothing after it runs."""
+
+
+def test_a_process_killed_just_after_the_digest_went_does_not_make_the_next_one_repeat_it(
+        engine: Engine, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox said "sent" in one transaction and "since the last digest" moved in the next:
+    a kill in between left the email delivered and the window where it was, so the next working
+    day's digest announced every dossier and flag of this one again."""
+    crafted.load(engine)
+    with webhook_receiver() as rx:
+        settings = _settings(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        hook = WebhookNotifier(settings.alerts.webhooks[0], sleep=lambda s: None)
+        digest = build_digest(engine, settings, TODAY, now=NOW)
+
+        def killed(*args: object, **kwargs: object) -> None:
+            raise _Killed
+
+        monkeypatch.setattr(alerts, "mark_digest_sent", killed)
+        with pytest.raises(_Killed):
+            send_digest(engine, settings, digest, now=NOW, notifiers=[hook])
+    assert len(rx.requests) == 1 and [r.status for r in _rows(engine)] == ["sent"]
+    with read_connection(engine) as conn:
+        assert last_digest_at(conn) == NOW
