@@ -4,24 +4,32 @@ rules, checked by the real tools and against the agent's own behaviour."""
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import logging
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import structlog
+from sqlalchemy import func, select
 
 from sync_agent import logging as agent_logging
 from sync_agent.daemon import SHUTDOWN_BUDGET
 from sync_agent.logs import read_log
+from sync_agent.store.engine import open_engine, read_connection, write_transaction
+from sync_agent.store.tables import sync_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "sync-agent.service"
 LOGROTATE = ROOT / "deploy" / "logrotate.conf"
 LOG_PATH = "/var/log/sync-agent/sync-agent.jsonl"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
 
 
 def tool(name: str) -> str:
@@ -86,3 +94,36 @@ def test_logrotate_rotates_the_log_while_the_agent_writes_and_logs_reads_every_f
         "sync-agent.jsonl", "sync-agent.jsonl.1", "sync-agent.jsonl.2.gz"]
     # the handler noticed each move and wrote on in the new file; nothing lost or repeated
     assert [e.fields["n"] for e in read_log(log_file) if e.event == "sync_finished"] == list(range(15))
+
+
+def test_the_readme_backup_copies_a_store_while_the_agent_writes(tmp_path: Path) -> None:
+    # the command README.md gives, run on a store of this test instead of /var/lib/sync-agent
+    assert re.search(r'`sqlite3 /var/lib/sync-agent/sync-agent\.db "VACUUM INTO \'[^\']+\'"`', README), \
+        "README.md gives no SQLite backup command"
+    store, copy = tmp_path / "sync-agent.db", tmp_path / "backup.db"
+    engine = open_engine(f"sqlite:///{store}")
+    stop, written = threading.Event(), [0]
+
+    def sync_pages() -> None:  # commits a page of runs at a time, as fast as it can
+        while not stop.is_set():
+            with write_transaction(engine) as conn:
+                conn.execute(sync_runs.insert(), [
+                    {"source": "one_stop", "started_at": NOW, "status": "success"} for _ in range(500)])
+            written[0] += 500
+
+    writer = threading.Thread(target=sync_pages)
+    writer.start()
+    try:
+        while written[0] < 5000:
+            time.sleep(0.01)
+        out = subprocess.run([tool("sqlite3"), str(store), f"VACUUM INTO '{copy}'"],
+                             capture_output=True, text=True, timeout=60)
+        before_end = written[0]
+    finally:
+        stop.set()
+        writer.join()
+    assert out.returncode == 0, out.stderr
+    backup = open_engine(f"sqlite:///{copy}")
+    with read_connection(backup) as conn:
+        copied = conn.execute(select(func.count()).select_from(sync_runs)).scalar_one()
+    assert 5000 <= copied <= before_end and copied % 500 == 0  # whole pages only
