@@ -53,6 +53,9 @@ log = structlog.get_logger("sync_agent.mailer")
 BACKOFF_INITIAL = 2.0
 BACKOFF_MAX = 60.0
 
+#: claimed, the message being written: nothing has gone to a server yet, so a row left so by a
+#: dead process is simply sent again (and a live one loses its claim to whoever takes it over)
+PREPARING = "preparing"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
@@ -349,14 +352,14 @@ def _in_doubt_message(key: str, channel: str, since: dt.datetime, error: str | N
 
 def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.datetime,
            ward_code: str | None, domain: str | None) -> DeliveryResult | tuple[str, int]:
-    """Mark (key, channel) ``sending`` and return (Message-ID, attempt), or the earlier result."""
+    """Mark (key, channel) ``preparing`` and return (Message-ID, attempt), or the earlier result."""
     d = deliveries.c
     with write_transaction(engine) as conn:
         row = conn.execute(select(deliveries).where(d.key == key, d.channel == channel)).first()
         if row is None:
             mid = message_id(key, channel, ward_code=ward_code, domain=domain)
             conn.execute(deliveries.insert().values(
-                key=key, channel=channel, message_id=mid, status=SENDING, attempts=1,
+                key=key, channel=channel, message_id=mid, status=PREPARING, attempts=1,
                 created_at=clock, updated_at=clock))
             return mid, 1
         if row.status == SENT and not force:
@@ -372,12 +375,25 @@ def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.dat
         claimed = conn.execute(
             update(deliveries)
             .where(d.id == row.id, d.status == row.status, d.attempts == row.attempts)
-            .values(status=SENDING, attempts=attempts, message_id=mid, error=None, updated_at=clock))
+            .values(status=PREPARING, attempts=attempts, message_id=mid, error=None, updated_at=clock))
         if claimed.rowcount != 1:
             raise DeliveryInDoubt(f"{key} on {channel} is being sent by another process")
         if force:
             log.warning("delivery_forced", key=key, channel=channel, previous=row.status, message_id=mid)
         return mid, attempts
+
+
+def _to_sending(engine: Engine, key: str, channel: str, attempts: int, at: dt.datetime) -> None:
+    """``preparing`` → ``sending``, the last step before the server is contacted, only while this
+    process still holds the claim (the attempt it made)."""
+    d = deliveries.c
+    with write_transaction(engine) as conn:
+        moved = conn.execute(update(deliveries)
+                             .where(d.key == key, d.channel == channel, d.status == PREPARING,
+                                    d.attempts == attempts)
+                             .values(status=SENDING, updated_at=at))
+    if moved.rowcount != 1:
+        raise DeliveryInDoubt(f"{key} on {channel} is being sent by another process")
 
 
 def deliver_once(
@@ -418,10 +434,14 @@ def deliver_once(
     def finish(status: str, error: str | None = None, **extra: Any) -> None:
         at = now or dt.datetime.now(dt.UTC)
         with write_transaction(engine) as conn:
-            conn.execute(update(deliveries).where(d.key == key, d.channel == channel)
-                         .values(status=status, error=error, updated_at=at, **extra))
-            if status == SENT and on_sent is not None:
+            # only this attempt's row: another process may have taken over a row left preparing
+            mine = conn.execute(update(deliveries).where(d.key == key, d.channel == channel,
+                                                         d.attempts == attempts)
+                                .values(status=status, error=error, updated_at=at, **extra)).rowcount
+            if status == SENT and on_sent is not None and mine:
                 on_sent(conn)
+        if not mine:
+            log.warning("delivery_taken_over", key=key, channel=channel, message_id=mid, status=status)
 
     try:
         message = build_message(mid)
@@ -429,6 +449,7 @@ def deliver_once(
         finish(FAILED, f"building the message failed: {type(exc).__name__}: {redact_text(str(exc))}")
         raise
     recipients, subject = (describe or _describe)(message)
+    _to_sending(engine, key, channel, attempts, now or dt.datetime.now(dt.UTC))
     try:
         send(message)
     except Exception as exc:

@@ -241,13 +241,14 @@ deliveries = Table(
     "deliveries",
     metadata,
     # One row per message that must go out at most once: the period report's email, a day's
-    # alert digest, each webhook. "sending" is written before the SMTP/HTTP call and "sent"
-    # after, so a crash in between is noticed and never silently repeated.
+    # alert digest, each webhook. "preparing" while the message is written, "sending" just
+    # before the SMTP/HTTP call and "sent" after, so a crash in between is noticed and never
+    # silently repeated.
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("key", String(200), nullable=False),  # e.g. "report:2026-02", "alerts:2026-11-27"
     Column("channel", String(200), nullable=False),  # "email", "webhook:<url>"
     Column("message_id", String(300), nullable=False),
-    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("status", String(16), nullable=False),  # preparing | sending | sent | failed
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("recipients", Text),
     Column("subject", Text),

@@ -89,6 +89,42 @@ def test_failed_build_sends_nothing_and_is_retried(engine: Engine) -> None:
     assert deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW).status == "sent"
 
 
+class Killed(BaseException):
+    """The process dying at that instant: no handler runs."""
+
+
+def test_a_process_killed_while_writing_the_message_left_nothing_in_doubt(engine: Engine) -> None:
+    """Nothing reached the server: the next send goes without --force (a kill while building the
+    report's HTML and spreadsheet used to leave it 'sending', refused until a person forced it)."""
+    ch = Channel()
+
+    def killed(mid: str) -> str:
+        raise Killed
+
+    with pytest.raises(Killed):
+        deliver_once(engine, "report:2026-02", "email", killed, ch.send, now=NOW)
+    row = outbox_row(engine, "report:2026-02")
+    assert row is not None and row.status == "preparing"
+    result = deliver_once(engine, "report:2026-02", "email", ch.build, ch.send, now=NOW)
+    assert result.status == "sent" and ch.sent == [f"message {result.message_id}"]
+
+
+def test_a_sender_that_lost_its_claim_while_writing_sends_nothing(engine: Engine) -> None:
+    """Another process took over a row left 'preparing' (its owner seemed dead but was only
+    slow): of the two, only the one holding the claim sends."""
+    ch = Channel()
+    taken: list[str] = []
+
+    def slow_build(mid: str) -> str:
+        if not taken:  # meanwhile another process takes the row over and sends
+            taken.append(deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW).status)
+        return ch.build(mid)
+
+    with pytest.raises(DeliveryInDoubt, match="another process"):
+        deliver_once(engine, "k", "email", slow_build, ch.send, now=NOW)
+    assert taken == ["sent"] and len(ch.sent) == 1
+
+
 def test_channels_are_independent(engine: Engine) -> None:
     email, hook = Channel(), Channel()
     a = deliver_once(
