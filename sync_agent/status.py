@@ -29,6 +29,7 @@ from sync_agent.daemon import (
 )
 from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
+from sync_agent.mailer import SENDING
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
@@ -83,9 +84,19 @@ class LastDelivery:
     channel: str
     status: str
     at: dt.datetime
+    #: left ``sending`` for longer than any send takes: it may have gone, only a person can tell
+    in_doubt: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key, "channel": self.channel, "status": self.status, "at": self.at.isoformat()}
+        return {"key": self.key, "channel": self.channel, "status": self.status, "at": self.at.isoformat(),
+                "in_doubt": self.in_doubt}
+
+    def resend_command(self) -> str:
+        """What resends it on purpose (``--force``)."""
+        kind, _, rest = self.key.partition(":")
+        if kind == "report":
+            return f"sync-agent report --period {rest} --send --force"
+        return f"sync-agent alerts --date {rest} --send --force"
 
 
 @dataclass(frozen=True)
@@ -146,13 +157,22 @@ def open_flag_counts(engine: Engine) -> dict[str, int]:
         return flag_store.open_flag_counts(conn)
 
 
-def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo) -> LastDelivery | None:
+#: longer than a send with every SMTP retry and backoff takes: a row still ``sending`` after this
+#: belongs to a process that died or lost the line after the message text went out
+IN_DOUBT_AFTER = dt.timedelta(minutes=15)
+
+
+def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo,
+                  now: dt.datetime | None = None) -> LastDelivery | None:
     """The newest outbox row whose key starts with ``prefix`` (``alerts:``, ``report:``)."""
     d = deliveries.c
     with read_connection(engine) as conn:
         r = conn.execute(select(d.key, d.channel, d.status, d.updated_at).where(d.key.startswith(prefix))
                          .order_by(d.updated_at.desc(), d.id.desc()).limit(1)).first()
-    return None if r is None else LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz))
+    if r is None:
+        return None
+    in_doubt = r.status == SENDING and (now or dt.datetime.now(tz)) - r.updated_at > IN_DOUBT_AFTER
+    return LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz), in_doubt)
 
 
 def next_jobs(settings: Settings, engine: Engine, now: dt.datetime) -> tuple[NextJob, ...]:
@@ -211,8 +231,8 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
     running, holder = daemon_state(engine)
     return AgentStatus(now=now, daemon_running=running, daemon=holder, sources=tuple(sources),
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
-                       last_digest=last_delivery(engine, "alerts:", tz),
-                       last_report=last_delivery(engine, "report:", tz),
+                       last_digest=last_delivery(engine, "alerts:", tz, now),
+                       last_report=last_delivery(engine, "report:", tz, now),
                        report_waiting=report_waiting(engine), delivery_retries=delivery_retries(engine))
 
 
@@ -269,6 +289,9 @@ def render_text(st: AgentStatus) -> str:
     for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
         if last is not None:
             lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
+            if last.in_doubt:
+                lines.append(f"  {last.key} may have been sent: no confirmation since {t(last.at)}; ask the "
+                             f"recipients, and if it did not arrive: {last.resend_command()}")
     if st.report_waiting:
         w = st.report_waiting
         since = t(dt.datetime.fromisoformat(w["since"]))

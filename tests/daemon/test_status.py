@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from sync_agent.config import load_settings
 from sync_agent.locks import try_lock
 from sync_agent.status import collect_status, render_text
-from sync_agent.store.engine import open_engine
+from sync_agent.store.engine import open_engine, write_transaction
+from sync_agent.store.tables import deliveries
 from sync_agent.sync import sync_source
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -88,3 +89,22 @@ def test_a_run_stopped_on_request_is_not_a_failure(write_config: Callable[..., P
         assert run_store.interrupt_stale_runs(conn, "residence", NOW) == 1
     with read_connection(engine) as conn:
         assert run_store.source_health(conn, "residence").failures_in_a_row == 2
+
+
+def test_a_delivery_left_sending_is_shown_in_doubt_with_what_to_do(write_config: Callable[..., Path]) -> None:
+    settings = load_settings(write_config(extra=ALERTS))
+    engine = open_engine(settings.agent.database_url)
+    started = NOW - dt.timedelta(hours=3)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-11", channel="email", message_id="<m@x>", status="sending", attempts=1,
+            created_at=started, updated_at=started))
+    st = collect_status(engine, settings, now=NOW)
+    assert st.last_report is not None and st.last_report.in_doubt
+    assert st.as_json()["last_report"]["in_doubt"] is True
+    assert ("report:2026-11 may have been sent: no confirmation since "
+            f"{started.astimezone(ICT):%Y-%m-%d %H:%M:%S}; ask the recipients, and if it did not arrive: "
+            "sync-agent report --period 2026-11 --send --force") in render_text(st)
+    # one being sent right now is not in doubt yet
+    just_now = collect_status(engine, settings, now=started + dt.timedelta(minutes=1))
+    assert just_now.last_report is not None and not just_now.last_report.in_doubt
