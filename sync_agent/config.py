@@ -30,8 +30,8 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Every key the parser accepts, by table: the docs test checks each is explained in
 # config/sync-agent.example.toml.
 TOP_LEVEL_KEYS = frozenset({"agent", "connectors", "report", "smtp", "alerts", "calendar"})
-AGENT_KEYS = frozenset({"ward_code", "ward_name", "timezone", "database_url", "id_hash_key",
-                        "period_start_day", "log_file", "log_level"})
+AGENT_KEYS = frozenset({"ward_code", "ward_name", "province_name", "timezone", "database_url",
+                        "id_hash_key", "period_start_day", "log_file", "log_level"})
 CONNECTOR_KEYS = frozenset({"type", "base_url", "every_minutes", "lookback_minutes", "start_date",
                             "connect_timeout", "read_timeout", "request_deadline", "max_attempts",
                             "retry_after_cap", "page_size", "enabled"})
@@ -53,6 +53,8 @@ class AgentSettings:
     period_start_day: int = 15
     log_file: Path | None = None
     log_level: str = "INFO"
+    #: as the report's opening sentence names the province's dossier system ("thành phố Hải Phòng")
+    province_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ def _agent(t: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> Agen
         period_start_day=start_day,
         log_file=_path(log_file_s, base_dir) if log_file_s else None,
         log_level=log_level,
+        province_name=_str(t, k, "province_name", default="").strip(),
     )
 
 

@@ -48,6 +48,7 @@ def demo_config(out: Path, urls: dict[str, str]) -> str:
         [agent]
         ward_code = "{DEFAULT_WARD_CODE}"
         ward_name = "{DEFAULT_WARD_NAME}"
+        province_name = "thành phố Hải Phòng"
         timezone = "{TZ_NAME}"
         database_url = "sqlite:///demo.db"
         id_hash_key = "${{SYNC_AGENT_ID_HASH_KEY}}"

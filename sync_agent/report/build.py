@@ -84,6 +84,8 @@ class PeriodReport:
     other_flags: tuple[FlaggedDossier, ...]
     sources: tuple[SourceStatus, ...]
     stale_after_hours: int = 24
+    #: how the paste-ready paragraph names the province's dossier system (``agent.province_name``)
+    province_name: str = ""
 
     @property
     def rates(self) -> Rates:
@@ -293,6 +295,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
     return PeriodReport(
         ward_code=settings.agent.ward_code,
         ward_name=settings.agent.ward_name,
+        province_name=settings.agent.province_name,
         period=period,
         generated_at=at,
         total=Figures.sum(cell.figures for cell in cells),

@@ -23,8 +23,8 @@ from sync_agent.report.render_text import (
     figure_row,
     identity_sentence,
     paragraph,
-    period_sentence,
     subject,
+    unfinished_note,
 )
 
 #: rows listed in the email body per list; the CSV attachment has them all. Gmail cuts an HTML
@@ -112,7 +112,7 @@ def render_html(report: PeriodReport, limit: int | None = EMAIL_LIST_LIMIT) -> s
         r=report,
         f=f,
         title=subject(report),
-        period_sentence=period_sentence(report),
+        unfinished_note=unfinished_note(report),
         paragraph_lines=paragraph(report).split("\n"),
         identity_sentence=identity_sentence(report),
         columns=COLUMNS,

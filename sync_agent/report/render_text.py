@@ -48,18 +48,34 @@ def rate_lines(rates: Rates) -> list[str]:
 
 
 def paragraph(report: PeriodReport) -> str:
-    """The paste-ready text of section I.1.c: the counts sentence, then the five rate lines."""
-    return "\n".join([figures_sentence(report.total), *rate_lines(report.rates)])
+    """The paste-ready text of section I.1.c: the period and counts sentences, then the five rate
+    lines."""
+    return "\n".join([f"{opening_sentence(report)} {figures_sentence(report.total)}", *rate_lines(report.rates)])
+
+
+def opening_sentence(report: PeriodReport) -> str:
+    """The period as section I.1.c of the ward's report opens with it."""
+    p = report.period
+    system = f"của {report.province_name}" if report.province_name else "cấp tỉnh"
+    return (f"Trong kỳ báo cáo theo ghi nhận tại Hệ thống giải quyết TTHC {system} và các hệ thống tập "
+            f"trung của các Bộ tính từ ngày {vn.date(p.start)} đến hết ngày {vn.date(p.end)}.")
 
 
 def period_sentence(report: PeriodReport) -> str:
     p = report.period
-    sentence = f"Kỳ báo cáo {p.label}: tính từ ngày {vn.date(p.start)} đến hết ngày {vn.date(p.end)}."
-    if report.generated_at.date() <= p.end:
-        # whoever pastes these figures must see that they are not the period's final ones
-        sentence += (f" Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.datetime(report.generated_at)}"
-                     " và sẽ còn thay đổi.")
-    return sentence
+    sentence = (f"Kỳ báo cáo tháng {p.month:02d}/{p.year}: tính từ ngày {vn.date(p.start)} "
+                f"đến hết ngày {vn.date(p.end)}.")
+    note = unfinished_note(report)
+    return f"{sentence} {note}" if note else sentence
+
+
+def unfinished_note(report: PeriodReport) -> str | None:
+    """Said wherever the figures are read when the period has not ended: whoever pastes them must
+    see that they are not the period's final ones."""
+    if report.generated_at.date() > report.period.end:
+        return None
+    return (f"Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.datetime(report.generated_at)} "
+            "và sẽ còn thay đổi.")
 
 
 def subject(report: PeriodReport) -> str:

@@ -27,6 +27,7 @@ def make_settings(
         agent=AgentSettings(
             ward_code="11311",
             ward_name="Phường Thạch Khôi",
+            province_name="thành phố Hải Phòng",
             timezone=seed.ICT,
             database_url="sqlite://",
             id_hash_key="test-key",

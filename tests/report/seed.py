@@ -440,6 +440,8 @@ EXPECTED_JSON_FIGURES = {
 }
 
 PARAGRAPH = (
+    "Trong kỳ báo cáo theo ghi nhận tại Hệ thống giải quyết TTHC của thành phố Hải Phòng và các hệ thống tập "
+    "trung của các Bộ tính từ ngày 15/01/2026 đến hết ngày 14/02/2026. "
     "UBND phường đã tiếp nhận 4.899 hồ sơ, trong đó: Tiếp nhận trong kỳ trực tuyến 4.849 hồ sơ, hồ sơ "
     "trực tiếp và qua dịch vụ bưu chính: 0 hồ sơ, từ kỳ trước chuyển qua: 50 hồ sơ. Số lượng hồ sơ đã giải "
     "quyết: 4.874 hồ sơ. Trong đó, giải quyết trước hạn 4.871, đúng hạn 0, quá hạn 01 hồ sơ, từ chối: 01 hồ "

@@ -63,6 +63,7 @@ def write_config(
         f"""[agent]
 ward_code = "11311"
 ward_name = "Phường Thạch Khôi"
+province_name = "thành phố Hải Phòng"
 database_url = "sqlite:///{db}"
 id_hash_key = "test-key"
 log_file = "logs/agent.jsonl"
@@ -114,7 +115,7 @@ def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store
     config = write_config(tmp_path, store)
     code, out, _ = run(config, "--period", "2026-02")
     assert code == 0 and seed.PARAGRAPH in out
-    assert "Kỳ báo cáo 2026-02: tính từ ngày 15/01/2026 đến hết ngày 14/02/2026." in out
+    assert "Kỳ báo cáo tháng 02/2026: tính từ ngày 15/01/2026 đến hết ngày 14/02/2026." in out
     code, out, _ = run(config, "--period", "2026-02", "--format", "html")
     assert code == 0 and out.startswith("<!DOCTYPE html>") and "99,98 %" in out
 

@@ -52,9 +52,8 @@ def test_paragraph_small_counts_use_two_digits(engine: Engine, settings: Setting
     r = build_report(engine, settings, FEB, now=NOW)
     small = dataclasses.replace(r, total=Figures(received_online=7, resolved_early=5, rejected=2))
     text = paragraph(small)
-    assert text.startswith(
-        "UBND phường đã tiếp nhận 07 hồ sơ, trong đó: Tiếp nhận trong kỳ trực tuyến 07 hồ sơ,"
-    )
+    assert "đến hết ngày 14/02/2026. UBND phường đã tiếp nhận 07 hồ sơ, trong đó: Tiếp nhận trong kỳ trực " \
+           "tuyến 07 hồ sơ," in text
     assert "giải quyết trước hạn 05, đúng hạn 0, quá hạn 0 hồ sơ, từ chối: 02 hồ sơ, 0 hồ sơ rút." in text
     assert "- Tỷ lệ nộp hồ sơ trực tuyến: 100 %" in text
 
@@ -136,3 +135,15 @@ def test_a_report_of_a_period_not_over_says_so_where_the_figures_are_read(
     assert note in render_text(during) and note in render_html(during)
     after = build_report(seeded, settings, FEB, now=NOW)
     assert "chưa kết thúc" not in render_text(after) + render_html(after)
+
+
+def test_the_paragraph_opens_with_the_period_as_the_ward_s_report_does(engine: Engine, settings: Settings) -> None:
+    r = build_report(engine, settings, FEB, now=NOW)
+    assert paragraph(r).startswith(
+        "Trong kỳ báo cáo theo ghi nhận tại Hệ thống giải quyết TTHC của thành phố Hải Phòng và các hệ thống tập "
+        "trung của các Bộ tính từ ngày 15/01/2026 đến hết ngày 14/02/2026. UBND phường đã tiếp nhận")
+    unnamed = dataclasses.replace(r, province_name="")
+    assert paragraph(unnamed).startswith("Trong kỳ báo cáo theo ghi nhận tại Hệ thống giải quyết TTHC cấp tỉnh và")
+    html = render_html(r)
+    box = html[html.index("Đoạn văn để dán"):html.index("Số liệu tổng hợp")]
+    assert "2026-02" not in box and "Trong kỳ báo cáo theo ghi nhận" in box
