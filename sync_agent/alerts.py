@@ -381,14 +381,20 @@ def _item_line(i: DigestItem) -> str:
     return " | ".join(parts)
 
 
-def _sections(digest: Digest) -> list[tuple[str, Sequence[DigestItem | FlagItem]]]:
+def _sections(digest: Digest) -> list[tuple[str, str, Sequence[DigestItem | FlagItem]]]:
+    """(title, what one item is called, items) per section."""
     return [
-        (f"Hồ sơ mới từ bản tin trước ({len(digest.new)})", digest.new),
-        (f"Hồ sơ sắp đến hạn trong {digest.due_within_working_days} ngày làm việc ({len(digest.due_soon)})",
-         digest.due_soon),
-        (f"Hồ sơ quá hạn, chưa giải quyết ({len(digest.overdue)})", digest.overdue),
-        (f"Cảnh báo mới ({len(digest.new_flags)})", digest.new_flags),
+        (f"Hồ sơ mới kể từ bản tin trước ({vn_number(len(digest.new))})", "hồ sơ", digest.new),
+        (f"Hồ sơ sắp đến hạn trong {digest.due_within_working_days} ngày làm việc "
+         f"({vn_number(len(digest.due_soon))})", "hồ sơ", digest.due_soon),
+        (f"Hồ sơ quá hạn, chưa giải quyết ({vn_number(len(digest.overdue))})", "hồ sơ", digest.overdue),
+        (f"Cảnh báo mới ({vn_number(len(digest.new_flags))})", "cảnh báo", digest.new_flags),
     ]
+
+
+def _window(digest: Digest, zone: dt.tzinfo) -> str:
+    return (f"Từ {digest.since.astimezone(zone):%H:%M} ngày {digest.since.astimezone(zone):%d/%m/%Y} "
+            f"đến {digest.until.astimezone(zone):%H:%M} ngày {digest.until.astimezone(zone):%d/%m/%Y}")
 
 
 def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None = None) -> str:
@@ -396,8 +402,7 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
     zone = tz or digest.until.tzinfo or dt.UTC
     lines = [
         f"BẢN TIN HỒ SƠ NGÀY {vn_date(digest.date)} - {digest.ward_name}",
-        f"Từ {digest.since.astimezone(zone):%H:%M %d/%m/%Y} "
-        f"đến {digest.until.astimezone(zone):%H:%M %d/%m/%Y}",
+        _window(digest, zone),
         "",
     ]
     by_source = digest.new_by_source()
@@ -408,7 +413,7 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
     if digest.backfilled:
         lines.append(_backfill_note(digest))
         lines.append("")
-    for title, items in _sections(digest):
+    for title, noun, items in _sections(digest):
         lines.append(title)
         if not items:
             lines.append("  (không có)")
@@ -420,7 +425,8 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
             else:
                 lines.append(f"  - {_item_line(it)}")
         if limit is not None and len(items) > limit:
-            lines.append(f"  ... và {vn_number(len(items) - limit)} hồ sơ khác (xem `sync-agent alerts`)")
+            lines.append(f"  ... và {vn_number(len(items) - limit)} {noun} khác (danh sách đầy đủ: "
+                         "cán bộ CNTT xem trên máy chủ)")
         lines.append("")
     lines.append("Tên người nộp đã được che một phần. Thư này do sync-agent gửi tự động.")
     return "\n".join(lines)
@@ -435,8 +441,7 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         f"<title>{e(subject(digest))}</title></head>",
         "<body style=\"font-family: Arial, sans-serif; font-size: 14px\">",
         f"<h2>Bản tin hồ sơ ngày {vn_date(digest.date)} - {e(digest.ward_name)}</h2>",
-        f"<p>Từ {digest.since.astimezone(zone):%H:%M %d/%m/%Y} "
-        f"đến {digest.until.astimezone(zone):%H:%M %d/%m/%Y}.</p>",
+        f"<p>{_window(digest, zone)}.</p>",
     ]
     by_source = digest.new_by_source()
     if by_source:
@@ -446,7 +451,7 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         out.append(f"<p>{e(_backfill_note(digest))}</p>")
     head = ("<tr><th>Mã hồ sơ</th><th>Thủ tục</th><th>Người nộp</th><th>Hệ thống</th>"
             "<th>Ngày hẹn trả</th><th>Tình trạng</th></tr>")
-    for title, items in _sections(digest):
+    for title, noun, items in _sections(digest):
         out.append(f"<h3>{e(title)}</h3>")
         if not items:
             out.append("<p><i>Không có.</i></p>")
@@ -459,7 +464,7 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
             if isinstance(it, FlagItem):
                 state = FLAG_LABELS.get(it.kind, it.kind) + (f": {it.details_text()}" if it.details else "")
             elif dossier.days_overdue is not None:
-                state += f" (quá hạn {dossier.days_overdue} ngày)"
+                state += f" (quá hạn {vn_number(dossier.days_overdue)} ngày)"
             elif dossier.working_days_left is not None:
                 state += f" (còn {dossier.working_days_left} ngày làm việc)"
             rows.append(
@@ -471,7 +476,7 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         out.append("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" "
                    "style=\"border-collapse: collapse\">" + head + "".join(rows) + "</table>")
         if limit is not None and len(items) > limit:
-            out.append(f"<p>... và {vn_number(len(items) - limit)} hồ sơ khác.</p>")
+            out.append(f"<p>... và {vn_number(len(items) - limit)} {noun} khác.</p>")
     out.append("<p style=\"color: #666\">Tên người nộp đã được che một phần. "
                "Thư này do sync-agent gửi tự động.</p></body></html>")
     return "\n".join(out)

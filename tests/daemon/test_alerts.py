@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -14,6 +15,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from sync_agent.alerts import (
+    EMAIL_ROWS_PER_SECTION,
     Digest,
     DigestItem,
     FlagItem,
@@ -178,3 +180,17 @@ def test_since_moves_only_after_a_successful_send(engine: Engine, settings: Sett
     later = dt.datetime(2026, 2, 12, 10, 0, tzinfo=ICT)
     nxt = build_digest(engine, settings, TODAY, now=later)
     assert nxt.since == NOW and [i.code for i in nxt.new] == ["H01-0009"]
+
+
+def test_long_sections_count_in_vietnamese_style_and_say_what_was_left_out(engine: Engine,
+                                                                          settings: Settings) -> None:
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    many = dataclasses.replace(digest, new_flags=tuple(digest.new_flags) * 500)
+    cut = len(many.new_flags) - EMAIL_ROWS_PER_SECTION
+    html, text = render_html(many), render_text(many, limit=EMAIL_ROWS_PER_SECTION)
+    for body in (html, text):
+        assert "Cảnh báo mới (1.500)" in body
+        assert f"... và {cut:,} cảnh báo khác".replace(",", ".") in body
+        assert "Từ 07:30 ngày 11/02/2026 đến 07:30 ngày 12/02/2026" in body
+    assert "sync-agent alerts`)" not in text  # the staff reading the email have no command line
