@@ -375,7 +375,7 @@ def _item_line(i: DigestItem) -> str:
         parts.append("đến hạn hôm nay" if i.working_days_left == 0
                      else f"còn {i.working_days_left} ngày làm việc")
     if i.days_overdue is not None:
-        parts.append(f"quá hạn {i.days_overdue} ngày")
+        parts.append(f"quá hạn {vn_number(i.days_overdue)} ngày")
     if i.status:
         parts.append(STATUS_LABELS.get(i.status, i.status))
     return " | ".join(parts)
