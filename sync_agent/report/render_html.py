@@ -69,7 +69,7 @@ def bar(parts: Sequence[tuple[int | Decimal, str, str]], scale: int | Decimal) -
 
 def _progress_bars(f: Figures, scale: int) -> tuple[Segment, ...]:
     return bar([
-        (f.resolved_early + f.resolved_on_time, GREEN, "đã giải quyết đúng hạn"),
+        (f.resolved_early + f.resolved_on_time, GREEN, "đã giải quyết trước hạn, đúng hạn"),
         (f.resolved_overdue, RED, "đã giải quyết quá hạn"),
         (f.rejected + f.withdrawn, GREY, "từ chối, rút"),
         (f.in_progress_within_due, LIGHT_BLUE, "đang giải quyết trong hạn"),

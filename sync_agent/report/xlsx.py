@@ -48,11 +48,17 @@ LEAF_HEADERS = (
     "Quá hạn",
 )
 LAST_COL = 16  # P: the identity check
+FORM = "Biểu số 06a/VPCP/KSTT"
+#: counts with a thousands separator, shown in the reader's locale (1.784 in Vietnamese Excel)
+_COUNT = "#,##0"
 
 
 def _cell(ws: Worksheet, row: int, col: int, value: object, *, bold: bool = False, size: int = 11,
-          align: Alignment = _CENTER, border: bool = True, fill: PatternFill | None = None) -> None:
+          align: Alignment = _CENTER, border: bool = True, fill: PatternFill | None = None,
+          number_format: str | None = None) -> None:
     c = ws.cell(row=row, column=col, value=value)
+    if number_format is not None:
+        c.number_format = number_format
     c.font = Font(name=FONT, size=size, bold=bold)
     c.alignment = align
     if border:
@@ -73,11 +79,11 @@ def _merge(ws: Worksheet, r1: int, c1: int, r2: int, c2: int, value: object, *, 
 
 
 def _sheet(ws: Worksheet, report: PeriodReport, first_header: str, groups: Sequence[Group],
-           total: Figures) -> None:
+           total: Figures, form_title: str) -> None:
     p = report.period
     ws.sheet_view.showGridLines = False
-    _cell(ws, 1, 1, "Biểu số 06a/VPCP/KSTT", bold=True, align=_LEFT, border=False)
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=4)
+    _cell(ws, 1, 1, form_title, bold=True, align=_LEFT, border=False)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=8)
     _cell(ws, 1, 12, f"Đơn vị báo cáo: {report.ward_name}", align=_LEFT, border=False)
     ws.merge_cells(start_row=1, start_column=12, end_row=1, end_column=LAST_COL)
     _cell(ws, 2, 1, "TÌNH HÌNH, KẾT QUẢ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH TẠI CƠ QUAN, ĐƠN VỊ TRỰC TIẾP "
@@ -108,13 +114,13 @@ def _sheet(ws: Worksheet, report: PeriodReport, first_header: str, groups: Seque
         _cell(ws, row, 1, i)
         _cell(ws, row, 2, g.label, align=_LEFT)
         for col, v in enumerate(figure_row(g.figures), start=3):
-            _cell(ws, row, col, v)
+            _cell(ws, row, col, v, number_format=_COUNT)
         _cell(ws, row, LAST_COL, "Đúng" if g.figures.identity_holds else "SAI")
         row += 1
     _cell(ws, row, 1, "", fill=_TOTAL_FILL)
     _cell(ws, row, 2, "Tổng cộng", bold=True, align=_LEFT, fill=_TOTAL_FILL)
     for col, v in enumerate(figure_row(total), start=3):
-        _cell(ws, row, col, v, bold=True, fill=_TOTAL_FILL)
+        _cell(ws, row, col, v, bold=True, fill=_TOTAL_FILL, number_format=_COUNT)
     _cell(ws, row, LAST_COL, "Đúng" if total.identity_holds else "SAI", bold=True, fill=_TOTAL_FILL)
     total_row = row
 
@@ -156,8 +162,10 @@ def build_xlsx(report: PeriodReport) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = "Biểu 06a"
-    _sheet(ws, report, "Lĩnh vực giải quyết", report.by_field, report.total)
-    _sheet(wb.create_sheet("Theo hệ thống"), report, "Hệ thống tiếp nhận", report.by_source, report.total)
+    _sheet(ws, report, "Lĩnh vực giải quyết", report.by_field, report.total, FORM)
+    # form 06a is by field: the same layout by reception system is this agent's addition
+    _sheet(wb.create_sheet("Theo hệ thống"), report, "Hệ thống tiếp nhận", report.by_source, report.total,
+           f"Số liệu theo hệ thống tiếp nhận (bổ sung, ngoài {FORM})")
     stamp = report.generated_at.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
     wb.properties.creator = "sync-agent"
     wb.properties.title = f"Biểu 06a/VPCP/KSTT {report.ward_name} {report.period.label}"

@@ -147,3 +147,14 @@ def test_the_paragraph_opens_with_the_period_as_the_ward_s_report_does(engine: E
     html = render_html(r)
     box = html[html.index("Đoạn văn để dán"):html.index("Số liệu tổng hợp")]
     assert "2026-02" not in box and "Trong kỳ báo cáo theo ghi nhận" in box
+
+
+def test_the_spreadsheet_shows_counts_grouped_and_names_the_extra_sheet_as_extra(
+        seeded: Engine, settings: Settings) -> None:
+    wb = openpyxl.load_workbook(io.BytesIO(build_xlsx(build_report(seeded, settings, FEB, now=NOW))))
+    form, extra = wb["Biểu 06a"], wb["Theo hệ thống"]
+    assert form["A1"].value == "Biểu số 06a/VPCP/KSTT"
+    assert extra["A1"].value == "Số liệu theo hệ thống tiếp nhận (bổ sung, ngoài Biểu số 06a/VPCP/KSTT)"
+    for ws in (form, extra):
+        [total] = [r for r in range(10, 30) if ws.cell(r, 2).value == "Tổng cộng"]
+        assert ws.cell(total, 3).value == 4899 and ws.cell(total, 3).number_format == "#,##0"  # 4.899
