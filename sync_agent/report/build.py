@@ -176,6 +176,9 @@ def _bypassed(conn: Connection, period: Period, tz: dt.tzinfo) -> list[FlaggedDo
     for r in rows:
         filed = r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on
         flag = flagged.get(r.case_key)
+        # a ministry record citing a code: its case has no one-stop record only because one-stop
+        # has no record with that code
+        cites = bool(r.reception_code) and str(r.case_key).startswith("rc:")
         out.append(FlaggedDossier(
             kind="bypassed_reception", code=redact_text(r.reception_code or _code_from_key(r.case_key)),
             procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
@@ -183,8 +186,13 @@ def _bypassed(conn: Connection, period: Period, tz: dt.tzinfo) -> list[FlaggedDo
             due_on=r.due_on, status=r.status, source=r.reception_source,
             raised_at=_local(flag.raised_at, tz) if flag else None,
             acknowledged=flag is not None and flag.acknowledged_at is not None,
+            details=CITED_CODE_UNKNOWN if cites else None,
         ))
     return out
+
+
+#: what a bypassed dossier's row says when its record cites a reception code
+CITED_CODE_UNKNOWN = "hồ sơ ghi mã tiếp nhận này nhưng hệ thống một cửa không có mã đó"
 
 
 def _open_bypassed_flags(conn: Connection, case_keys: list[str]) -> dict[str, Any]:

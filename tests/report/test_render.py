@@ -25,7 +25,7 @@ from sync_agent.report import (
     vn,
     write_report_files,
 )
-from sync_agent.report.build import FlaggedDossier
+from sync_agent.report.build import CITED_CODE_UNKNOWN, FlaggedDossier
 from sync_agent.report.flagged_csv import build_csv
 from sync_agent.report.render_html import bar
 from sync_agent.report.render_text import subject
@@ -33,7 +33,7 @@ from sync_agent.report.xlsx import build_xlsx
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.tables import flags
 from tests.report import seed
-from tests.report.conftest import NOW
+from tests.report.conftest import NOW, insert_cases
 
 FEB = Period.parse("2026-02")
 
@@ -158,3 +158,18 @@ def test_the_spreadsheet_shows_counts_grouped_and_names_the_extra_sheet_as_extra
     for ws in (form, extra):
         [total] = [r for r in range(10, 30) if ws.cell(r, 2).value == "Tổng cộng"]
         assert ws.cell(total, 3).value == 4899 and ws.cell(total, 3).number_format == "#,##0"  # 4.899
+
+
+def test_a_bypassed_dossier_that_cites_a_code_says_one_stop_does_not_have_it(
+        seeded: Engine, settings: Settings) -> None:
+    """Listed as bypassing the Centre while showing a reception code reads as a contradiction:
+    the row says the code it cites is not on the one-stop system."""
+    spec = next(s for s in seed.counted_specs() if s.source == "civil_status")
+    code = "000.00.11.H01-260201-7777"
+    insert_cases(seeded, [dict(seed.case_row(spec), case_key=f"rc:{code}", reception_code=code)])
+    r = build_report(seeded, settings, FEB, now=NOW)
+    [cited] = [b for b in r.bypassed if b.details]
+    assert (cited.code, cited.details) == (code, CITED_CODE_UNKNOWN)
+    cited = [cited]
+    html, text = render_html(r, limit=None), render_text(r)
+    assert CITED_CODE_UNKNOWN in html and f"{cited[0].code} | " in text and CITED_CODE_UNKNOWN in text
