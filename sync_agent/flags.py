@@ -40,10 +40,11 @@ STATUS_LABELS = {
 #: the source systems by the short names staff use for them (a connector installed from
 #: elsewhere is shown by its own name)
 SOURCE_NAMES = {"one_stop": "Một cửa", "civil_status": "Hộ tịch", "residence": "Cư trú",
-                "household_business": "Hộ kinh doanh"}
+                "household_business": "Đăng ký hộ kinh doanh"}
+#: the kinds' names, the same in ``flags``, the report and the digest (``report.vn`` takes them)
 KIND_LABELS = {
     "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
-    "unknown_reception_code": "Mã tiếp nhận không có trên hệ thống một cửa",
+    "unknown_reception_code": "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa",
     "status_mismatch": "Trạng thái không khớp giữa các hệ thống",
     "data_quality": "Dữ liệu chưa hợp lệ",
 }

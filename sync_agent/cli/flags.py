@@ -36,7 +36,7 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
         return v.astimezone(tz).strftime("%d/%m/%Y") if v is not None else "-"  # type: ignore[attr-defined]
 
     for v in views:
-        state = v.state + (" (đã xác nhận)" if v.acknowledged_at else "")
+        state = v.state + (" (đã xem)" if v.acknowledged_at else "")
         click.echo(f"#{v.id:<6} {KIND_LABELS[v.kind]} [{state}]")
         click.echo(f"        {v.dossier_code} | {v.procedure_code} {v.procedure_name or ''} | {v.applicant or '-'} | "
                    f"{', '.join(v.sources) or '-'}")

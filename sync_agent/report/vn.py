@@ -13,18 +13,15 @@ import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 
+from sync_agent.flags import KIND_LABELS
+
 SOURCE_LABELS: Mapping[str, str] = {
     "one_stop": "Một cửa (HTTT giải quyết TTHC thành phố)",
     "civil_status": "Hộ tịch (Bộ Tư pháp)",
     "residence": "Cư trú (Bộ Công an)",
     "household_business": "Đăng ký hộ kinh doanh",
 }
-FLAG_LABELS: Mapping[str, str] = {
-    "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
-    "unknown_reception_code": "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa",
-    "status_mismatch": "Trạng thái không khớp giữa các hệ thống",
-    "data_quality": "Dữ liệu chưa hợp lệ",
-}
+FLAG_LABELS: Mapping[str, str] = KIND_LABELS
 STATUS_LABELS: Mapping[str, str] = {
     "submitted": "Đã nộp, chưa tiếp nhận",
     "not_accepted": "Không tiếp nhận",

@@ -169,7 +169,7 @@ def test_flags_lists_what_the_centre_must_look_at(config: Path) -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert out.count("[open]") == 4
-    assert "Hồ sơ không qua bộ phận tiếp nhận" in out and "Mã tiếp nhận không có trên hệ thống một cửa" in out
+    assert "Hồ sơ không qua bộ phận tiếp nhận" in out and "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa" in out
     assert "HKD-0002 | 2.000720 Đăng ký khai sinh | T. T. B. Hạnh | household_business" in out
     assert "000.00.11.H01-999999-0003" in out
     assert "Trần Thị" not in out and "Lê Quốc" not in out
@@ -180,7 +180,7 @@ def test_flags_of_one_kind(config: Path) -> None:
     result = cli(config, "flags", "--kind", "bypassed_reception")
     assert result.exit_code == 0
     assert result.stdout.count("[open]") == 2
-    assert "Mã tiếp nhận không có" not in result.stdout and "Dữ liệu chưa hợp lệ" not in result.stdout
+    assert "Mã hồ sơ tiếp nhận không có" not in result.stdout and "Dữ liệu chưa hợp lệ" not in result.stdout
     assert {f["kind"] for f in flags_json(config, "--kind", "data_quality")} == {"data_quality"}
     wrong = cli(config, "flags", "--kind", "bypassed")
     assert wrong.exit_code == 2 and "bypassed_reception" in wrong.stderr
@@ -234,7 +234,7 @@ def test_ack_keeps_the_note_and_the_flag(config: Path) -> None:
     [after] = [f for f in flags_json(config) if f["id"] == flag["id"]]
     assert after["state"] == "open" and after["ack_note"] == note and after["acknowledged_at"] is not None
     out = cli(config, "flags").stdout
-    assert f"ghi chú: {note}" in out and "(đã xác nhận)" in out
+    assert f"ghi chú: {note}" in out and "(đã xem)" in out
     cli(config, "reconcile", "--full")  # acknowledgement survives re-reconciliation
     [again] = [f for f in flags_json(config) if f["id"] == flag["id"]]
     assert again["ack_note"] == note
