@@ -81,10 +81,14 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+#: apscheduler's executor line for a job that raised: the daemon's ``job_failed`` listener says the
+#: same with the job's context and traceback. Its other errors (a job it could not run at all)
+#: raise no event, so they stay.
+_JOB_RAISED = 'Job "%s" raised an exception'
+
+
 def _not_a_job_error_twice(record: logging.LogRecord) -> bool:
-    """apscheduler's executor logs a failed job's exception; the daemon's ``job_failed`` listener
-    says the same with the job's context and traceback, so the executor's copy is dropped."""
-    return not (record.levelno >= logging.ERROR and record.name.startswith("apscheduler.executors"))
+    return not (record.name.startswith("apscheduler.executors") and record.msg == _JOB_RAISED)
 
 
 def configure(

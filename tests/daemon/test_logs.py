@@ -137,3 +137,20 @@ def test_a_sync_logs_its_window_in_the_ward_time(tmp_path: Path) -> None:
         sync_source(engine, settings, "residence")  # nothing listens: the window is logged anyway
     started = next(e for e in logs if e["event"] == "sync_started")
     assert started["until"].endswith("+07:00")
+
+
+def test_the_executor_s_other_errors_still_reach_the_log(tmp_path: Path) -> None:
+    """Only its copy of a job's exception is dropped (``job_failed`` says it); an error running
+    a job raises no event, so the executor's line is the only one."""
+    log_file = tmp_path / "agent.jsonl"
+    agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
+    try:
+        executor = logging.getLogger("apscheduler.executors.default")
+        executor.error("Error running job %s", "sync:one_stop")
+        executor.error('Job "%s" raised an exception', "sync:one_stop")
+    finally:
+        for h in logging.getLogger().handlers:
+            h.flush()
+        agent_logging.configure(level="INFO", stderr_level="CRITICAL")
+    events = [json.loads(x)["event"] for x in log_file.read_text(encoding="utf-8").splitlines()]
+    assert events == ["Error running job sync:one_stop"]
