@@ -80,7 +80,8 @@ class StoreLock:
         self.release()
 
 
-def _advisory_key(name: str) -> int:
+def advisory_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key (a signed 64-bit integer) of the lock called ``name``."""
     return int.from_bytes(hashlib.sha256(f"sync-agent:{name}".encode()).digest()[:8], "big", signed=True)
 
 
@@ -95,7 +96,7 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     """Take the lock ``name`` on this store now, or return ``None`` if someone holds it."""
     if engine.dialect.name == "postgresql":
         conn = engine.connect()
-        key = _advisory_key(name)
+        key = advisory_key(name)
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         conn.commit()
         if not got:
@@ -129,7 +130,7 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
 def holder(engine: Engine, name: str) -> LockHolder | None:
     """Who holds the lock ``name`` on this store, when it can be told (else ``None``)."""
     if engine.dialect.name == "postgresql":
-        key = _advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+        key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
         with engine.connect() as conn:
             # a bigint advisory key shows in pg_locks as its high and low 32 bits, objsubid 1
             found = conn.execute(text(

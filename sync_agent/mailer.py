@@ -36,12 +36,13 @@ from email.utils import getaddresses
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.exc import IntegrityError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sync_agent.config import SmtpSettings
 from sync_agent.errors import WorkFailed
+from sync_agent.locks import advisory_key
 from sync_agent.privacy import redact_text
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.tables import deliveries
@@ -383,6 +384,14 @@ def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.dat
         return mid, attempts
 
 
+def _serialise(conn: Connection, key: str) -> None:
+    """On PostgreSQL, one transaction at a time records a message of ``key`` as sent: two processes
+    finishing two channels of one digest would each read the other's row as not sent yet (read
+    committed), and neither would do what waits for the last one. SQLite writes one at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"outbox:{key}")})
+
+
 def _to_sending(engine: Engine, key: str, channel: str, attempts: int, at: dt.datetime) -> None:
     """``preparing`` → ``sending``, the last step before the server is contacted, only while this
     process still holds the claim (the attempt it made)."""
@@ -432,15 +441,33 @@ def deliver_once(
     mid, attempts = claim
 
     def finish(status: str, error: str | None = None, **extra: Any) -> None:
-        at = now or dt.datetime.now(dt.UTC)
-        with write_transaction(engine) as conn:
-            # only this attempt's row: another process may have taken over a row left preparing
-            mine = conn.execute(update(deliveries).where(d.key == key, d.channel == channel,
-                                                         d.attempts == attempts)
-                                .values(status=status, error=error, updated_at=at, **extra)).rowcount
-            if status == SENT and on_sent is not None and mine:
-                on_sent(conn)
-        if not mine:
+        # the real time: ``now`` is when the job started, and writing and sending take a while
+        at = dt.datetime.now(dt.UTC)
+        if status == SENT:
+            # a delivery the server confirmed is recorded whoever holds the row now (a forced
+            # resend that took it over and failed must not leave it to be sent once more)...
+            mine = (d.attempts == attempts) | (d.status != SENT)
+        else:
+            # ...and no failure of this attempt overwrites another's row, or a confirmed one
+            mine = (d.attempts == attempts) & (d.status != SENT)
+        stmt = update(deliveries).where(d.key == key, d.channel == channel, mine).values(
+            status=status, error=error, updated_at=at, **extra)
+        try:
+            with write_transaction(engine) as conn:
+                if status == SENT and on_sent is not None:
+                    _serialise(conn, key)
+                done = conn.execute(stmt).rowcount
+                if status == SENT and on_sent is not None and done:
+                    on_sent(conn)
+        except Exception as exc:
+            if status != SENT or on_sent is None:
+                raise
+            # what must change with it failed; the message went all the same: record that
+            log.error("delivery_follow_up_failed", key=key, channel=channel, message_id=mid,
+                      error=redact_text(f"{type(exc).__name__}: {exc}"))
+            with write_transaction(engine) as conn:
+                done = conn.execute(stmt).rowcount
+        if not done:
             log.warning("delivery_taken_over", key=key, channel=channel, message_id=mid, status=status)
 
     try:
@@ -449,7 +476,7 @@ def deliver_once(
         finish(FAILED, f"building the message failed: {type(exc).__name__}: {redact_text(str(exc))}")
         raise
     recipients, subject = (describe or _describe)(message)
-    _to_sending(engine, key, channel, attempts, now or dt.datetime.now(dt.UTC))
+    _to_sending(engine, key, channel, attempts, dt.datetime.now(dt.UTC))
     try:
         send(message)
     except Exception as exc:
@@ -462,7 +489,7 @@ def deliver_once(
             finish(FAILED, error, recipients=recipients, subject=subject)
             log.error("delivery_failed", key=key, channel=channel, message_id=mid, error=error)
         raise
-    sent_at = now or dt.datetime.now(dt.UTC)
+    sent_at = dt.datetime.now(dt.UTC)
     finish(SENT, None, recipients=recipients, subject=subject, sent_at=sent_at)
     log.info("delivered", key=key, channel=channel, message_id=mid, attempts=attempts)
     return DeliveryResult(key, channel, SENT, mid, attempts, sent_at)

@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from sync_agent.locks import advisory_key
 from sync_agent.mailer import DeliveryInDoubt, deliver_once, message_id, outbox_row
 
 NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=dt.UTC)
@@ -60,7 +61,7 @@ def test_failure_that_sent_nothing_is_retried_with_the_same_id(engine: Engine) -
     result = deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
     assert result.status == "sent" and result.attempts == 2 and ch.built == [result.message_id] * 2
     row = outbox_row(engine, "k")
-    assert row is not None and row.status == "sent" and row.error is None and row.sent_at == NOW
+    assert row is not None and row.status == "sent" and row.error is None and row.sent_at is not None
 
 
 def test_unknown_outcome_needs_force_and_keeps_the_id(engine: Engine) -> None:
@@ -123,6 +124,36 @@ def test_a_sender_that_lost_its_claim_while_writing_sends_nothing(engine: Engine
     with pytest.raises(DeliveryInDoubt, match="another process"):
         deliver_once(engine, "k", "email", slow_build, ch.send, now=NOW)
     assert taken == ["sent"] and len(ch.sent) == 1
+
+
+def test_a_delivery_confirmed_after_a_forced_resend_took_the_row_stays_sent(engine: Engine) -> None:
+    """A person forced a resend while the first process was still talking to the server; the
+    forced one failed, the first one went. The row must say sent, or the daemon's next try sends
+    the report a second time."""
+    delivered: list[str] = []
+
+    def forced_send(message: str) -> None:
+        raise Undelivered("server busy")
+
+    def slow_send(message: str) -> None:
+        with pytest.raises(Undelivered):
+            deliver_once(engine, "report:2026-02", "email", Channel().build, forced_send, force=True, now=NOW)
+        delivered.append(message)
+
+    first = deliver_once(engine, "report:2026-02", "email", Channel().build, slow_send, now=NOW)
+    row = outbox_row(engine, "report:2026-02")
+    assert first.status == "sent" and row is not None and row.status == "sent"
+    again = deliver_once(engine, "report:2026-02", "email", Channel().build, delivered.append, now=NOW)
+    assert again.already_sent and len(delivered) == 1
+
+
+def test_the_outbox_keeps_when_a_message_really_went(engine: Engine) -> None:
+    """``now`` is when the job started; building and sending may take minutes after it."""
+    ch = Channel()
+    before = dt.datetime.now(dt.UTC)
+    deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    row = outbox_row(engine, "k")
+    assert row is not None and row.created_at == NOW and row.sent_at is not None and row.sent_at >= before
 
 
 def test_channels_are_independent(engine: Engine) -> None:
@@ -193,3 +224,20 @@ def test_message_id_shape() -> None:
         message_id("report:2026-02", "email", generation=3)
         == "<sync-agent.report-2026-02.r3@sync-agent.invalid>"
     )
+
+
+def test_recording_a_message_of_one_key_as_sent_waits_for_another_doing_the_same(engine: Engine) -> None:
+    """On PostgreSQL (read committed) two processes recording two channels of one digest would
+    each read the other's row as not sent yet, and neither would move 'since the last digest'."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time")
+    ch, followed = Channel(), threading.Event()
+    with engine.connect() as other:  # another process, in the middle of recording its channel
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key("outbox:alerts:d")})
+        worker = threading.Thread(target=lambda: deliver_once(
+            engine, "alerts:d", "email", ch.build, ch.send, now=NOW, on_sent=lambda conn: followed.set()))
+        worker.start()
+        assert not followed.wait(1.0)  # the message went; recording it waits for the other
+        other.commit()
+    worker.join(10)
+    assert followed.is_set() and len(ch.sent) == 1
