@@ -6,10 +6,13 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import logging
+import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from sqlalchemy import func, select
 
 from sync_agent import logging as agent_logging
 from sync_agent.daemon import SHUTDOWN_BUDGET
+from sync_agent.errors import ConfigError
 from sync_agent.logs import read_log
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
 from sync_agent.store.tables import sync_runs
@@ -27,6 +31,8 @@ from sync_agent.store.tables import sync_runs
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "sync-agent.service"
 LOGROTATE = ROOT / "deploy" / "logrotate.conf"
+WRAPPER = ROOT / "deploy" / "sync-agent-cli"
+NOBODY = pwd.getpwnam("nobody")
 LOG_PATH = "/var/log/sync-agent/sync-agent.jsonl"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
@@ -127,3 +133,45 @@ def test_the_readme_backup_copies_a_store_while_the_agent_writes(tmp_path: Path)
     with read_connection(backup) as conn:
         copied = conn.execute(select(func.count()).select_from(sync_runs)).scalar_one()
     assert 5000 <= copied <= before_end and copied % 500 == 0  # whole pages only
+
+
+def _as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root, as an IT officer typing commands on the server has")
+
+
+def test_root_is_refused_a_store_that_belongs_to_the_service_user(tmp_path: Path) -> None:
+    """Lock files and SQLite's -wal/-shm made by root beside the store would lock the daemon,
+    running as its own user, out of it: every sync would fail."""
+    _as_root()
+    store = tmp_path / "sync-agent.db"
+    open_engine(f"sqlite:///{store}").dispose()
+    os.chown(store, NOBODY.pw_uid, NOBODY.pw_gid)
+    with pytest.raises(ConfigError, match=r"agent\.database_url: .* belongs to the user nobody; run "
+                                          r"commands as that user \(see deploy/sync-agent-cli\)"):
+        open_engine(f"sqlite:///{store}")
+
+
+def test_the_wrapper_runs_a_command_as_the_service_user_with_its_secrets() -> None:
+    """``sudo sync-agent-cli status``: the command runs as the service's user, with the secrets
+    file loaded and the service's configuration, whatever the caller's environment holds."""
+    _as_root()
+    tool("setpriv")
+    # under /tmp, not pytest's root-only folder: the service user must reach the program
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        here = Path(d)
+        here.chmod(0o755)
+        secrets = here / "secrets.env"
+        secrets.write_text("SYNC_AGENT_ID_HASH_KEY=k-1\nONE_STOP_PASSWORD='p 1'\n", encoding="utf-8")
+        secrets.chmod(0o600)  # root's to read: the wrapper reads it before it drops to the user
+        agent = here / "sync-agent"  # stands in for the venv's program, which lives under /root here
+        agent.write_text('#!/bin/sh\necho "$(id -un) $SYNC_AGENT_CONFIG $ONE_STOP_PASSWORD $*"\n',
+                         encoding="utf-8")
+        agent.chmod(0o755)
+        env = {"PATH": os.environ["PATH"], "SYNC_AGENT_USER": "nobody", "SYNC_AGENT_ENV": str(secrets),
+               "SYNC_AGENT_CONFIG": "/srv/agent.toml", "SYNC_AGENT_BIN": str(agent),
+               "ONE_STOP_PASSWORD": "from the caller"}
+        out = subprocess.run([str(WRAPPER), "report", "--send"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "nobody /srv/agent.toml p 1 report --send\n"

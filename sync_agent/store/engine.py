@@ -15,6 +15,7 @@ more fsyncs per page than the commit itself needs. Locks never rely on a connect
 from __future__ import annotations
 
 import os
+import pwd
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -160,6 +161,7 @@ def schema_is_current(engine: Engine) -> bool:
 
 def open_engine(url: str, migrate_schema: bool = True) -> Engine:
     """Open (and migrate) the store, or raise ``ConfigError`` naming ``agent.database_url``."""
+    _refuse_root_on_a_service_store(url)
     try:
         engine = create_store_engine(url)
         with engine.connect() as conn:
@@ -171,3 +173,27 @@ def open_engine(url: str, migrate_schema: bool = True) -> Engine:
         shown = make_url(url).render_as_string(hide_password=True)
         raise ConfigError("agent.database_url", f"cannot open database {shown}: {reason}") from None
     return engine
+
+
+def _refuse_root_on_a_service_store(url: str) -> None:
+    """Root opening a SQLite store that belongs to another user (the service's) would leave
+    root-owned lock files and -wal/-shm files beside it, which the daemon, running as that user,
+    then cannot open: every sync would fail until someone deleted them. Refused, with the way
+    round it."""
+    parsed = make_url(url)
+    if os.geteuid() != 0 or parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return
+    try:
+        owner = Path(parsed.database).stat().st_uid
+    except OSError:
+        return
+    if owner == 0:
+        return
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise ConfigError("agent.database_url", f"the store {parsed.database} belongs to the user {name}; run "
+                      "commands as that user (see deploy/sync-agent-cli), not as root: files root makes "
+                      "beside it would lock the daemon out")
