@@ -519,9 +519,10 @@ class DigestSendResult:
 
 
 def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bool = False,
-                now: dt.datetime | None = None,
-                notifiers: Sequence[Notifier] | None = None) -> DigestSendResult:
-    """Deliver ``digest`` on every configured channel, each at most once (``force`` resends).
+                now: dt.datetime | None = None, notifiers: Sequence[Notifier] | None = None,
+                only: str | None = None) -> DigestSendResult:
+    """Deliver ``digest`` on every configured channel (``only``: on that one), each at most once
+    (``force`` resends).
 
     "Since the last digest" moves to the end of this digest's window only when every channel
     succeeded and at least one really sent it now: a digest that already went out this morning
@@ -529,10 +530,13 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     """
     from sync_agent.notifiers import load_notifiers
 
-    chosen = list(notifiers) if notifiers is not None else load_notifiers(settings)
-    if not chosen:
+    configured = list(notifiers) if notifiers is not None else load_notifiers(settings)
+    if not configured:
         raise UsageError("no recipients or webhooks configured in [alerts]")
-    channels = {n.channel for n in chosen}
+    chosen = configured if only is None else [n for n in configured if n.channel == only]
+    if not chosen:
+        raise UsageError(f"no channel {only}; configured: {', '.join(n.channel for n in configured)}")
+    channels = {n.channel for n in configured}
 
     def with_the_last_channel(conn: Connection) -> None:
         # "since" moves in the transaction that records the last channel as sent: a process
@@ -547,7 +551,7 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     outcomes = tuple(n.deliver(engine, digest, force=force, now=now, on_sent=with_the_last_channel)
                      for n in chosen)
     result = DigestSendResult(key=digest.key, outcomes=outcomes)
-    if result.ok and result.sent_now:
+    if result.ok and result.sent_now and only is None:
         mark_digest_sent(engine, digest, now)  # done already unless a notifier has its own outbox
     # "sent" only when something went now: a second --send logs that it had already gone
     event = "digest_send_failed" if not result.ok else "digest_sent" if result.sent_now else "digest_already_sent"

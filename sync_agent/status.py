@@ -92,11 +92,11 @@ class LastDelivery:
                 "in_doubt": self.in_doubt}
 
     def resend_command(self) -> str:
-        """What resends it on purpose (``--force``)."""
+        """What resends it on purpose (``--force``), on its channel alone."""
         kind, _, rest = self.key.partition(":")
         if kind == "report":
             return f"sync-agent report --period {rest} --send --force"
-        return f"sync-agent alerts --date {rest} --send --force"
+        return f"sync-agent alerts --date {rest} --send --force --channel {self.channel}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class AgentStatus:
     #: failed deliveries: ``{"job", "attempt", "of", "at"}`` while the daemon will try again,
     #: ``{"job", "attempts", "gave_up_at"}`` once it gave up for the day
     delivery_retries: tuple[Mapping[str, Any], ...] = ()
+    #: every delivery left ``sending`` too long (see ``in_doubt_deliveries``)
+    in_doubt: tuple[LastDelivery, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -133,6 +135,7 @@ class AgentStatus:
             "last_report": self.last_report.as_json() if self.last_report else None,
             "report_waiting": dict(self.report_waiting) if self.report_waiting else None,
             "delivery_retries": [dict(r) for r in self.delivery_retries],
+            "in_doubt": [r.as_json() for r in self.in_doubt],
         }
 
 
@@ -173,6 +176,17 @@ def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo,
         return None
     in_doubt = r.status == SENDING and (now or dt.datetime.now(tz)) - r.updated_at > IN_DOUBT_AFTER
     return LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz), in_doubt)
+
+
+def in_doubt_deliveries(engine: Engine, tz: dt.tzinfo, now: dt.datetime) -> tuple[LastDelivery, ...]:
+    """Every outbox row left ``sending`` past ``IN_DOUBT_AFTER``, whatever came after it: each needs
+    a person, and a later row of the same kind must not hide it."""
+    d = deliveries.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(d.key, d.channel, d.updated_at)
+                            .where(d.status == SENDING, d.updated_at < now - IN_DOUBT_AFTER)
+                            .order_by(d.updated_at, d.id)).all()
+    return tuple(LastDelivery(r.key, r.channel, SENDING, r.updated_at.astimezone(tz), True) for r in rows)
 
 
 def next_jobs(settings: Settings, engine: Engine, now: dt.datetime) -> tuple[NextJob, ...]:
@@ -233,7 +247,8 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
                        last_digest=last_delivery(engine, "alerts:", tz, now),
                        last_report=last_delivery(engine, "report:", tz, now),
-                       report_waiting=report_waiting(engine), delivery_retries=delivery_retries(engine))
+                       report_waiting=report_waiting(engine), delivery_retries=delivery_retries(engine),
+                       in_doubt=in_doubt_deliveries(engine, tz, now))
 
 
 def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
@@ -289,9 +304,9 @@ def render_text(st: AgentStatus) -> str:
     for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
         if last is not None:
             lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
-            if last.in_doubt:
-                lines.append(f"  {last.key} may have been sent: no confirmation since {t(last.at)}; ask the "
-                             f"recipients, and if it did not arrive: {last.resend_command()}")
+    for row in st.in_doubt:
+        lines.append(f"{row.key} [{row.channel}] may have been sent: no confirmation since {t(row.at)}; "
+                     f"ask the recipients, and if it did not arrive: {row.resend_command()}")
     if st.report_waiting:
         w = st.report_waiting
         since = t(dt.datetime.fromisoformat(w["since"]))

@@ -14,10 +14,11 @@ from sync_agent.errors import UsageError, WorkFailed
 @click.command("alerts")
 @click.option("--send", is_flag=True, help="Deliver the digest (each channel at most once per day).")
 @click.option("--force", is_flag=True, help="With --send: deliver again even if already sent today.")
+@click.option("--channel", help="With --send: only this channel (as `status` names it: email, webhook:<url>).")
 @click.option("--date", "day", help="The digest's date, YYYY-MM-DD (default: today, ward time).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def command(ctx: AgentContext, send: bool, force: bool, day: str | None, fmt: str) -> None:
+def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day: str | None, fmt: str) -> None:
     """Dossiers new since the last digest, due soon, overdue, and new flags."""
     from sync_agent.alerts import build_digest, render_text, send_digest
 
@@ -26,6 +27,8 @@ def command(ctx: AgentContext, send: bool, force: bool, day: str | None, fmt: st
     now = dt.datetime.now(tz)
     if force and not send:
         raise UsageError("--force only makes sense with --send")
+    if channel and not send:
+        raise UsageError("--channel only makes sense with --send")
     try:
         today = dt.date.fromisoformat(day) if day else now.date()
     except ValueError:
@@ -37,7 +40,7 @@ def command(ctx: AgentContext, send: bool, force: bool, day: str | None, fmt: st
         click.echo(render_text(digest, tz=tz))
     if not send:
         return
-    result = send_digest(ctx.engine, settings, digest, force=force, now=now)
+    result = send_digest(ctx.engine, settings, digest, force=force, now=now, only=channel)
     for o in result.outcomes:
         msg = f"{o.channel}: {o.status.replace('_', ' ')}" + (f" ({o.error})" if o.error else "")
         click.echo(msg, err=True)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 from sync_agent import alerts, notifiers
 from sync_agent.alerts import build_digest, last_digest_at, send_digest
 from sync_agent.config import Settings, WebhookSettings, load_settings
+from sync_agent.errors import UsageError
 from sync_agent.notifiers import EmailNotifier, Notifier, WebhookNotifier, load_notifiers
 from sync_agent.store.engine import read_connection
 from sync_agent.store.tables import deliveries
@@ -247,3 +248,23 @@ def test_a_process_killed_just_after_the_digest_went_does_not_make_the_next_one_
     assert len(rx.requests) == 1 and [r.status for r in _rows(engine)] == ["sent"]
     with read_connection(engine) as conn:
         assert last_digest_at(conn) == NOW
+
+
+def test_one_channel_is_sent_again_alone_and_since_waits_for_the_others(
+        engine: Engine, write_config: Callable[..., Path]) -> None:
+    """Resending the channel a person checked (``alerts --send --force --channel``) repeats no
+    other channel, and a channel sent alone does not close the window the others still owe."""
+    crafted.load(engine)
+    with webhook_receiver() as one, webhook_receiver(statuses=[503] * 8) as two:
+        settings = _settings(write_config, f'[[alerts.webhooks]]\nurl = "{one.url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{two.url}"\n')
+        digest = build_digest(engine, settings, TODAY, now=NOW)
+        first = send_digest(engine, settings, digest, now=NOW, only=f"webhook:{one.url}")
+        assert [o.channel for o in first.outcomes] == [f"webhook:{one.url}"] and first.ok
+        assert two.requests == []
+        with read_connection(engine) as conn:
+            assert last_digest_at(conn) == crafted.LAST_DIGEST  # the second channel has not gone
+        again = send_digest(engine, settings, digest, now=NOW, force=True, only=f"webhook:{one.url}")
+        assert again.ok and len(one.requests) == 2 and two.requests == []
+        with pytest.raises(UsageError, match="no channel webhook:nowhere; configured: webhook:"):
+            send_digest(engine, settings, digest, now=NOW, only="webhook:nowhere")

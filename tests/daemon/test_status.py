@@ -95,16 +95,24 @@ def test_a_delivery_left_sending_is_shown_in_doubt_with_what_to_do(write_config:
     settings = load_settings(write_config(extra=ALERTS))
     engine = open_engine(settings.agent.database_url)
     started = NOW - dt.timedelta(hours=3)
+    rows = [("report:2026-11", "email", "sending", started),
+            # a digest's email in doubt, hidden before behind its webhook's later failure
+            ("alerts:2026-11-27", "email", "sending", started),
+            ("alerts:2026-11-27", "webhook:http://127.0.0.1:9/x", "failed", started + dt.timedelta(minutes=5)),
+            ("alerts:2026-11-28", "email", "sending", NOW - dt.timedelta(minutes=1))]  # being sent now
     with write_transaction(engine) as conn:
-        conn.execute(deliveries.insert().values(
-            key="report:2026-11", channel="email", message_id="<m@x>", status="sending", attempts=1,
-            created_at=started, updated_at=started))
+        for key, channel, status, at in rows:
+            conn.execute(deliveries.insert().values(key=key, channel=channel, message_id=f"<{key}{channel}>",
+                                                    status=status, attempts=1, created_at=at, updated_at=at))
     st = collect_status(engine, settings, now=NOW)
     assert st.last_report is not None and st.last_report.in_doubt
-    assert st.as_json()["last_report"]["in_doubt"] is True
-    assert ("report:2026-11 may have been sent: no confirmation since "
-            f"{started.astimezone(ICT):%Y-%m-%d %H:%M:%S}; ask the recipients, and if it did not arrive: "
-            "sync-agent report --period 2026-11 --send --force") in render_text(st)
-    # one being sent right now is not in doubt yet
-    just_now = collect_status(engine, settings, now=started + dt.timedelta(minutes=1))
-    assert just_now.last_report is not None and not just_now.last_report.in_doubt
+    assert [(r.key, r.channel) for r in st.in_doubt] == [("report:2026-11", "email"),
+                                                          ("alerts:2026-11-27", "email")]
+    assert [r["key"] for r in st.as_json()["in_doubt"]] == ["report:2026-11", "alerts:2026-11-27"]
+    text = render_text(st)
+    since = f"{started.astimezone(ICT):%Y-%m-%d %H:%M:%S}"
+    assert (f"report:2026-11 [email] may have been sent: no confirmation since {since}; ask the recipients, "
+            "and if it did not arrive: sync-agent report --period 2026-11 --send --force") in text
+    assert ("if it did not arrive: sync-agent alerts --date 2026-11-27 --send --force --channel email"
+            in text)
+    assert "alerts:2026-11-28 [email] may have been sent" not in text
