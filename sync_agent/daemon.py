@@ -312,9 +312,11 @@ class Daemon:
                 misfire_grace_time=spec.misfire_grace_time, replace_existing=True,
             )
         # retries scheduled by a daemon that stopped are gone with it: the catch-ups replace them
+        # (one it had given up on stays shown, until a later delivery of its kind goes)
         with write_transaction(self.engine) as conn:
-            for name in read_states(conn, DELIVERY_RETRY_STATE):
-                forget_state(conn, name)
+            for name, value in read_states(conn, DELIVERY_RETRY_STATE).items():
+                if "at" in json.loads(value):
+                    forget_state(conn, name)
         self._schedule_catch_ups(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
@@ -498,7 +500,7 @@ class Daemon:
         except (DeliveryInDoubt, MailPermanentError):
             raise  # a person must look: trying again cannot help (or could send it twice)
         except Exception:
-            self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now)
+            self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label)
             raise
         self._note_retry(REPORT_JOB, None, now)
         log.info("report_job_finished", period=period.label, status=result.status,
@@ -530,8 +532,10 @@ class Daemon:
                                id=wait_id, replace_existing=True, misfire_grace_time=None)
         return True
 
-    def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime) -> None:
-        """One more try of a failed delivery job in a while, at most ``DELIVERY_RETRIES`` a day."""
+    def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime,
+                     what: str | None = None) -> None:
+        """One more try of a failed delivery job in a while, at most ``DELIVERY_RETRIES`` a day
+        (``what``: the report's period, for the command ``status`` gives)."""
         key = (job_id, day)
         with self._guard:
             attempts = self._retries.get(key, 0) + 1
@@ -540,16 +544,16 @@ class Daemon:
         if attempts > DELIVERY_RETRIES or self.stop.is_set():
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
-            self._note_retry(job_id, {"job": job_id, "attempts": attempts - 1, "gave_up_at": now.isoformat()},
-                             now)
+            self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
+                                      "attempts": attempts - 1, "gave_up_at": now.isoformat()}, now)
             return
         when = now + DELIVERY_RETRY_DELAY
         retry_id = f"{job_id}:retry"
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
                                id=retry_id, replace_existing=True, misfire_grace_time=3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
-        self._note_retry(job_id, {"job": job_id, "attempt": attempts, "of": DELIVERY_RETRIES,
-                                  "at": when.isoformat()}, now)
+        self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}), "attempt": attempts,
+                                  "of": DELIVERY_RETRIES, "at": when.isoformat()}, now)
 
     def _note_retry(self, job_id: str, value: dict[str, Any] | None, now: dt.datetime) -> None:
         """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The

@@ -29,12 +29,11 @@ from sync_agent.daemon import (
 )
 from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.mailer import SENDING
+from sync_agent.mailer import SENDING, SENT
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
-from sync_agent.store.state import read_states
-from sync_agent.store.tables import deliveries
+from sync_agent.store.tables import agent_state, deliveries
 from sync_agent.store.tables import sync_runs as runs_table
 
 
@@ -252,13 +251,38 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
 
 
 def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
-    """What the daemon noted of its failed deliveries (see ``Daemon._retry_later``)."""
+    """What the daemon noted of its failed deliveries (see ``Daemon._retry_later``), less those a
+    later delivery of the same kind made moot (a person sent it by hand, the next day's digest
+    went)."""
+    d = deliveries.c
+    out = []
     with read_connection(engine) as conn:
-        return tuple(json.loads(v) for v in read_states(conn, DELIVERY_RETRY_STATE).values())
+        notes = conn.execute(select(agent_state.c.value, agent_state.c.updated_at)
+                             .where(agent_state.c.name.startswith(DELIVERY_RETRY_STATE, autoescape=True))
+                             .order_by(agent_state.c.name)).all()
+        for value, noted_at in notes:
+            note = json.loads(value)
+            prefix = _KIND_PREFIX.get(note.get("job", ""), "")
+            went_since = conn.execute(select(d.id).where(d.key.startswith(prefix, autoescape=True),
+                                                         d.status == SENT, d.sent_at >= noted_at)
+                                      .limit(1)).first()
+            if went_since is None:
+                out.append(note)
+    return tuple(out)
 
 
-#: how a person sends by hand what the daemon gave up on
-_BY_HAND = {DIGEST_JOB: "sync-agent alerts --send", REPORT_JOB: "sync-agent report --send"}
+#: the outbox keys of each delivery job
+_KIND_PREFIX = {DIGEST_JOB: "alerts:", REPORT_JOB: "report:"}
+
+
+def _by_hand(note: Mapping[str, Any]) -> str:
+    """How a person sends what the daemon gave up on."""
+    if note.get("job") == REPORT_JOB:
+        period = f" --period {note['what']}" if note.get("what") else ""
+        return f"sync-agent report{period} --send"
+    if note.get("job") == DIGEST_JOB:
+        return "sync-agent alerts --send"
+    return "see the log"
 
 
 def _ago(td: dt.timedelta | None) -> str:
@@ -321,7 +345,7 @@ def render_text(st: AgentStatus) -> str:
                          f"(try {r['attempt']} of {r['of']})")
         else:
             lines.append(f"{r['job']}: delivery failed; the daemon gave up after {r['attempts']} more tries "
-                         f"at {local('gave_up_at')}; send it by hand: {_BY_HAND.get(r['job'], 'see the log')}")
+                         f"at {local('gave_up_at')}; send it by hand: {_by_hand(r)}")
     lines.append("")
     lines.append("next jobs:")
     for j in st.next_jobs:

@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 
 from sync_agent import logging as agent_logging
 from sync_agent import notifiers
-from sync_agent.alerts import last_digest_at
+from sync_agent.alerts import build_digest, last_digest_at, send_digest
 from sync_agent.config import Settings, load_settings
-from sync_agent.daemon import DELIVERY_RETRY_DELAY, Daemon, job_specs
+from sync_agent.daemon import DELIVERY_RETRIES, DELIVERY_RETRY_DELAY, Daemon, job_specs
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
@@ -279,6 +279,23 @@ def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
         [gave_up] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
         assert gave_up["attempts"] == 3 and "at" not in gave_up
         assert "gave up after 3 more tries" in status_text(collect_status(engine, settings, now=crafted.NOW))
-        rx.statuses.clear()  # the channel works again: the next send clears it
-        d._digest()
+        # a daemon started again keeps showing what the last one gave up on...
+        restarted = daemon_at(settings, engine, crafted.NOW)
+        restarted.start()
+        restarted.scheduler.shutdown(wait=False)
+        assert len(collect_status(engine, settings, now=crafted.NOW).delivery_retries) == 1
+        # ...until the digest goes, here sent by a person as status says
+        rx.statuses.clear()
+        assert send_digest(engine, settings, build_digest(engine, settings, crafted.TODAY, now=crafted.NOW),
+                           now=crafted.NOW).ok
     assert collect_status(engine, settings, now=crafted.NOW).delivery_retries == ()
+
+
+def test_the_report_given_up_on_names_its_period_in_the_command_status_gives(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, crafted.NOW)
+    for _ in range(DELIVERY_RETRIES + 1):
+        d._retry_later("report:monthly", crafted.TODAY, lambda: None, crafted.NOW, what="2026-02")
+    assert "send it by hand: sync-agent report --period 2026-02 --send" in status_text(
+        collect_status(engine, settings, now=crafted.NOW))
