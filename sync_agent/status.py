@@ -159,13 +159,30 @@ def open_flag_counts(engine: Engine) -> dict[str, int]:
         return flag_store.open_flag_counts(conn)
 
 
-#: longer than a send with every SMTP retry and backoff takes: a row still ``sending`` after this
-#: belongs to a process that died or lost the line after the message text went out
+#: the least time a row stays ``sending`` before it is called in doubt (see ``in_doubt_after``)
 IN_DOUBT_AFTER = dt.timedelta(minutes=15)
+#: SMTP operations one attempt may wait on, each up to ``smtp.timeout`` (connect, greeting, TLS,
+#: login, envelope, data, quit)
+_SMTP_STEPS = 7
+#: attempts a webhook makes (``WebhookNotifier``'s default), each up to its timeout plus a pause
+_WEBHOOK_ATTEMPTS = 4
 
 
-def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo,
-                  now: dt.datetime | None = None) -> LastDelivery | None:
+def in_doubt_after(settings: Settings) -> dt.timedelta:
+    """Longer than the slowest send the configuration allows, every retry and pause included: a
+    row still ``sending`` after this belongs to a process that died, or that lost the line after
+    the message text went out."""
+    from sync_agent.mailer import BACKOFF_MAX
+
+    smtp = settings.smtp
+    longest = smtp.max_attempts * (_SMTP_STEPS * smtp.timeout + BACKOFF_MAX) if smtp else 0.0
+    for hook in settings.alerts.webhooks:
+        longest = max(longest, _WEBHOOK_ATTEMPTS * (hook.timeout + BACKOFF_MAX))
+    return max(IN_DOUBT_AFTER, dt.timedelta(seconds=longest))
+
+
+def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo, now: dt.datetime | None = None,
+                  doubt_after: dt.timedelta = IN_DOUBT_AFTER) -> LastDelivery | None:
     """The newest outbox row whose key starts with ``prefix`` (``alerts:``, ``report:``)."""
     d = deliveries.c
     with read_connection(engine) as conn:
@@ -173,17 +190,18 @@ def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo,
                          .order_by(d.updated_at.desc(), d.id.desc()).limit(1)).first()
     if r is None:
         return None
-    in_doubt = r.status == SENDING and (now or dt.datetime.now(tz)) - r.updated_at > IN_DOUBT_AFTER
+    in_doubt = r.status == SENDING and (now or dt.datetime.now(tz)) - r.updated_at > doubt_after
     return LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz), in_doubt)
 
 
-def in_doubt_deliveries(engine: Engine, tz: dt.tzinfo, now: dt.datetime) -> tuple[LastDelivery, ...]:
-    """Every outbox row left ``sending`` past ``IN_DOUBT_AFTER``, whatever came after it: each needs
+def in_doubt_deliveries(engine: Engine, tz: dt.tzinfo, now: dt.datetime,
+                        doubt_after: dt.timedelta = IN_DOUBT_AFTER) -> tuple[LastDelivery, ...]:
+    """Every outbox row left ``sending`` past ``doubt_after``, whatever came after it: each needs
     a person, and a later row of the same kind must not hide it."""
     d = deliveries.c
     with read_connection(engine) as conn:
         rows = conn.execute(select(d.key, d.channel, d.updated_at)
-                            .where(d.status == SENDING, d.updated_at < now - IN_DOUBT_AFTER)
+                            .where(d.status == SENDING, d.updated_at < now - doubt_after)
                             .order_by(d.updated_at, d.id)).all()
     return tuple(LastDelivery(r.key, r.channel, SENDING, r.updated_at.astimezone(tz), True) for r in rows)
 
@@ -242,12 +260,13 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
                 stale=cs.enabled and (h.last_success is None or now - h.last_success > stale_after),
             ))
     running, holder = daemon_state(engine)
+    doubt = in_doubt_after(settings)
     return AgentStatus(now=now, daemon_running=running, daemon=holder, sources=tuple(sources),
                        open_flags=open_flag_counts(engine), next_jobs=next_jobs(settings, engine, now),
-                       last_digest=last_delivery(engine, "alerts:", tz, now),
-                       last_report=last_delivery(engine, "report:", tz, now),
+                       last_digest=last_delivery(engine, "alerts:", tz, now, doubt),
+                       last_report=last_delivery(engine, "report:", tz, now, doubt),
                        report_waiting=report_waiting(engine), delivery_retries=delivery_retries(engine),
-                       in_doubt=in_doubt_deliveries(engine, tz, now))
+                       in_doubt=in_doubt_deliveries(engine, tz, now, doubt))
 
 
 def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:

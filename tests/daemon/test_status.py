@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sync_agent.config import load_settings
 from sync_agent.locks import try_lock
-from sync_agent.status import collect_status, render_text
+from sync_agent.status import collect_status, in_doubt_after, render_text
 from sync_agent.store.engine import open_engine, write_transaction
 from sync_agent.store.tables import deliveries
 from sync_agent.sync import sync_source
@@ -116,3 +116,11 @@ def test_a_delivery_left_sending_is_shown_in_doubt_with_what_to_do(write_config:
     assert ("if it did not arrive: sync-agent alerts --date 2026-11-27 --send --force --channel email"
             in text)
     assert "alerts:2026-11-28 [email] may have been sent" not in text
+
+
+def test_a_send_is_called_in_doubt_only_after_the_slowest_the_configuration_allows(
+        write_config: Callable[..., Path]) -> None:
+    slow = load_settings(write_config(extra='[smtp]\nhost = "127.0.0.1"\nsender = "a@example.gov.vn"\n'
+                                            'timeout = 120\nmax_attempts = 5\n'))
+    assert in_doubt_after(slow) == dt.timedelta(seconds=5 * (7 * 120 + 60))  # 75 minutes
+    assert in_doubt_after(load_settings(write_config())) == dt.timedelta(minutes=15)  # defaults: 13.5 min
