@@ -29,7 +29,7 @@ from sync_agent.daemon import (
 )
 from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.mailer import SENDING, SENT
+from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
@@ -347,6 +347,10 @@ def render_text(st: AgentStatus) -> str:
     for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
         if last is not None:
             lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
+    report = st.last_report
+    if report is not None and report.status in (PREPARING, FAILED) and not any(
+            r.get("job") == REPORT_JOB for r in st.delivery_retries):
+        lines.append(f"{report.key} has not gone: {report.resend_command().removesuffix(' --force')}")
     for row in st.in_doubt:
         lines.append(f"{row.key} [{row.channel}] may have been sent: no confirmation since {t(row.at)}; "
                      f"ask the recipients, and if it did not arrive: {row.resend_command()}")

@@ -124,3 +124,16 @@ def test_a_send_is_called_in_doubt_only_after_the_slowest_the_configuration_allo
                                             'timeout = 120\nmax_attempts = 5\n'))
     assert in_doubt_after(slow) == dt.timedelta(seconds=5 * (7 * 120 + 60))  # 75 minutes
     assert in_doubt_after(load_settings(write_config())) == dt.timedelta(minutes=15)  # defaults: 13.5 min
+
+
+def test_a_report_that_did_not_go_says_how_to_send_it(write_config: Callable[..., Path]) -> None:
+    """A 'report --send' killed while writing the message leaves 'preparing'; the daemon tries a
+    report again only at its next start or send day."""
+    settings = load_settings(write_config(extra=ALERTS))
+    engine = open_engine(settings.agent.database_url)
+    at = NOW - dt.timedelta(hours=1)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(key="report:2026-11", channel="email", message_id="<m>",
+                                                status="preparing", attempts=1, created_at=at, updated_at=at))
+    assert ("report:2026-11 has not gone: sync-agent report --period 2026-11 --send"
+            in render_text(collect_status(engine, settings, now=NOW)))
