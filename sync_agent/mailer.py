@@ -392,17 +392,24 @@ def _serialise(conn: Connection, key: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"outbox:{key}")})
 
 
-def _to_sending(engine: Engine, key: str, channel: str, attempts: int, at: dt.datetime) -> None:
+def _to_sending(engine: Engine, key: str, channel: str, attempts: int, at: dt.datetime) -> DeliveryResult | None:
     """``preparing`` → ``sending``, the last step before the server is contacted, only while this
-    process still holds the claim (the attempt it made)."""
+    process still holds the claim (the attempt it made). Else the row as another process left it:
+    already sent (returned), or being sent (``DeliveryInDoubt``)."""
     d = deliveries.c
     with write_transaction(engine) as conn:
         moved = conn.execute(update(deliveries)
                              .where(d.key == key, d.channel == channel, d.status == PREPARING,
                                     d.attempts == attempts)
-                             .values(status=SENDING, updated_at=at))
-    if moved.rowcount != 1:
-        raise DeliveryInDoubt(f"{key} on {channel} is being sent by another process")
+                             .values(status=SENDING, updated_at=at)).rowcount
+        row = None if moved == 1 else conn.execute(
+            select(deliveries).where(d.key == key, d.channel == channel)).first()
+    if row is None:
+        return None
+    if row.status == SENT:
+        log.info("delivery_already_sent", key=key, channel=channel, message_id=row.message_id)
+        return DeliveryResult(key, channel, ALREADY_SENT, row.message_id, row.attempts, row.sent_at)
+    raise DeliveryInDoubt(f"{key} on {channel} is being sent by another process")
 
 
 def deliver_once(
@@ -476,7 +483,9 @@ def deliver_once(
         finish(FAILED, f"building the message failed: {type(exc).__name__}: {redact_text(str(exc))}")
         raise
     recipients, subject = (describe or _describe)(message)
-    _to_sending(engine, key, channel, attempts, dt.datetime.now(dt.UTC))
+    other = _to_sending(engine, key, channel, attempts, dt.datetime.now(dt.UTC))
+    if other is not None:
+        return other
     try:
         send(message)
     except Exception as exc:
@@ -490,7 +499,8 @@ def deliver_once(
             log.error("delivery_failed", key=key, channel=channel, message_id=mid, error=error)
         raise
     sent_at = dt.datetime.now(dt.UTC)
-    finish(SENT, None, recipients=recipients, subject=subject, sent_at=sent_at)
+    # the Message-ID that went, should the row have been claimed meanwhile under another
+    finish(SENT, None, recipients=recipients, subject=subject, sent_at=sent_at, message_id=mid)
     log.info("delivered", key=key, channel=channel, message_id=mid, attempts=attempts)
     return DeliveryResult(key, channel, SENT, mid, attempts, sent_at)
 

@@ -112,7 +112,7 @@ def test_a_process_killed_while_writing_the_message_left_nothing_in_doubt(engine
 
 def test_a_sender_that_lost_its_claim_while_writing_sends_nothing(engine: Engine) -> None:
     """Another process took over a row left 'preparing' (its owner seemed dead but was only
-    slow): of the two, only the one holding the claim sends."""
+    slow): of the two, only the one holding the claim sends; the other finds it sent."""
     ch = Channel()
     taken: list[str] = []
 
@@ -121,9 +121,8 @@ def test_a_sender_that_lost_its_claim_while_writing_sends_nothing(engine: Engine
             taken.append(deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW).status)
         return ch.build(mid)
 
-    with pytest.raises(DeliveryInDoubt, match="another process"):
-        deliver_once(engine, "k", "email", slow_build, ch.send, now=NOW)
-    assert taken == ["sent"] and len(ch.sent) == 1
+    result = deliver_once(engine, "k", "email", slow_build, ch.send, now=NOW)
+    assert result.already_sent and taken == ["sent"] and len(ch.sent) == 1
 
 
 def test_a_delivery_confirmed_after_a_forced_resend_took_the_row_stays_sent(engine: Engine) -> None:
@@ -241,3 +240,42 @@ def test_recording_a_message_of_one_key_as_sent_waits_for_another_doing_the_same
         other.commit()
     worker.join(10)
     assert followed.is_set() and len(ch.sent) == 1
+
+
+def test_a_confirmation_that_lands_late_records_the_message_id_that_went(engine: Engine) -> None:
+    """P1 is sending; P2 forces a resend, which goes; P3 forces another and is writing it (under a
+    new Message-ID) when P1's confirmation lands. The row says sent under P1's Message-ID, and P3,
+    finding it sent, sends nothing and says so (not "in doubt")."""
+    went: list[str] = []
+    p1_may_finish, p3_may_finish, p3_writing = threading.Event(), threading.Event(), threading.Event()
+    p3_result: list[object] = []
+
+    def p1_send(message: str) -> None:
+        p1_may_finish.wait(10)
+        went.append(message)
+
+    def p3_build(mid: str) -> str:
+        p3_writing.set()
+        p3_may_finish.wait(10)
+        return f"message {mid}"
+
+    p1 = threading.Thread(target=lambda: deliver_once(engine, "k", "email", Channel().build, p1_send, now=NOW))
+    p1.start()
+    deadline = time.monotonic() + 10
+    while (row := outbox_row(engine, "k")) is None or row.status != "sending":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p1_mid = row.message_id
+    deliver_once(engine, "k", "email", Channel().build, went.append, force=True, now=NOW)  # P2
+    p3 = threading.Thread(target=lambda: p3_result.append(
+        deliver_once(engine, "k", "email", p3_build, went.append, force=True, now=NOW)))
+    p3.start()
+    assert p3_writing.wait(10)
+    p1_may_finish.set()
+    p1.join(10)
+    p3_may_finish.set()
+    p3.join(10)
+    row = outbox_row(engine, "k")
+    assert row is not None and row.status == "sent" and row.message_id == p1_mid
+    [result] = p3_result
+    assert getattr(result, "already_sent", False) and len(went) == 2  # P1's and P2's, not P3's
