@@ -563,7 +563,8 @@ class Daemon:
                 if value is None:
                     forget_state(conn, DELIVERY_RETRY_STATE + job_id)
                 else:
-                    write_state(conn, DELIVERY_RETRY_STATE + job_id, json.dumps(value), now)
+                    # the real time, not the job's: what went in this run must not count as later
+                    write_state(conn, DELIVERY_RETRY_STATE + job_id, json.dumps(value), dt.datetime.now(dt.UTC))
         except Exception as exc:
             log.warning("delivery_retry_not_noted", job=job_id, error=f"{type(exc).__name__}: {exc}")
 

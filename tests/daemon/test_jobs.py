@@ -299,3 +299,32 @@ def test_the_report_given_up_on_names_its_period_in_the_command_status_gives(
         d._retry_later("report:monthly", crafted.TODAY, lambda: None, crafted.NOW, what="2026-02")
     assert "send it by hand: sync-agent report --period 2026-02 --send" in status_text(
         collect_status(engine, settings, now=crafted.NOW))
+
+
+def test_a_digest_that_went_on_one_channel_and_failed_on_another_shows_its_retry(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel that went was recorded after the job started: its time must not hide the
+    note of the one that failed in the same run."""
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver() as ok, webhook_receiver(statuses=[503] * 8) as bad:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{ok.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{bad.url}"\n')
+        d = daemon_at(settings, engine, crafted.NOW)
+        d._digest()
+    assert len(ok.requests) == 1 and d.scheduler.get_job("alerts:digest:retry") is not None
+    [note] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
+    assert note["job"] == "alerts:digest" and note["attempt"] == 1
+
+
+def test_a_report_sent_for_another_period_does_not_hide_this_one_s_failure(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._retry_later("report:monthly", crafted.TODAY, lambda: None, crafted.NOW, what="2026-02")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    with write_transaction(engine) as conn:  # someone resends January's report on purpose
+        conn.execute(deliveries.insert().values(key="report:2026-01", channel="email", message_id="<m>",
+                                                status="sent", attempts=2, created_at=later,
+                                                updated_at=later, sent_at=later))
+    [note] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
+    assert note["what"] == "2026-02"
