@@ -32,7 +32,7 @@ from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.state import read_state, write_state
+from sync_agent.store.state import forget_state, read_state, read_states, write_state
 from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags
 
 if TYPE_CHECKING:
@@ -184,6 +184,41 @@ def last_digest_at(conn: Connection) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+#: ``agent_state`` name prefix of each day's digest window, by digest key: the window is fixed when
+#: the digest is first sent, so that a channel sent later (a retry, ``--channel``) carries what the
+#: others carried, and "since the last digest" never passes what one of them did not
+WINDOW_STATE = "digest_window:"
+#: days a digest's window is kept (resending an older digest rebuilds it on a new window)
+WINDOW_KEPT_DAYS = 60
+
+
+def _saved_window(conn: Connection, key: str) -> tuple[dt.datetime, dt.datetime, bool] | None:
+    value = read_state(conn, WINDOW_STATE + key)
+    if not value:
+        return None
+    w = json.loads(value)
+    return dt.datetime.fromisoformat(w["since"]), dt.datetime.fromisoformat(w["until"]), bool(w.get("first"))
+
+
+def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.datetime | None) -> Digest:
+    """``digest`` on its day's window: saved now if this is the day's first send, else the saved
+    one (the digest rebuilt on it when it was built on another)."""
+    with write_transaction(engine) as conn:
+        saved = _saved_window(conn, digest.key)
+        if saved is None:
+            at = now or dt.datetime.now(dt.UTC)
+            window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first}
+            write_state(conn, WINDOW_STATE + digest.key, json.dumps(window), at)
+            for name in read_states(conn, WINDOW_STATE):
+                day = dt.date.fromisoformat(name.rsplit(":", 1)[-1])
+                if (digest.date - day).days > WINDOW_KEPT_DAYS:
+                    forget_state(conn, name)
+            return digest
+    if (saved[0], saved[1]) == (digest.since, digest.until):
+        return digest
+    return build_digest(engine, settings, digest.date)
+
+
 def mark_digest_sent(engine: Engine, digest: Digest, now: dt.datetime | None = None) -> None:
     """Move "since the last digest" to the end of ``digest``'s window (only ever forward)."""
     with write_transaction(engine) as conn:
@@ -247,9 +282,13 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
     within = settings.alerts.due_within_working_days
     horizon = calendar.add_working_days(today, within)
     with read_connection(engine) as conn:
-        last = last_digest_at(conn)
-        since = last if last is not None else default_since(settings, calendar, today)
-        since = min(since, now)
+        saved = _saved_window(conn, digest_key(today))
+        if saved is not None:  # the day's digest went (or was tried) on this window: keep it
+            since, now, first = saved
+        else:
+            last = last_digest_at(conn)
+            since = last if last is not None else default_since(settings, calendar, today)
+            since, first = min(since, now), last is None
         cols = _case_columns()
         seen = (cases.c.first_seen_at > since) & (cases.c.first_seen_at <= now)
         # a dossier that had already ended before the window is history being loaded (the first
@@ -281,7 +320,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         overdue=tuple(_item(r, days_overdue=(today - r.due_on).days) for r in overdue_rows),
         new_flags=flag_items,
         ward_code=settings.agent.ward_code, ward_name=settings.agent.ward_name,
-        due_within_working_days=within, first=last is None, backfilled=backfilled,
+        due_within_working_days=within, first=first, backfilled=backfilled,
     )
 
 
@@ -537,6 +576,7 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     if not chosen:
         raise UsageError(f"no channel {only}; configured: {', '.join(n.channel for n in configured)}")
     channels = {n.channel for n in configured}
+    digest = _fix_window(engine, settings, digest, now)
 
     def with_the_last_channel(conn: Connection) -> None:
         # "since" moves in the transaction that records the last channel as sent: a process

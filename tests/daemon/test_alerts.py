@@ -176,10 +176,11 @@ def test_since_moves_only_after_a_successful_send(engine: Engine, settings: Sett
     assert ok.ok and ok.sent_now
     with read_connection(engine) as conn:
         assert last_digest_at(conn) == NOW
-    # the next digest starts where this one ended
-    later = dt.datetime(2026, 2, 12, 10, 0, tzinfo=ICT)
-    nxt = build_digest(engine, settings, TODAY, now=later)
+    # the next day's digest starts where this one ended (the day's own keeps its window)
+    later = dt.datetime(2026, 2, 13, 7, 30, tzinfo=ICT)
+    nxt = build_digest(engine, settings, TODAY + dt.timedelta(days=1), now=later)
     assert nxt.since == NOW and [i.code for i in nxt.new] == ["H01-0009"]
+    assert build_digest(engine, settings, TODAY, now=later).until == NOW
 
 
 def test_long_sections_count_in_vietnamese_style_and_say_what_was_left_out(engine: Engine,

@@ -268,3 +268,26 @@ def test_one_channel_is_sent_again_alone_and_since_waits_for_the_others(
         assert again.ok and len(one.requests) == 2 and two.requests == []
         with pytest.raises(UsageError, match="no channel webhook:nowhere; configured: webhook:"):
             send_digest(engine, settings, digest, now=NOW, only="webhook:nowhere")
+
+
+def test_a_channel_sent_hours_later_carries_the_day_s_window_and_since_does_not_pass_it(
+        engine: Engine, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One webhook went at 07:30, the other failed; a person sends the failed one at 10:30. It
+    carries the 07:30 digest, and "since" stops at 07:30: what came after reaches both channels
+    in the next digest, instead of never reaching the first."""
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    crafted.load(engine)
+    with webhook_receiver() as ok, webhook_receiver(statuses=[503] * 4) as bad:
+        settings = _settings(write_config, f'[[alerts.webhooks]]\nurl = "{ok.url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{bad.url}"\n')
+        morning, later = NOW, NOW + dt.timedelta(hours=3)
+        assert not send_digest(engine, settings, build_digest(engine, settings, TODAY, now=morning), now=morning).ok
+        rebuilt = build_digest(engine, settings, TODAY, now=later)
+        assert rebuilt.until == morning  # the day's window, saved when it first went
+        assert send_digest(engine, settings, rebuilt, now=later, only=f"webhook:{bad.url}").ok
+    sent = [json.loads(r.body)["digest"] for r in (ok.requests[0], bad.requests[-1])]
+    assert sent[0] == sent[1]  # the same digest on both channels
+    with read_connection(engine) as conn:
+        assert last_digest_at(conn) == morning
+    tomorrow = build_digest(engine, settings, TODAY + dt.timedelta(days=1), now=later + dt.timedelta(days=1))
+    assert tomorrow.since == morning
