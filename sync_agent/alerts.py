@@ -591,8 +591,12 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     outcomes = tuple(n.deliver(engine, digest, force=force, now=now, on_sent=with_the_last_channel)
                      for n in chosen)
     result = DigestSendResult(key=digest.key, outcomes=outcomes)
+    # done already in the outbox's transaction, unless that part failed or a notifier has its own
     if result.ok and result.sent_now and only is None:
-        mark_digest_sent(engine, digest, now)  # done already unless a notifier has its own outbox
+        mark_digest_sent(engine, digest, now)
+    elif result.ok and result.sent_now:
+        with write_transaction(engine) as conn:
+            with_the_last_channel(conn)
     # "sent" only when something went now: a second --send logs that it had already gone
     event = "digest_send_failed" if not result.ok else "digest_sent" if result.sent_now else "digest_already_sent"
     log.log(20 if result.ok else 40, event, key=digest.key, counts=digest.counts(),
