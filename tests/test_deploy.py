@@ -147,9 +147,26 @@ def test_root_is_refused_a_store_that_belongs_to_the_service_user(tmp_path: Path
     store = tmp_path / "sync-agent.db"
     open_engine(f"sqlite:///{store}").dispose()
     os.chown(store, NOBODY.pw_uid, NOBODY.pw_gid)
-    with pytest.raises(ConfigError, match=r"agent\.database_url: .* belongs to the user nobody; run "
-                                          r"commands as that user \(see deploy/sync-agent-cli\)"):
+    with pytest.raises(ConfigError, match=r"agent\.database_url: the store .* belongs to the user nobody; "
+                                          r"run commands as that user \(see deploy/sync-agent-cli\)"):
         open_engine(f"sqlite:///{store}")
+    # nor may root make a new store, or a new log, in the service's folder
+    service_dir = tmp_path / "var-lib-sync-agent"
+    service_dir.mkdir()
+    os.chown(service_dir, NOBODY.pw_uid, NOBODY.pw_gid)
+    with pytest.raises(ConfigError, match=r"agent\.database_url: the store .* belongs to the user nobody"):
+        open_engine(f"sqlite:///{service_dir / 'sync-agent.db'}")
+    assert list(service_dir.iterdir()) == []
+    config = tmp_path / "sync-agent.toml"
+    config.write_text(f'[agent]\nward_code = "11311"\nward_name = "P"\nid_hash_key = "k"\n'
+                      f'log_file = "{service_dir / "sync-agent.jsonl"}"\n'
+                      f'[connectors.one_stop]\ntype = "one_stop"\nbase_url = "http://127.0.0.1:9"\n'
+                      f'username = "u"\npassword = "p"\n', encoding="utf-8")
+    out = subprocess.run([str(Path(sys.executable).with_name("sync-agent")), "--config", str(config), "runs"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "agent.log_file: the log" in out.stderr and "belongs to the user nobody" \
+        in out.stderr, out.stderr
+    assert list(service_dir.iterdir()) == []
 
 
 def test_the_wrapper_runs_a_command_as_the_service_user_with_its_secrets() -> None:

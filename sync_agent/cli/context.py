@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sync_agent import logging as agent_logging
 from sync_agent.config import Settings, load_settings, resolve_config_path
 from sync_agent.errors import UsageError
-from sync_agent.store.engine import open_engine
+from sync_agent.store.engine import open_engine, refuse_root_on_service_file
 
 
 class AgentContext:
@@ -29,6 +29,8 @@ class AgentContext:
         if self._logging_done:
             return
         agent = self.settings.agent
+        if agent.log_file is not None:
+            refuse_root_on_service_file(agent.log_file, "agent.log_file", "the log")
         agent_logging.configure(level=agent.log_level, log_file=agent.log_file,
                                 stderr_level=stderr_level, stderr_json=stderr_json)
         self._logging_done = True

@@ -176,16 +176,20 @@ def open_engine(url: str, migrate_schema: bool = True) -> Engine:
 
 
 def _refuse_root_on_a_service_store(url: str) -> None:
-    """Root opening a SQLite store that belongs to another user (the service's) would leave
-    root-owned lock files and -wal/-shm files beside it, which the daemon, running as that user,
-    then cannot open: every sync would fail until someone deleted them. Refused, with the way
-    round it."""
     parsed = make_url(url)
-    if os.geteuid() != 0 or parsed.get_backend_name() != "sqlite" or not parsed.database \
-            or parsed.database == ":memory:":
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        refuse_root_on_service_file(Path(parsed.database), "agent.database_url", "the store")
+
+
+def refuse_root_on_service_file(path: Path, key: str, what: str) -> None:
+    """Refuse root a file (or, not made yet, a folder) that belongs to another user: the
+    service's. Files root made there (the store's lock files, SQLite's -wal and -shm, a new store
+    or log) would be root's, and the daemon, running as that user, could not open them: every
+    sync would fail until someone deleted them. ``ConfigError`` naming ``key``, with the way round."""
+    if os.geteuid() != 0:
         return
     try:
-        owner = Path(parsed.database).stat().st_uid
+        owner = path.stat().st_uid if path.exists() else path.parent.stat().st_uid
     except OSError:
         return
     if owner == 0:
@@ -194,6 +198,6 @@ def _refuse_root_on_a_service_store(url: str) -> None:
         name = pwd.getpwuid(owner).pw_name
     except KeyError:
         name = str(owner)
-    raise ConfigError("agent.database_url", f"the store {parsed.database} belongs to the user {name}; run "
-                      "commands as that user (see deploy/sync-agent-cli), not as root: files root makes "
-                      "beside it would lock the daemon out")
+    raise ConfigError(key, f"{what} {path} belongs to the user {name}; run commands as that user (see "
+                           "deploy/sync-agent-cli), not as root: files root makes there would lock the "
+                           "daemon out")
