@@ -32,7 +32,7 @@ from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.state import forget_state, read_state, read_states, write_state
+from sync_agent.store.state import forget_state, read_state, read_states, write_state, write_state_once
 from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags
 
 if TYPE_CHECKING:
@@ -192,29 +192,30 @@ WINDOW_STATE = "digest_window:"
 WINDOW_KEPT_DAYS = 60
 
 
-def _saved_window(conn: Connection, key: str) -> tuple[dt.datetime, dt.datetime, bool] | None:
-    value = read_state(conn, WINDOW_STATE + key)
+def _parse_window(value: str | None) -> tuple[dt.datetime, dt.datetime, bool] | None:
     if not value:
         return None
     w = json.loads(value)
     return dt.datetime.fromisoformat(w["since"]), dt.datetime.fromisoformat(w["until"]), bool(w.get("first"))
 
 
+def _saved_window(conn: Connection, key: str) -> tuple[dt.datetime, dt.datetime, bool] | None:
+    return _parse_window(read_state(conn, WINDOW_STATE + key))
+
+
 def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.datetime | None) -> Digest:
     """``digest`` on its day's window: saved now if this is the day's first send, else the saved
-    one (the digest rebuilt on it when it was built on another)."""
+    one (the digest rebuilt on it when it was built on another). Two first sends at once (the
+    daemon's and a person's) keep the first one's window: every channel carries the same digest."""
+    at = now or dt.datetime.now(dt.UTC)
+    window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first}
     with write_transaction(engine) as conn:
-        saved = _saved_window(conn, digest.key)
-        if saved is None:
-            at = now or dt.datetime.now(dt.UTC)
-            window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first}
-            write_state(conn, WINDOW_STATE + digest.key, json.dumps(window), at)
-            for name in read_states(conn, WINDOW_STATE):
-                day = dt.date.fromisoformat(name.rsplit(":", 1)[-1])
-                if (digest.date - day).days > WINDOW_KEPT_DAYS:
-                    forget_state(conn, name)
-            return digest
-    if (saved[0], saved[1]) == (digest.since, digest.until):
+        saved = _parse_window(write_state_once(conn, WINDOW_STATE + digest.key, json.dumps(window), at))
+        for name in read_states(conn, WINDOW_STATE):
+            day = dt.date.fromisoformat(name.rsplit(":", 1)[-1])
+            if (digest.date - day).days > WINDOW_KEPT_DAYS:
+                forget_state(conn, name)
+    if saved is None or (saved[0], saved[1]) == (digest.since, digest.until):
         return digest
     return build_digest(engine, settings, digest.date)
 

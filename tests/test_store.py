@@ -6,6 +6,8 @@ import datetime as dt
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -313,3 +315,31 @@ def test_an_existing_sqlite_store_keeps_the_mode_its_owner_chose(tmp_path: Path)
     path.chmod(0o640)
     open_engine(f"sqlite:///{path}").dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_value_written_once_keeps_the_first_writer_s_when_two_write_at_once(engine: Engine) -> None:
+    """The day's digest window: the daemon's first send and a person's, at the same moment, must
+    end up with one window (an upsert let the later one replace it under the earlier's feet)."""
+    from sync_agent.store.state import write_state_once
+
+    now = dt.datetime(2026, 11, 29, 0, 30, tzinfo=dt.UTC)
+    got: dict[str, str] = {}
+    first_wrote = threading.Event()
+
+    def first() -> None:
+        with write_transaction(engine) as conn:
+            got["first"] = write_state_once(conn, "digest_window:alerts:2026-11-29", "07:30", now)
+            first_wrote.set()
+            time.sleep(0.5)  # still not committed while the second one writes
+
+    def second() -> None:
+        assert first_wrote.wait(10)
+        with write_transaction(engine) as conn:
+            got["second"] = write_state_once(conn, "digest_window:alerts:2026-11-29", "08:30", now)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert got == {"first": "07:30", "second": "07:30"}

@@ -39,3 +39,12 @@ def write_state(conn: Connection, name: str, value: str, now: dt.datetime) -> No
 def forget_state(conn: Connection, name: str) -> None:
     """Remove ``name`` (nothing happens when it is not there)."""
     conn.execute(delete(agent_state).where(agent_state.c.name == name))
+
+
+def write_state_once(conn: Connection, name: str, value: str, now: dt.datetime) -> str:
+    """Set ``name`` to ``value`` unless it is set; the value it holds afterwards (the first
+    writer's, when two write at once: the loser's insert does nothing, on both databases)."""
+    stmt = dialect_insert(conn, agent_state).values(name=name, value=value, updated_at=now)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    stored = read_state(conn, name)
+    return value if stored is None else stored
