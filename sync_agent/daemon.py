@@ -469,6 +469,7 @@ class Daemon:
 
     def _digest(self) -> None:
         from sync_agent.alerts import build_digest, send_digest
+        from sync_agent.reconcile import reconcile
 
         now = self.clock()
         today = now.date()
@@ -476,6 +477,9 @@ class Daemon:
             log.info("digest_skipped", date=today.isoformat(), reason="not a working day",
                      holiday=self.calendar.holiday_name(today))
             return
+        # records a sync stored before now but whose reconciliation is still queued would get
+        # cases dated before this digest's end once it ran, after the digest: in no digest at all
+        reconcile(self.engine, self.tz)
         digest = build_digest(self.engine, self.settings, today, now=now)
         result = send_digest(self.engine, self.settings, digest, now=now)
         if not result.ok:

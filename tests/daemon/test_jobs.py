@@ -24,7 +24,7 @@ from sync_agent.daemon import DELIVERY_RETRIES, DELIVERY_RETRY_DELAY, Daemon, jo
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
-from sync_agent.store.tables import deliveries
+from sync_agent.store.tables import deliveries, dossiers, reconcile_queue
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
@@ -328,3 +328,21 @@ def test_a_report_sent_for_another_period_does_not_hide_this_one_s_failure(
                                                 updated_at=later, sent_at=later))
     [note] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
     assert note["what"] == "2026-02"
+
+
+def test_a_dossier_stored_before_the_digest_but_not_reconciled_yet_is_in_it(
+        write_config: Callable[..., Path]) -> None:
+    """Its case would be dated by the sync (07:28) once reconciled after the 07:30 digest, before
+    the next one's start: listed in no digest at all."""
+    with webhook_receiver() as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        crafted.load(engine)
+        synced = crafted.NOW - dt.timedelta(minutes=2)
+        row = crafted._dossier("one_stop", "LATE-1", code="H01-LATE", due=crafted.TODAY + dt.timedelta(days=30))
+        row.update(first_seen_at=synced, last_seen_at=synced, received_on=crafted.TODAY, source_updated_at=synced)
+        with write_transaction(engine) as conn:  # as a sync leaves it: stored, queued for reconciling
+            dossier_id = conn.execute(dossiers.insert().values(**row)).inserted_primary_key[0]
+            conn.execute(reconcile_queue.insert().values(dossier_id=dossier_id))
+        daemon_at(settings, engine, crafted.NOW)._digest()
+    [request] = rx.requests
+    assert "H01-LATE" in {i["reception_code"] for i in json.loads(request.body)["digest"]["new"]}
