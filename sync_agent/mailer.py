@@ -369,10 +369,13 @@ def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.dat
         if row.status == SENDING and not force:
             raise DeliveryInDoubt(_in_doubt_message(key, channel, row.updated_at, row.error))
         mid = row.message_id
-        if row.status == SENT:  # a deliberate resend needs a new identity, or mailboxes drop it
-            mid = message_id(key, channel, generation=_generation(row.message_id) + 1,
-                             ward_code=ward_code, domain=domain)
         attempts = int(row.attempts) + 1
+        if row.status == SENT:
+            # a deliberate resend needs a new identity, or mailboxes drop it: numbered by the
+            # attempt, which only grows (the stored one may be an older generation's, recorded by
+            # a confirmation that landed late)
+            mid = message_id(key, channel, generation=max(attempts, _generation(row.message_id) + 1),
+                             ward_code=ward_code, domain=domain)
         claimed = conn.execute(
             update(deliveries)
             .where(d.id == row.id, d.status == row.status, d.attempts == row.attempts)

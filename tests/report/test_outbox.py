@@ -279,3 +279,30 @@ def test_a_confirmation_that_lands_late_records_the_message_id_that_went(engine:
     assert row is not None and row.status == "sent" and row.message_id == p1_mid
     [result] = p3_result
     assert getattr(result, "already_sent", False) and len(went) == 2  # P1's and P2's, not P3's
+
+
+def test_a_deliberate_resend_never_reuses_a_message_id_that_went(engine: Engine) -> None:
+    """P1's confirmation lands late and records its own (first) Message-ID; a resend numbered
+    from that would repeat '.r2', which already went, and mailboxes would drop it."""
+    went: list[str] = []
+    p1_may_finish, p1_inside = threading.Event(), threading.Event()
+
+    def p1_send(message: str) -> None:
+        p1_inside.set()
+        assert p1_may_finish.wait(10)
+        went.append(message)
+
+    p1 = threading.Thread(target=deliver_once, args=(engine, "k", "email", lambda m: m, p1_send))
+    p1.start()
+    assert p1_inside.wait(10)
+    deliver_once(engine, "k", "email", lambda m: m, went.append, force=True)  # in doubt: same id again
+    deliver_once(engine, "k", "email", lambda m: m, went.append, force=True)  # sent: a new id goes
+
+    def p4_build(mid: str) -> str:  # a fourth claims the row; P1's confirmation lands meanwhile
+        p1_may_finish.set()
+        p1.join(10)
+        return mid
+
+    deliver_once(engine, "k", "email", p4_build, went.append, force=True)
+    fifth = deliver_once(engine, "k", "email", lambda m: m, went.append, force=True)
+    assert went.count(fifth.message_id) == 1, went
