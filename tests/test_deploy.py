@@ -148,7 +148,7 @@ def test_root_is_refused_a_store_that_belongs_to_the_service_user(tmp_path: Path
     open_engine(f"sqlite:///{store}").dispose()
     os.chown(store, NOBODY.pw_uid, NOBODY.pw_gid)
     with pytest.raises(ConfigError, match=r"agent\.database_url: the store .* belongs to the user nobody; "
-                                          r"run commands as that user \(see deploy/sync-agent-cli\)"):
+                                          r"run commands as that user \(the service's: see deploy/sync-agent-cli\)"):
         open_engine(f"sqlite:///{store}")
     # nor may root make a new store, or a new log, in the service's folder
     service_dir = tmp_path / "var-lib-sync-agent"
@@ -156,6 +156,9 @@ def test_root_is_refused_a_store_that_belongs_to_the_service_user(tmp_path: Path
     os.chown(service_dir, NOBODY.pw_uid, NOBODY.pw_gid)
     with pytest.raises(ConfigError, match=r"agent\.database_url: the store .* belongs to the user nobody"):
         open_engine(f"sqlite:///{service_dir / 'sync-agent.db'}")
+    assert list(service_dir.iterdir()) == []
+    with pytest.raises(ConfigError, match=r"agent\.database_url: .*var-lib-sync-agent belongs to the user nobody"):
+        open_engine(f"sqlite:///{service_dir / 'data' / 'sync-agent.db'}")  # a folder not made yet either
     assert list(service_dir.iterdir()) == []
     config = tmp_path / "sync-agent.toml"
     config.write_text(f'[agent]\nward_code = "11311"\nward_name = "P"\nid_hash_key = "k"\n'

@@ -188,8 +188,11 @@ def refuse_root_on_service_file(path: Path, key: str, what: str) -> None:
     sync would fail until someone deleted them. ``ConfigError`` naming ``key``, with the way round."""
     if os.geteuid() != 0:
         return
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:  # folders made on the way too
+        existing = existing.parent
     try:
-        owner = path.stat().st_uid if path.exists() else path.parent.stat().st_uid
+        owner = existing.stat().st_uid
     except OSError:
         return
     if owner == 0:
@@ -198,6 +201,7 @@ def refuse_root_on_service_file(path: Path, key: str, what: str) -> None:
         name = pwd.getpwuid(owner).pw_name
     except KeyError:
         name = str(owner)
-    raise ConfigError(key, f"{what} {path} belongs to the user {name}; run commands as that user (see "
-                           "deploy/sync-agent-cli), not as root: files root makes there would lock the "
-                           "daemon out")
+    where = path if existing == path.absolute() else existing
+    raise ConfigError(key, f"{what} {path}: {where} belongs to the user {name}; run commands as that user "
+                           "(the service's: see deploy/sync-agent-cli), not as root: files root makes there "
+                           "would lock it out")
