@@ -185,16 +185,25 @@ def test_the_wrapper_runs_a_command_as_the_service_user_with_its_secrets() -> No
         # as systemd's EnvironmentFile= reads them; a shell would expand $9, run "b" and "cd"
         secrets.write_text("# secrets of the ward's sync-agent\n\nSYNC_AGENT_ID_HASH_KEY=k-1\n"
                            "ONE_STOP_PASSWORD='p 1'\nSMTP_PASSWORD=Xk$9pQ!2\nHKD_PASSWORD = a&b cd \n"
-                           'RESIDENCE_API_KEY="q \'x\' $HOME"\n; old key\nnot an assignment\n', encoding="utf-8")
+                           'RESIDENCE_API_KEY="q \'x\' $HOME"\n; old key\nnot an assignment\n'
+                           "  # an indented note = not a key\nBAD NAME=1\r\nCIVIL_STATUS_SECRET='a\\b'\r\n",
+                           encoding="utf-8")
         secrets.chmod(0o600)  # root's to read: the wrapper reads it before it drops to the user
         agent = here / "sync-agent"  # stands in for the venv's program, which lives under /root here
         agent.write_text('#!/bin/sh\nprintf "%s|" "$(id -un)" "$SYNC_AGENT_CONFIG" "$ONE_STOP_PASSWORD" '
-                         '"$SMTP_PASSWORD" "$HKD_PASSWORD" "$RESIDENCE_API_KEY" "$*"\n', encoding="utf-8")
+                         '"$SMTP_PASSWORD" "$HKD_PASSWORD" "$RESIDENCE_API_KEY" "$CIVIL_STATUS_SECRET" "$*"\n',
+                         encoding="utf-8")
         agent.chmod(0o755)
         env = {"PATH": os.environ["PATH"], "SYNC_AGENT_USER": "nobody", "SYNC_AGENT_ENV": str(secrets),
                "SYNC_AGENT_CONFIG": "/srv/agent.toml", "SYNC_AGENT_BIN": str(agent),
                "ONE_STOP_PASSWORD": "from the caller"}
         out = subprocess.run([str(WRAPPER), "report", "--send"], env=env, capture_output=True, text=True,
                              timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == "nobody|/srv/agent.toml|p 1|Xk$9pQ!2|a&b cd|q 'x' $HOME|report --send|"
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "nobody|/srv/agent.toml|p 1|Xk$9pQ!2|a&b cd|q 'x' $HOME|a\\b|report --send|"
+        assert "line 11: 'BAD NAME' is not a variable name; skipped" in out.stderr
+        # a backslash systemd would read as an escape: stopped, not passed on differently
+        secrets.write_text("SMTP_PASSWORD=pa\\ss\n", encoding="utf-8")
+        stopped = subprocess.run([str(WRAPPER), "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 2 and stopped.stdout == ""
+    assert "line 1 (SMTP_PASSWORD): a backslash outside single quotes" in stopped.stderr
