@@ -203,6 +203,12 @@ def _saved_window(conn: Connection, key: str) -> tuple[dt.datetime, dt.datetime,
     return _parse_window(read_state(conn, WINDOW_STATE + key))
 
 
+def digest_window_saved(engine: Engine, day: dt.date) -> bool:
+    """Whether ``day``'s digest went (or was tried) on a window that is still kept."""
+    with read_connection(engine) as conn:
+        return _saved_window(conn, digest_key(day)) is not None
+
+
 def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.datetime | None) -> Digest:
     """``digest`` on its day's window: saved now if this is the day's first send, else the saved
     one (the digest rebuilt on it when it was built on another). Two first sends at once (the
@@ -615,6 +621,7 @@ __all__ = [
     "FlagItem",
     "build_digest",
     "digest_key",
+    "digest_window_saved",
     "last_digest_at",
     "mark_digest_sent",
     "render_html",

@@ -20,7 +20,7 @@ from sync_agent.errors import UsageError, WorkFailed
 @click.pass_obj
 def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day: str | None, fmt: str) -> None:
     """Dossiers new since the last digest, due soon, overdue, and new flags."""
-    from sync_agent.alerts import build_digest, render_text, send_digest
+    from sync_agent.alerts import build_digest, digest_window_saved, render_text, send_digest
 
     settings = ctx.settings
     tz = settings.agent.timezone
@@ -33,6 +33,9 @@ def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day
         today = dt.date.fromisoformat(day) if day else now.date()
     except ValueError:
         raise UsageError(f"--date must be YYYY-MM-DD, got {day!r}") from None
+    if send and today < now.date() and not digest_window_saved(ctx.engine, today):
+        raise UsageError(f"no digest went on {today.isoformat()}: what it would have said goes in the next one "
+                         "(send today's with alerts --send)")
     digest = build_digest(ctx.engine, settings, today, now=now)
     if fmt == "json":
         click.echo(json.dumps(digest.as_json(), ensure_ascii=False, indent=2))

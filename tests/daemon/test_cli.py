@@ -159,3 +159,12 @@ def test_sync_of_a_source_another_sync_holds_is_skipped_not_failed(write_config:
     [line] = [x for x in out.splitlines() if x.startswith("residence")]
     assert line.split()[1] == "skipped" and line.endswith("(another sync of this source is running)")
     assert "error=" not in line and "failed" not in err
+
+
+def test_sending_the_digest_of_a_past_day_that_never_went_is_refused(write_config: Callable[..., Path]) -> None:
+    """It would carry today's news under an old date and move 'since' past today's digest; a day
+    that did go is resent on its own window."""
+    with webhook_receiver() as rx:
+        config = write_config(extra=f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        code, _, err = run(config, "alerts", "--send", "--date", "2026-11-02")
+        assert code == 2 and "no digest went on 2026-11-02" in err and rx.requests == []
