@@ -21,6 +21,7 @@ from sync_agent.errors import UsageError, WorkFailed
 def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day: str | None, fmt: str) -> None:
     """Dossiers new since the last digest, due soon, overdue, and new flags."""
     from sync_agent.alerts import build_digest, digest_window_saved, render_text, send_digest
+    from sync_agent.reconcile import reconcile
 
     settings = ctx.settings
     tz = settings.agent.timezone
@@ -36,6 +37,10 @@ def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day
     if send and today < now.date() and not digest_window_saved(ctx.engine, today):
         raise UsageError(f"no digest went on {today.isoformat()}: what it would have said goes in the next one "
                          "(send today's with alerts --send)")
+    if send:
+        # as the daemon's digest job: records stored but not reconciled yet would get cases dated
+        # before this digest's end once reconciled after it, and be listed in no digest
+        reconcile(ctx.engine, tz)
     digest = build_digest(ctx.engine, settings, today, now=now)
     if fmt == "json":
         click.echo(json.dumps(digest.as_json(), ensure_ascii=False, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.locks import try_lock
-from sync_agent.store.engine import open_engine
+from sync_agent.store.engine import open_engine, write_transaction
+from sync_agent.store.tables import dossiers, reconcile_queue
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -168,3 +170,21 @@ def test_sending_the_digest_of_a_past_day_that_never_went_is_refused(write_confi
         config = write_config(extra=f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
         code, _, err = run(config, "alerts", "--send", "--date", "2026-11-02")
         assert code == 2 and "no digest went on 2026-11-02" in err and rx.requests == []
+
+
+def test_alerts_send_by_hand_reconciles_what_is_stored_first(write_config: Callable[..., Path]) -> None:
+    """As the daemon's digest job does: a dossier stored but not reconciled yet must be in it."""
+    with webhook_receiver() as rx:
+        config = write_config(extra=f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        engine = open_engine(load_settings(config).agent.database_url)
+        now = dt.datetime.now(dt.UTC)
+        row = crafted._dossier("one_stop", "LATE-1", code="H01-LATE", due=now.date() + dt.timedelta(days=30))
+        row.update(first_seen_at=now - dt.timedelta(minutes=2), last_seen_at=now, received_on=now.date(),
+                   source_updated_at=now - dt.timedelta(minutes=2))
+        with write_transaction(engine) as conn:  # as a sync leaves it: stored, queued for reconciling
+            dossier_id = conn.execute(dossiers.insert().values(**row)).inserted_primary_key[0]
+            conn.execute(reconcile_queue.insert().values(dossier_id=dossier_id))
+        code, _, err = run(config, "alerts", "--send", "--date", now.astimezone(crafted.ICT).date().isoformat())
+    assert code == 0, err
+    [request] = rx.requests
+    assert "H01-LATE" in {i["reception_code"] for i in json.loads(request.body)["digest"]["new"]}
