@@ -188,7 +188,7 @@ def last_digest_at(conn: Connection) -> dt.datetime | None:
 #: the digest is first sent, so that a channel sent later (a retry, ``--channel``) carries what the
 #: others carried, and "since the last digest" never passes what one of them did not
 WINDOW_STATE = "digest_window:"
-#: days a digest's window is kept (resending an older digest rebuilds it on a new window)
+#: days a digest's window is kept (an older day's digest can no longer be resent)
 WINDOW_KEPT_DAYS = 60
 
 
