@@ -54,7 +54,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
@@ -572,6 +572,14 @@ class Daemon:
         except Exception as exc:
             log.warning("delivery_retry_not_noted", job=job_id, error=f"{type(exc).__name__}: {exc}")
 
+    def _synced_by(self, moment: dt.datetime | None) -> bool:
+        """Whether the store's first sync run started by ``moment``: the agent was there then."""
+        from sync_agent.store.tables import sync_runs
+
+        with read_connection(self.engine) as conn:
+            first = conn.execute(select(func.min(sync_runs.c.started_at))).scalar()
+        return first is not None and moment is not None and first <= moment
+
     def _schedule_catch_ups(self, now: dt.datetime) -> None:
         """Send at start what came due while the daemon was down (the outbox says what went)."""
         when = now + self.catch_up_delay
@@ -580,7 +588,13 @@ class Daemon:
                 period = due_unsent_report(self.engine, self.settings, now)
             except ImportError:  # pragma: no cover - the report package is part of the agent
                 period = None
-            if period is not None:
+            due_at = None if period is None else report_send_moment(period.end, self.settings)
+            if period is not None and not self._synced_by(due_at):
+                # a new install: the ward sent this one by hand before the agent existed
+                log.info("report_catch_up_skipped", period=period.label,
+                         reason="the agent first synced after this report fell due",
+                         hint=f"to send it anyway: sync-agent report --period {period.label} --send")
+            elif period is not None:
                 self.scheduler.add_job(self._wrap(f"{REPORT_JOB}:catch-up", self._report),
                                        trigger=DateTrigger(when, timezone=self.tz),
                                        id=f"{REPORT_JOB}:catch-up", misfire_grace_time=None)

@@ -24,7 +24,7 @@ from sync_agent.daemon import DELIVERY_RETRIES, DELIVERY_RETRY_DELAY, Daemon, jo
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
-from sync_agent.store.tables import deliveries, dossiers, reconcile_queue
+from sync_agent.store.tables import deliveries, dossiers, reconcile_queue, sync_runs
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
@@ -76,6 +76,7 @@ def test_a_failed_digest_is_retried_later_without_resending_what_went(
 def test_catch_up_at_start_for_a_due_report_and_a_missed_digest(write_config: Callable[..., Path]) -> None:
     settings, engine = setup(write_config, REPORT + '[alerts]\nrecipients = ["a@example.gov.vn"]\n')
     friday = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ICT)  # the 2026-11 report was due on the 15th
+    running_since(engine, dt.datetime(2026, 11, 1, 8, 0, tzinfo=ICT))  # and the agent ran by then
     d = daemon_at(settings, engine, friday)
     d._schedule_catch_ups(friday)
     assert {j.id for j in d.scheduler.get_jobs()} == {"report:monthly:catch-up", "alerts:digest:catch-up"}
@@ -346,3 +347,25 @@ def test_a_dossier_stored_before_the_digest_but_not_reconciled_yet_is_in_it(
         daemon_at(settings, engine, crafted.NOW)._digest()
     [request] = rx.requests
     assert "H01-LATE" in {i["reception_code"] for i in json.loads(request.body)["digest"]["new"]}
+
+
+def running_since(engine: Engine, at: dt.datetime) -> None:
+    """The store's first sync run started at ``at``."""
+    with write_transaction(engine) as conn:
+        conn.execute(sync_runs.insert().values(source="one_stop", started_at=at, finished_at=at, status="success"))
+
+
+def test_a_new_install_does_not_send_the_report_that_fell_due_before_it(write_config: Callable[..., Path]) -> None:
+    """Installed on the 29th, the agent's first start would have emailed the city the report due
+    on the 15th, which the ward had filed by hand: a catch-up is for a report the agent missed."""
+    settings, engine = setup(write_config, REPORT)
+    now = dt.datetime(2026, 11, 29, 10, 0, tzinfo=ICT)
+    d = daemon_at(settings, engine, now)
+    with structlog.testing.capture_logs() as logs:
+        d._schedule_catch_ups(now)
+    assert d.scheduler.get_jobs() == []
+    skipped = next(e for e in logs if e["event"] == "report_catch_up_skipped")
+    assert skipped["period"] == "2026-11" and "report --period 2026-11 --send" in skipped["hint"]
+    running_since(engine, dt.datetime(2026, 11, 20, 8, 0, tzinfo=ICT))  # first synced after the 15th
+    d._schedule_catch_ups(now)
+    assert d.scheduler.get_jobs() == []
