@@ -104,7 +104,7 @@ def test_logrotate_rotates_the_log_while_the_agent_writes_and_logs_reads_every_f
 
 def test_the_readme_backup_copies_a_store_while_the_agent_writes(tmp_path: Path) -> None:
     # the command README.md gives, run on a store of this test instead of /var/lib/sync-agent
-    assert re.search(r'`sqlite3 /var/lib/sync-agent/sync-agent\.db "VACUUM INTO \'[^\']+\'"`', README), \
+    assert re.search(r'`umask 077; sqlite3 /var/lib/sync-agent/sync-agent\.db "VACUUM INTO \'[^\']+\'"`', README), \
         "README.md gives no SQLite backup command"
     store, copy = tmp_path / "sync-agent.db", tmp_path / "backup.db"
     engine = open_engine(f"sqlite:///{store}")
@@ -191,16 +191,18 @@ def test_the_wrapper_runs_a_command_as_the_service_user_with_its_secrets() -> No
         secrets.chmod(0o600)  # root's to read: the wrapper reads it before it drops to the user
         agent = here / "sync-agent"  # stands in for the venv's program, which lives under /root here
         agent.write_text('#!/bin/sh\nprintf "%s|" "$(id -un)" "$SYNC_AGENT_CONFIG" "$ONE_STOP_PASSWORD" '
-                         '"$SMTP_PASSWORD" "$HKD_PASSWORD" "$RESIDENCE_API_KEY" "$CIVIL_STATUS_SECRET" "$*"\n',
-                         encoding="utf-8")
+                         '"$SMTP_PASSWORD" "$HKD_PASSWORD" "$RESIDENCE_API_KEY" "$CIVIL_STATUS_SECRET" "$*" '
+                         '"$(umask)" "${FROM_ROOT_SHELL-unset}"\n', encoding="utf-8")
         agent.chmod(0o755)
         env = {"PATH": os.environ["PATH"], "SYNC_AGENT_USER": "nobody", "SYNC_AGENT_ENV": str(secrets),
                "SYNC_AGENT_CONFIG": "/srv/agent.toml", "SYNC_AGENT_BIN": str(agent),
-               "ONE_STOP_PASSWORD": "from the caller"}
-        out = subprocess.run([str(WRAPPER), "report", "--send"], env=env, capture_output=True, text=True,
-                             timeout=60)
+               "ONE_STOP_PASSWORD": "from the caller", "FROM_ROOT_SHELL": "a secret the daemon lacks"}
+        out = subprocess.run([str(WRAPPER), "report", "--period", "2026-11", "--out", "/srv/x=y"], env=env,
+                             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout == "nobody|/srv/agent.toml|p 1|Xk$9pQ!2|a&b cd|q 'x' $HOME|a\\b|report --send|"
+        # the unit's environment only: nothing root's shell exported reaches the command
+        assert out.stdout == ("nobody|/srv/agent.toml|p 1|Xk$9pQ!2|a&b cd|q 'x' $HOME|a\\b|"
+                              "report --period 2026-11 --out /srv/x=y|0027|unset|")
         assert "line 11: 'BAD NAME' is not a variable name; skipped" in out.stderr
         # a backslash systemd would read as an escape: stopped, not passed on differently
         secrets.write_text("SMTP_PASSWORD=pa\\ss\n", encoding="utf-8")
