@@ -7,9 +7,12 @@ import json
 import click
 
 from sync_agent.cli.context import AgentContext
-from sync_agent.flags import KIND_LABELS, acknowledge, details_text, list_flags
+from sync_agent.flags import KIND_LABELS, SOURCE_NAMES, acknowledge, details_text, list_flags
 from sync_agent.reconcile import FLAG_KINDS
 from sync_agent.store.engine import read_connection
+
+#: a flag's state as the Centre's staff read it (the JSON keeps the codes)
+_STATES = {"open": "đang mở", "cleared": "đã đóng"}
 
 
 @click.group("flags", invoke_without_command=True)
@@ -29,17 +32,17 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
         click.echo(json.dumps([v.as_json(tz) for v in views], ensure_ascii=False, indent=2))
         return
     if not views:
-        click.echo("no open flags" if not include_closed else "no flags")
+        click.echo("không có cảnh báo đang mở" if not include_closed else "không có cảnh báo nào")
         return
 
     def day(v: object) -> str:
         return v.astimezone(tz).strftime("%d/%m/%Y") if v is not None else "-"  # type: ignore[attr-defined]
 
     for v in views:
-        state = v.state + (" (đã xem)" if v.acknowledged_at else "")
+        state = _STATES.get(v.state, v.state) + (" (đã xem)" if v.acknowledged_at else "")
         click.echo(f"#{v.id:<6} {KIND_LABELS[v.kind]} [{state}]")
         click.echo(f"        {v.dossier_code} | {v.procedure_code} {v.procedure_name or ''} | {v.applicant or '-'} | "
-                   f"{', '.join(v.sources) or '-'}")
+                   f"{', '.join(SOURCE_NAMES.get(x, x) for x in v.sources) or '-'}")
         click.echo(f"        tiếp nhận {day(v.received_at)}, hẹn trả {day(v.due_at)}, cảnh báo từ {day(v.raised_at)}"
                    + (f", hết {day(v.cleared_at)}" if v.cleared_at else "")
                    + (f"; ghi chú: {v.ack_note}" if v.ack_note else "")
@@ -53,4 +56,4 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
 def ack(ctx: AgentContext, flag_id: int, note: str) -> None:
     """Acknowledge flag FLAG_ID with a note."""
     acknowledge(ctx.engine, flag_id, note)
-    click.echo(f"flag {flag_id} acknowledged")
+    click.echo(f"đã ghi nhận cảnh báo số {flag_id}")

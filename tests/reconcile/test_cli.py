@@ -163,14 +163,14 @@ def test_a_full_rebuild_gives_the_same_cases_and_flags(config: Path) -> None:
 
 
 def test_flags_lists_what_the_centre_must_look_at(config: Path) -> None:
-    assert cli(config, "flags").stdout.strip() == "no open flags"
+    assert cli(config, "flags").stdout.strip() == "không có cảnh báo đang mở"
     cli(config, "reconcile")
     result = cli(config, "flags")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert out.count("[open]") == 4
+    assert out.count("[đang mở]") == 4
     assert "Hồ sơ không qua bộ phận tiếp nhận" in out and "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa" in out
-    assert "HKD-0002 | 2.000720 Đăng ký khai sinh | T. T. B. Hạnh | household_business" in out
+    assert "HKD-0002 | 2.000720 Đăng ký khai sinh | T. T. B. Hạnh | Đăng ký hộ kinh doanh" in out
     assert "000.00.11.H01-999999-0003" in out
     assert "Trần Thị" not in out and "Lê Quốc" not in out
 
@@ -179,7 +179,7 @@ def test_flags_of_one_kind(config: Path) -> None:
     cli(config, "reconcile")
     result = cli(config, "flags", "--kind", "bypassed_reception")
     assert result.exit_code == 0
-    assert result.stdout.count("[open]") == 2
+    assert result.stdout.count("[đang mở]") == 2
     assert "Mã hồ sơ tiếp nhận không có" not in result.stdout and "Dữ liệu chưa hợp lệ" not in result.stdout
     assert {f["kind"] for f in flags_json(config, "--kind", "data_quality")} == {"data_quality"}
     wrong = cli(config, "flags", "--kind", "bypassed")
@@ -221,7 +221,7 @@ def test_a_cleared_flag_shows_only_with_all(config: Path, store: Path) -> None:
     assert {f["kind"] for f in cleared} == {"bypassed_reception", "unknown_reception_code"}
     assert all(f["cleared_at"] is not None for f in cleared)
     text_all = cli(config, "flags", "--all").stdout
-    assert text_all.count("[cleared]") == 2 and ", hết " in text_all
+    assert text_all.count("[đã đóng]") == 2 and ", hết " in text_all
 
 
 def test_ack_keeps_the_note_and_the_flag(config: Path) -> None:
@@ -230,7 +230,7 @@ def test_ack_keeps_the_note_and_the_flag(config: Path) -> None:
     note = "Đã gọi hộ kinh doanh, hẹn nộp lại tại bộ phận một cửa"
     result = cli(config, "flags", "ack", str(flag["id"]), "--note", note)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == f"flag {flag['id']} acknowledged"
+    assert result.stdout.strip() == f"đã ghi nhận cảnh báo số {flag['id']}"
     [after] = [f for f in flags_json(config) if f["id"] == flag["id"]]
     assert after["state"] == "open" and after["ack_note"] == note and after["acknowledged_at"] is not None
     out = cli(config, "flags").stdout
