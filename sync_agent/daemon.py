@@ -63,7 +63,7 @@ from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.state import forget_state, read_states, write_state
-from sync_agent.store.tables import deliveries
+from sync_agent.store.tables import deliveries, sync_runs
 
 if TYPE_CHECKING:
     from sync_agent.report.period import Period
@@ -486,7 +486,7 @@ class Daemon:
             # channels that went are not repeated (the outbox), the failed ones are tried again
             self._retry_later(DIGEST_JOB, today, self._digest, now)
         else:
-            self._note_retry(DIGEST_JOB, None, now)
+            self._note_retry(DIGEST_JOB, None)
 
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
@@ -506,7 +506,7 @@ class Daemon:
         except Exception:
             self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label)
             raise
-        self._note_retry(REPORT_JOB, None, now)
+        self._note_retry(REPORT_JOB, None)
         log.info("report_job_finished", period=period.label, status=result.status,
                  message_id=result.message_id)
 
@@ -549,7 +549,7 @@ class Daemon:
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
-                                      "attempts": attempts - 1, "gave_up_at": now.isoformat()}, now)
+                                      "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
         when = now + DELIVERY_RETRY_DELAY
         retry_id = f"{job_id}:retry"
@@ -557,9 +557,9 @@ class Daemon:
                                id=retry_id, replace_existing=True, misfire_grace_time=3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
         self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}), "attempt": attempts,
-                                  "of": DELIVERY_RETRIES, "at": when.isoformat()}, now)
+                                  "of": DELIVERY_RETRIES, "at": when.isoformat()})
 
-    def _note_retry(self, job_id: str, value: dict[str, Any] | None, now: dt.datetime) -> None:
+    def _note_retry(self, job_id: str, value: dict[str, Any] | None) -> None:
         """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The
         retry itself lives in the scheduler; a store that cannot be written must not stop it."""
         try:
@@ -574,8 +574,6 @@ class Daemon:
 
     def _synced_by(self, moment: dt.datetime | None) -> bool:
         """Whether the store's first sync run started by ``moment``: the agent was there then."""
-        from sync_agent.store.tables import sync_runs
-
         with read_connection(self.engine) as conn:
             first = conn.execute(select(func.min(sync_runs.c.started_at))).scalar()
         return first is not None and moment is not None and first <= moment

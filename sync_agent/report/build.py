@@ -31,6 +31,7 @@ from sync_agent.report.counting import (
 from sync_agent.report.period import Period
 from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
 from sync_agent.store.engine import read_connection
+from sync_agent.store.records import chunks
 from sync_agent.store.runs import source_health
 from sync_agent.store.tables import cases, dossiers, flags
 
@@ -201,18 +202,13 @@ def _open_bypassed_flags(conn: Connection, case_keys: list[str]) -> dict[str, An
     to see when each was detected and whether someone has already looked at it."""
     f = flags.c
     found: dict[str, Any] = {}
-    for i in range(0, len(case_keys), _KEYS_PER_QUERY):
+    for chunk in chunks(case_keys):
         for r in conn.execute(
             select(f.subject_key, f.raised_at, f.acknowledged_at)
-            .where(f.kind == "bypassed_reception", f.state == "open",
-                   f.subject_key.in_(case_keys[i:i + _KEYS_PER_QUERY]))
+            .where(f.kind == "bypassed_reception", f.state == "open", f.subject_key.in_(chunk))
         ):
             found[r.subject_key] = r
     return found
-
-
-#: bound parameters per ``IN`` list, well under every driver's limit
-_KEYS_PER_QUERY = 500
 
 
 def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:

@@ -140,14 +140,15 @@ def _hash_text(value: Any) -> str:
     return value.astimezone(_UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
-def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+def chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+    """``items`` in slices small enough for one ``IN (...)`` list on every driver."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
 def _existing(conn: Connection, source: str, ids: Sequence[str]) -> dict[str, tuple[str, dt.datetime]]:
     found: dict[str, tuple[str, dt.datetime]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = conn.execute(
             select(dossiers.c.source_id, dossiers.c.content_hash, dossiers.c.source_updated_at)
             .where(dossiers.c.source == source, dossiers.c.source_id.in_(chunk))
@@ -200,7 +201,7 @@ def save_records(
         written = [row["source_id"] for row, _ in to_write]
         _queue_for_reconciliation(conn, source, written)
         _supersede_quarantined(conn, source, written, now)
-    for chunk in _chunks(unchanged_ids):
+    for chunk in chunks(unchanged_ids):
         conn.execute(
             update(dossiers)
             .where(dossiers.c.source == source, dossiers.c.source_id.in_(chunk))
@@ -402,7 +403,7 @@ def _queue_for_reconciliation(conn: Connection, source: str, ids: Sequence[str])
     lock makes a reconciliation claiming the queue meanwhile wait for this page's commit, so it
     reads the version written here.
     """
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         stmt = dialect_insert(conn, reconcile_queue).from_select(
             ["dossier_id"], select(dossiers.c.id).where(dossiers.c.source == source, dossiers.c.source_id.in_(chunk)))
         conn.execute(stmt.on_conflict_do_update(index_elements=["dossier_id"],
@@ -418,7 +419,7 @@ def _supersede_quarantined(conn: Connection, source: str, ids: Sequence[str], no
     ).first()
     if pending is None:  # nothing of this source is in quarantine: no entry to look up per record
         return
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         conn.execute(
             update(quarantine)
             .where(quarantine.c.source == source, quarantine.c.superseded_at.is_(None),
