@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from sync_agent.store.engine import write_transaction
-from sync_agent.store.tables import agent_state, case_links, cases, dossiers, flags
+from sync_agent.store.tables import agent_state, case_links, cases, dossiers, flags, reconcile_queue
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 TODAY = dt.date(2026, 2, 12)  # Thursday before Tết: Mon 16 - Fri 20 February are off
@@ -112,3 +112,12 @@ def load(engine: Engine, *, last_digest: dt.datetime | None = LAST_DIGEST) -> di
                                                      value=last_digest.astimezone(dt.UTC).isoformat(),
                                                      updated_at=last_digest))
     return ids
+
+
+def store_unreconciled(engine: Engine, code: str, synced: dt.datetime) -> None:
+    """A one_stop dossier as a sync leaves it at ``synced``: stored and queued, not reconciled yet."""
+    row = _dossier("one_stop", f"LATE-{code}", code=code, due=synced.date() + dt.timedelta(days=30))
+    row.update(first_seen_at=synced, last_seen_at=synced, received_on=synced.date(), source_updated_at=synced)
+    with write_transaction(engine) as conn:
+        dossier_id = conn.execute(dossiers.insert().values(**row)).inserted_primary_key[0]
+        conn.execute(reconcile_queue.insert().values(dossier_id=dossier_id))

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.locks import try_lock
-from sync_agent.store.engine import open_engine, write_transaction
-from sync_agent.store.tables import dossiers, reconcile_queue
+from sync_agent.store.engine import open_engine
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -178,12 +177,7 @@ def test_alerts_send_by_hand_reconciles_what_is_stored_first(write_config: Calla
         config = write_config(extra=f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
         engine = open_engine(load_settings(config).agent.database_url)
         now = dt.datetime.now(dt.UTC)
-        row = crafted._dossier("one_stop", "LATE-1", code="H01-LATE", due=now.date() + dt.timedelta(days=30))
-        row.update(first_seen_at=now - dt.timedelta(minutes=2), last_seen_at=now, received_on=now.date(),
-                   source_updated_at=now - dt.timedelta(minutes=2))
-        with write_transaction(engine) as conn:  # as a sync leaves it: stored, queued for reconciling
-            dossier_id = conn.execute(dossiers.insert().values(**row)).inserted_primary_key[0]
-            conn.execute(reconcile_queue.insert().values(dossier_id=dossier_id))
+        crafted.store_unreconciled(engine, "H01-LATE", now - dt.timedelta(minutes=2))
         code, _, err = run(config, "alerts", "--send", "--date", now.astimezone(crafted.ICT).date().isoformat())
     assert code == 0, err
     [request] = rx.requests

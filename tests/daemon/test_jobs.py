@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +25,7 @@ from sync_agent.daemon import DELIVERY_RETRIES, DELIVERY_RETRY_DELAY, Daemon, jo
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
-from sync_agent.store.tables import deliveries, dossiers, reconcile_queue, sync_runs
+from sync_agent.store.tables import deliveries, reconcile_queue, sync_runs
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
@@ -41,6 +42,18 @@ def daemon_at(settings: Settings, engine: Engine, now: dt.datetime) -> Daemon:
 def setup(write_config: Callable[..., Path], extra: str) -> tuple[Settings, Engine]:
     settings = load_settings(write_config(extra=extra))
     return settings, open_engine(settings.agent.database_url)
+
+
+@contextlib.contextmanager
+def digest_failing_on_a_webhook(write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+                                ) -> Iterator[tuple[Any, Settings, Engine, Daemon]]:
+    """The daemon's digest job run once against a webhook that answers 503 (still listening)."""
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver(statuses=[503] * 8) as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        d = daemon_at(settings, engine, crafted.NOW)
+        d._digest()
+        yield rx, settings, engine, d
 
 
 def test_the_digest_job_skips_tet_and_sends_on_a_working_day(write_config: Callable[..., Path]) -> None:
@@ -60,11 +73,8 @@ def test_the_digest_job_skips_tet_and_sends_on_a_working_day(write_config: Calla
 
 def test_a_failed_digest_is_retried_later_without_resending_what_went(
         write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
-    with webhook_receiver(statuses=[503] * 8) as rx:
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
-        d = daemon_at(settings, engine, crafted.NOW)
-        d._digest()
+    with digest_failing_on_a_webhook(write_config, monkeypatch) as (_rx, _settings, _engine, d):
+        pass
     job = d.scheduler.get_job("alerts:digest:retry")
     assert job is not None
     assert job.trigger.run_date == crafted.NOW + DELIVERY_RETRY_DELAY
@@ -141,7 +151,6 @@ def test_the_report_waits_until_every_source_has_synced_past_the_period(
     counted as sent)."""
     from sync_agent.daemon import REPORT_WAIT
     from sync_agent.store.runs import advance_cursor
-    from sync_agent.store.tables import reconcile_queue
 
     settings, engine = setup(write_config, REPORT)
     sent = sent_reports
@@ -264,11 +273,7 @@ def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callabl
 
 def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
         write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
-    with webhook_receiver(statuses=[503] * 8) as rx:
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
-        d = daemon_at(settings, engine, crafted.NOW)
-        d._digest()
+    with digest_failing_on_a_webhook(write_config, monkeypatch) as (rx, settings, engine, d):
         st = collect_status(engine, settings, now=crafted.NOW)
         retry_at = crafted.NOW + DELIVERY_RETRY_DELAY
         assert [dict(r) for r in st.delivery_retries] == [
@@ -338,12 +343,7 @@ def test_a_dossier_stored_before_the_digest_but_not_reconciled_yet_is_in_it(
     with webhook_receiver() as rx:
         settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
         crafted.load(engine)
-        synced = crafted.NOW - dt.timedelta(minutes=2)
-        row = crafted._dossier("one_stop", "LATE-1", code="H01-LATE", due=crafted.TODAY + dt.timedelta(days=30))
-        row.update(first_seen_at=synced, last_seen_at=synced, received_on=crafted.TODAY, source_updated_at=synced)
-        with write_transaction(engine) as conn:  # as a sync leaves it: stored, queued for reconciling
-            dossier_id = conn.execute(dossiers.insert().values(**row)).inserted_primary_key[0]
-            conn.execute(reconcile_queue.insert().values(dossier_id=dossier_id))
+        crafted.store_unreconciled(engine, "H01-LATE", crafted.NOW - dt.timedelta(minutes=2))
         daemon_at(settings, engine, crafted.NOW)._digest()
     [request] = rx.requests
     assert "H01-LATE" in {i["reception_code"] for i in json.loads(request.body)["digest"]["new"]}
