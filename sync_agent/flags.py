@@ -92,9 +92,15 @@ class FlagView:
         }
 
 
-def _code(case_key: str, reception_code: str | None) -> str:
+def dossier_code(case_key: str | None, reception_code: str | None = None) -> str:
+    """The code staff know a case by: its reception code, else its record's source id.
+
+    ``rc:H01-1`` -> ``H01-1``; ``src:household_business:HKD-7`` -> ``HKD-7``.
+    """
     if reception_code:
         return reception_code
+    if not case_key:
+        return ""
     if case_key.startswith("src:"):
         return case_key.split(":", 2)[-1]
     return case_key.removeprefix("rc:")
@@ -152,7 +158,7 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
     for r in rows:
         if r.case_id is not None:
             views.append(FlagView(
-                id=r.id, kind=r.kind, state=r.state, dossier_code=_code(r.subject_key, r.reception_code),
+                id=r.id, kind=r.kind, state=r.state, dossier_code=dossier_code(r.subject_key, r.reception_code),
                 procedure_code=r.procedure_code, procedure_name=r.procedure_name,
                 applicant=mask_name(r.applicant_name), sources=tuple(sorted(sources.get(r.case_id, []))),
                 received_at=r.received_at, due_at=r.due_at, raised_at=r.raised_at, cleared_at=r.cleared_at,
@@ -161,7 +167,7 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
             continue
         d = gone.get(r.subject_key)
         views.append(FlagView(
-            id=r.id, kind=r.kind, state=r.state, dossier_code=_code(r.subject_key, None),
+            id=r.id, kind=r.kind, state=r.state, dossier_code=dossier_code(r.subject_key, None),
             procedure_code=d.procedure_code if d else None, procedure_name=d.procedure_name if d else None,
             applicant=mask_name(d.applicant_name if d else None), sources=(d.source,) if d else (),
             received_at=d.received_at if d else None, due_at=d.due_at if d else None, raised_at=r.raised_at,

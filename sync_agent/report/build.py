@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from sync_agent.config import Settings
-from sync_agent.flags import stored_details_text
+from sync_agent.flags import dossier_code, stored_details_text
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.counting import (
     Cell,
@@ -149,17 +149,6 @@ class PeriodReport:
         }
 
 
-def _code_from_key(case_key: str | None) -> str:
-    """``rc:H01-1`` -> ``H01-1``; ``src:household_business:HKD-7`` -> ``HKD-7``."""
-    if not case_key:
-        return ""
-    if case_key.startswith("rc:"):
-        return case_key[3:]
-    if case_key.startswith("src:"):
-        return case_key.split(":", 2)[-1]
-    return case_key
-
-
 def _local(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
     return None if value is None else value.astimezone(tz)
 
@@ -181,7 +170,7 @@ def _bypassed(conn: Connection, period: Period, tz: dt.tzinfo) -> list[FlaggedDo
         # has no record with that code
         cites = bool(r.reception_code) and str(r.case_key).startswith("rc:")
         out.append(FlaggedDossier(
-            kind="bypassed_reception", code=redact_text(r.reception_code or _code_from_key(r.case_key)),
+            kind="bypassed_reception", code=redact_text(dossier_code(r.case_key, r.reception_code)),
             procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
             applicant=redact_text(mask_name(r.applicant_name)), filed_on=filed, received_on=r.received_on,
             due_on=r.due_on, status=r.status, source=r.reception_source,
@@ -238,9 +227,9 @@ def _other_flags(conn: Connection, tz: dt.tzinfo) -> list[FlaggedDossier]:
         if use_dossier:
             code = r.d_code or r.d_source_id
         elif r.case_key is not None:
-            code = r.c_code or _code_from_key(r.case_key)
+            code = dossier_code(r.case_key, r.c_code)
         else:
-            code = _code_from_key(r.subject_key)
+            code = dossier_code(r.subject_key)
         source = r.d_source if use_dossier else (
             r.c_source or str(r.subject_key).removeprefix("src:").split(":")[0])
         proc = (r.d_proc_name or r.d_proc) if use_dossier else (r.c_proc_name or r.c_proc)
