@@ -19,7 +19,8 @@ from sync_agent.errors import UsageError
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} into this folder.")
+              help="Also write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv "
+                   "(every counted dossier and the figures it counts in) into this folder.")
 @click.option("--send", is_flag=True, help="Email the report to [report] recipients (once per period).")
 @click.option("--force", is_flag=True, help="With --send: send again even if it was sent or may have been.")
 @click.pass_obj
@@ -48,7 +49,8 @@ def command(ctx: AgentContext, label: str | None, fmt: str, out_dir: Path | None
                          f"from {vn.date(period.end + dt.timedelta(days=1))}")
     if out_dir is not None:
         output_folder(out_dir)  # checked before the report is computed
-    report = build_report(ctx.engine, settings, period, now=now)
+    # with --out the dossiers behind the figures are listed from the same snapshot as the figures
+    report = build_report(ctx.engine, settings, period, now=now, with_dossiers=out_dir is not None)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     elif fmt == "html":

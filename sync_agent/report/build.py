@@ -28,6 +28,7 @@ from sync_agent.report.counting import (
     count_cells,
     period_cases,
 )
+from sync_agent.report.dossier_list import CountedDossier, counted_cases
 from sync_agent.report.period import Period
 from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
 from sync_agent.store.engine import read_connection
@@ -87,6 +88,8 @@ class PeriodReport:
     stale_after_hours: int = 24
     #: how the paste-ready paragraph names the province's dossier system (``agent.province_name``)
     province_name: str = ""
+    #: every counted case and the figures it counts in, when asked for (``with_dossiers``)
+    dossiers: tuple[CountedDossier, ...] | None = None
 
     @property
     def rates(self) -> Rates:
@@ -263,8 +266,12 @@ def _open_flags(conn: Connection) -> dict[str, int]:
 
 
 def build_report(engine: Engine, settings: Settings, period: Period,
-                 now: dt.datetime | None = None) -> PeriodReport:
-    """The report of ``period`` from the store, as of ``now`` (for sync health only)."""
+                 now: dt.datetime | None = None, *, with_dossiers: bool = False) -> PeriodReport:
+    """The report of ``period`` from the store, as of ``now`` (for sync health only).
+
+    ``with_dossiers`` also lists the counted cases, read in the same transaction as the figures
+    so that the list always adds up to them.
+    """
     tz = settings.agent.timezone
     at = (now or dt.datetime.now(tz)).astimezone(tz)
     stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
@@ -275,6 +282,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         open_flags = _open_flags(conn)
         bypassed = _bypassed(conn, period, tz)
         other = _other_flags(conn, tz)
+        dossier_list = tuple(counted_cases(conn, period)) if with_dossiers else None
         sources = []
         for name in [*configured, *sorted(set(records) - set(configured))]:
             h = source_health(conn, name)
@@ -301,4 +309,5 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         other_flags=tuple(other),
         sources=tuple(sources),
         stale_after_hours=settings.report.stale_after_hours,
+        dossiers=dossier_list,
     )

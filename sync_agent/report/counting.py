@@ -201,42 +201,57 @@ def _n(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((condition, 1), else_=0))
 
 
-def count_cells(conn: Connection, period: Period) -> list[Cell]:
-    """One statement: the period's figures per (reception source, field), in a stable order."""
+def _counted_columns() -> tuple[ColumnElement[Any], ...]:
+    """What the counting reads of each of the period's cases."""
     c = cases.c
+    return (c.reception_source.label("source"), c.field_code, c.field_name, c.channel, c.status,
+            c.received_on, c.due_on, _effective_end().label("end_on"), c.digitised, c.data_reused,
+            c.fee_required, c.paid_online, c.has_one_stop)
+
+
+def figure_conditions(q: Any, period: Period) -> dict[str, ColumnElement[bool]]:
+    """For each ``Figures`` field, the condition under which a case counts in it.
+
+    ``q`` is the columns of a subquery over ``period_cases(period, *_counted_columns())``. The
+    report's sums and the list of the dossiers behind them (``counted_cases``) both use these,
+    so a figure is always the number of its listed dossiers.
+    """
     s, e = period.start, period.end
-    inner = period_cases(
-        period,
-        c.reception_source.label("source"), c.field_code, c.field_name, c.channel, c.status,
-        c.received_on, c.due_on, _effective_end().label("end_on"), c.digitised, c.data_reused,
-        c.fee_required, c.paid_online, c.has_one_stop,
-    ).subquery("pc")
-    q = inner.c
     in_period = q.received_on >= s
     ended = and_(q.end_on.is_not(None), q.end_on <= e)  # within the period: the filter gives >= S
     completed = and_(ended, q.status.in_(_COMPLETED))
     open_at_e = or_(q.end_on.is_(None), q.end_on > e)
     within_due = or_(q.due_on.is_(None), q.due_on >= e, q.status == Status.AWAITING_SUPPLEMENT.value)
+    return {
+        "carried_over": q.received_on < s,
+        "received_online": and_(in_period, q.channel == "online"),
+        "received_direct_or_postal": and_(in_period, q.channel != "online"),
+        "resolved_early": and_(completed, q.due_on.is_not(None), q.end_on < q.due_on),
+        "resolved_on_time": and_(completed, or_(q.due_on.is_(None), q.end_on == q.due_on)),
+        "resolved_overdue": and_(completed, q.end_on > q.due_on),
+        "rejected": and_(ended, q.status == Status.REJECTED.value),
+        "withdrawn": and_(ended, q.status == Status.WITHDRAWN.value),
+        "in_progress_within_due": and_(open_at_e, within_due),
+        "in_progress_overdue": and_(open_at_e, not_(within_due)),
+        "resolved_digitised": and_(ended, q.digitised == literal(True)),
+        "received_data_reused": and_(in_period, q.data_reused == literal(True)),
+        "received_fee_required": and_(in_period, q.fee_required == literal(True)),
+        "received_paid_online": and_(in_period, q.fee_required == literal(True), q.paid_online == literal(True)),
+        "bypassed_reception": q.has_one_stop == literal(False),
+    }
+
+
+def counted_subquery(period: Period, *extra: ColumnElement[Any]) -> Any:
+    """The period's counted cases with the columns the counting reads (and ``extra``)."""
+    return period_cases(period, *_counted_columns(), *extra).subquery("pc")
+
+
+def count_cells(conn: Connection, period: Period) -> list[Cell]:
+    """One statement: the period's figures per (reception source, field), in a stable order."""
+    q = counted_subquery(period).c
     stmt = (
-        select(
-            q.source, q.field_code, func.min(q.field_name).label("field_name"),
-            _n(q.received_on < s).label("carried_over"),
-            _n(and_(in_period, q.channel == "online")).label("received_online"),
-            _n(and_(in_period, q.channel != "online")).label("received_direct_or_postal"),
-            _n(and_(completed, q.due_on.is_not(None), q.end_on < q.due_on)).label("resolved_early"),
-            _n(and_(completed, or_(q.due_on.is_(None), q.end_on == q.due_on))).label("resolved_on_time"),
-            _n(and_(completed, q.end_on > q.due_on)).label("resolved_overdue"),
-            _n(and_(ended, q.status == Status.REJECTED.value)).label("rejected"),
-            _n(and_(ended, q.status == Status.WITHDRAWN.value)).label("withdrawn"),
-            _n(and_(open_at_e, within_due)).label("in_progress_within_due"),
-            _n(and_(open_at_e, not_(within_due))).label("in_progress_overdue"),
-            _n(and_(ended, q.digitised == literal(True))).label("resolved_digitised"),
-            _n(and_(in_period, q.data_reused == literal(True))).label("received_data_reused"),
-            _n(and_(in_period, q.fee_required == literal(True))).label("received_fee_required"),
-            _n(and_(in_period, q.fee_required == literal(True), q.paid_online == literal(True)))
-            .label("received_paid_online"),
-            _n(q.has_one_stop == literal(False)).label("bypassed_reception"),
-        )
+        select(q.source, q.field_code, func.min(q.field_name).label("field_name"),
+               *(_n(cond).label(name) for name, cond in figure_conditions(q, period).items()))
         .group_by(q.source, q.field_code)
     )
     names = [f.name for f in fields(Figures)]

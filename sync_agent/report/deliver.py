@@ -21,6 +21,7 @@ from sync_agent.config import Settings
 from sync_agent.errors import ConfigError, UsageError
 from sync_agent.mailer import ALREADY_SENT, deliver_once, message_id, send_email
 from sync_agent.report.build import PeriodReport, build_report
+from sync_agent.report.dossier_list import build_dossier_csv
 from sync_agent.report.flagged_csv import build_csv
 from sync_agent.report.message import build_message, report_key, sender_domain
 from sync_agent.report.period import Period
@@ -83,8 +84,11 @@ def preview_message_id(report: PeriodReport, settings: Settings) -> str:
 
 def write_report_files(engine: Engine, settings: Settings, period: Period, out_dir: Path,
                        *, now: dt.datetime | None = None, report: PeriodReport | None = None) -> list[Path]:
-    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} into ``out_dir``; nothing is sent."""
-    report = report or build_report(engine, settings, period, now=now)
+    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv (the
+    dossiers behind the figures) into ``out_dir``; nothing is sent."""
+    if report is None or report.dossiers is None:
+        report = build_report(engine, settings, period, now=now, with_dossiers=True)
+    dossiers = report.dossiers or ()
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / f"report-{period.label}"
     contents: list[tuple[str, bytes]] = [
@@ -95,11 +99,12 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         (".csv", build_csv(report)),
         (".eml", build_message(report, settings, preview_message_id(report, settings))
          .as_bytes(policy=policy.SMTP)),
+        ("-dossiers.csv", build_dossier_csv(dossiers)),
     ]
     paths = []
     for suffix, data in contents:
-        path = base.with_suffix(suffix)
-        tmp = path.with_suffix(suffix + ".tmp")
+        path = out_dir / f"{base.name}{suffix}"
+        tmp = out_dir / f"{path.name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(path)
         paths.append(path)

@@ -13,7 +13,7 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, Connection, Date, case, func, select, update
@@ -30,6 +30,7 @@ _UTC = dt.UTC
 
 # SQLite's default limit of bound variables per statement is 32766; stay well below it.
 _IN_CHUNK = 900
+_T = TypeVar("_T")
 
 # Columns that carry the record's content (everything but bookkeeping).
 _CONTENT_COLUMNS = (
@@ -140,7 +141,7 @@ def _hash_text(value: Any) -> str:
     return value.astimezone(_UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
-def chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+def chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterable[Sequence[_T]]:
     """``items`` in slices small enough for one ``IN (...)`` list on every driver."""
     for i in range(0, len(items), size):
         yield items[i : i + size]

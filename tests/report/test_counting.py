@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import Counter
@@ -483,3 +484,20 @@ def test_sql_matches_the_rules(scratch: Engine, rows: list[dict[str, Any]], labe
     got = build_report(scratch, settings, period, now=NOW)
     assert got.total == oracle(rows, period)
     assert got.identity_holds
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(case_rows(), max_size=40), st.sampled_from(["2026-01", "2026-02", "2026-03"]))
+def test_listed_dossiers_add_up_to_the_rules(scratch: Engine, rows: list[dict[str, Any]], label: str) -> None:
+    """Each figure is the number of dossiers the list (report-YYYY-MM-dossiers.csv) puts in it."""
+    with write_transaction(scratch) as conn:
+        conn.execute(delete(cases))
+    if rows:
+        insert_cases(scratch, rows)
+    period = Period.parse(label)
+    settings = __import__("tests.report.conftest", fromlist=["make_settings"]).make_settings()
+    got = build_report(scratch, settings, period, now=NOW, with_dossiers=True)
+    assert got.dossiers is not None
+    expected = oracle(rows, period)
+    for name in (f.name for f in dataclasses.fields(Figures)):
+        assert sum(name in d.counted_in for d in got.dossiers) == getattr(expected, name), name

@@ -1,0 +1,172 @@
+"""The dossiers behind the period's figures, one row per counted case, as CSV.
+
+When a figure looks wrong (the province's system shows 4.851 received online, the report
+4.849), the Centre needs the dossiers themselves to compare, not only their sum. Each row says
+which figure of the form the case counts in, under the form's own column names, so filtering
+a column in Excel gives exactly the dossiers behind that figure; the row also names the records
+of the case in each system, for an operator tracing one dossier through ``flags``, ``runs`` and
+``logs``. Every class comes from the same conditions as the report's sums
+(``counting.figure_conditions``), read in the same transaction, so the counts always agree.
+
+Applicant names are masked as in every file the report writes; no ID number is stored to list.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, case, select
+
+from sync_agent.flags import dossier_code
+from sync_agent.model import Channel
+from sync_agent.privacy import mask_name, redact_text
+from sync_agent.report import vn
+from sync_agent.report.counting import counted_subquery, figure_conditions
+from sync_agent.report.period import Period
+from sync_agent.store.records import chunks
+from sync_agent.store.tables import case_links, cases, dossiers
+
+#: where a case was received, by ``Figures`` field: the form's column names (06a/VPCP/KSTT)
+RECEIVED_CLASSES: Mapping[str, str] = {
+    "carried_over": "Số kỳ trước chuyển qua",
+    "received_online": "Số mới tiếp nhận trực tuyến",
+    "received_direct_or_postal": "Số mới tiếp nhận trực tiếp hoặc qua dịch vụ bưu chính",
+}
+#: where a case stands at the period's end, by ``Figures`` field
+OUTCOME_CLASSES: Mapping[str, str] = {
+    "resolved_early": "Đã giải quyết: trả trước hạn",
+    "resolved_on_time": "Đã giải quyết: trả đúng thời hạn",
+    "resolved_overdue": "Đã giải quyết: trả quá hạn",
+    "rejected": "Đã giải quyết: từ chối giải quyết",
+    "withdrawn": "Đã giải quyết: rút hồ sơ",
+    "in_progress_within_due": "Đang giải quyết: chưa đến hạn (trong hạn)",
+    "in_progress_overdue": "Đang giải quyết: quá hạn",
+}
+#: the yes/no columns: the rates' numerators and denominators, and the bypass count
+MARK_COLUMNS: Mapping[str, str] = {
+    "resolved_digitised": "Số hóa hồ sơ, kết quả",
+    "received_data_reused": "Sử dụng lại dữ liệu số hóa",
+    "received_fee_required": "Phải nộp phí, lệ phí",
+    "received_paid_online": "Thanh toán trực tuyến",
+    "bypassed_reception": "Không qua bộ phận một cửa",
+}
+CHANNEL_LABELS: Mapping[str, str] = {
+    Channel.ONLINE: "Trực tuyến",
+    Channel.DIRECT: "Trực tiếp",
+    Channel.POSTAL: "Bưu chính",
+    Channel.UNKNOWN: "Chưa rõ",
+}
+#: a source's name in the records column, short: the records are listed one after another
+SHORT_SOURCE_LABELS: Mapping[str, str] = {
+    "one_stop": "Một cửa",
+    "civil_status": "Hộ tịch",
+    "residence": "Cư trú",
+    "household_business": "Hộ kinh doanh",
+}
+HEADER = (
+    "STT", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Hệ thống tiếp nhận", "Người nộp (đã che)", "Kênh nộp",
+    "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái", "Tiếp nhận", "Kết quả đến cuối kỳ",
+    *MARK_COLUMNS.values(), "Hồ sơ trong các hệ thống",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CountedDossier:
+    """One counted case of the period and the figures it counts in (``Figures`` field names)."""
+
+    case_id: int
+    code: str
+    procedure: str
+    field_name: str | None
+    reception_source: str
+    applicant: str
+    channel: str
+    received_on: dt.date | None
+    due_on: dt.date | None
+    ended_on: dt.date | None
+    status: str
+    counted_in: frozenset[str]
+    #: (source, source id) of each record of the case
+    records: tuple[tuple[str, str], ...]
+
+    @property
+    def received_class(self) -> str:
+        return _one_of(self.counted_in, RECEIVED_CLASSES)
+
+    @property
+    def outcome_class(self) -> str:
+        return _one_of(self.counted_in, OUTCOME_CLASSES)
+
+
+def _one_of(counted_in: frozenset[str], classes: Mapping[str, str]) -> str:
+    # exactly one by the counting rules; a second would show, not hide behind the first
+    return "; ".join(label for name, label in classes.items() if name in counted_in)
+
+
+def counted_cases(conn: Connection, period: Period) -> list[CountedDossier]:
+    """Every case the period's figures count, by reception date then code."""
+    c = cases.c
+    q = counted_subquery(period, c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name,
+                         c.applicant_name).c
+    conditions = figure_conditions(q, period)
+    rows = conn.execute(select(
+        q.id, q.case_key, q.reception_code, q.procedure_code, q.procedure_name, q.field_name, q.source,
+        q.applicant_name, q.channel, q.received_on, q.due_on, q.end_on, q.status,
+        *(case((cond, 1), else_=0).label(f"is_{name}") for name, cond in conditions.items()),
+    )).all()
+    records = _records_of(conn, [r.id for r in rows])
+    out = [
+        CountedDossier(
+            case_id=r.id,
+            code=redact_text(dossier_code(r.case_key, r.reception_code)),
+            procedure=redact_text(r.procedure_name or r.procedure_code),
+            field_name=r.field_name,
+            reception_source=r.source,
+            applicant=redact_text(mask_name(r.applicant_name)),
+            channel=r.channel,
+            received_on=r.received_on,
+            due_on=r.due_on,
+            ended_on=r.end_on,
+            status=r.status,
+            counted_in=frozenset(name for name in conditions if getattr(r, f"is_{name}")),
+            records=records.get(r.id, ()),
+        )
+        for r in rows
+    ]
+    out.sort(key=lambda d: (d.received_on or dt.date.min, d.code, d.case_id))
+    return out
+
+
+def _records_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, tuple[tuple[str, str], ...]]:
+    found: dict[int, list[tuple[str, str]]] = {}
+    link, d = case_links.c, dossiers.c
+    for chunk in chunks(case_ids):
+        for r in conn.execute(
+            select(link.case_id, d.source, d.source_id)
+            .select_from(case_links.join(dossiers, d.id == link.dossier_id))
+            .where(link.case_id.in_(chunk))
+        ):
+            found.setdefault(r.case_id, []).append((r.source, r.source_id))
+    # the reception record first: its code is the one staff look up
+    return {k: tuple(sorted(v, key=lambda r: (r[0] != "one_stop", r))) for k, v in found.items()}
+
+
+def build_dossier_csv(items: Sequence[CountedDossier]) -> bytes:
+    """The list as the Centre opens it in Excel: UTF-8 with a byte-order mark, CRLF lines."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(HEADER)
+    for n, item in enumerate(items, start=1):
+        w.writerow((
+            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
+            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), vn.date(item.received_on),
+            vn.date(item.due_on), vn.date(item.ended_on), vn.STATUS_LABELS.get(item.status, item.status),
+            item.received_class, item.outcome_class,
+            *("có" if name in item.counted_in else "" for name in MARK_COLUMNS),
+            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)} {redact_text(sid)}" for s, sid in item.records),
+        ))
+    return buf.getvalue().encode("utf-8-sig")
