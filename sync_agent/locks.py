@@ -57,6 +57,10 @@ class StoreLock:
 
     def release(self) -> None:
         if self._file is not None:
+            # the file names its holder only while held (``is_held`` reads it)
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.flush()
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -127,19 +131,25 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     return StoreLock(name, file=f)
 
 
+def _pg_holder_name(engine: Engine, name: str) -> str | None:
+    """The ``application_name`` of the session holding the advisory lock ``name`` ("" when it
+    has none), or ``None`` when no session holds it."""
+    key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+    with engine.connect() as conn:
+        # a bigint advisory key shows in pg_locks as its high and low 32 bits, objsubid 1
+        row = conn.execute(text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).first()
+    return None if row is None else (row[0] or "")
+
+
 def holder(engine: Engine, name: str) -> LockHolder | None:
     """Who holds the lock ``name`` on this store, when it can be told (else ``None``)."""
     if engine.dialect.name == "postgresql":
-        key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
-        with engine.connect() as conn:
-            # a bigint advisory key shows in pg_locks as its high and low 32 bits, objsubid 1
-            found = conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-                {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar()
-        m = _PG_HOLDER.match(found or "")
+        m = _PG_HOLDER.match(_pg_holder_name(engine, name) or "")
         return LockHolder(int(m.group(1)), m.group(2)) if m else None
     path = lock_path(engine, name)
     if path is None:
@@ -151,6 +161,37 @@ def holder(engine: Engine, name: str) -> LockHolder | None:
     if not words or not words[0].isdigit():
         return None
     return LockHolder(int(words[0]), words[1] if len(words) > 1 else None)
+
+
+def is_held(engine: Engine, name: str) -> bool:
+    """Whether a live process holds the lock ``name`` now, told without trying to take it.
+
+    Taking a lock to test it could make its owner's next try fail (a sync would be skipped), so
+    on SQLite this reads the process the lock file names, which is its holder while held, and
+    its last holder after: held when that process is alive on this machine (a store's SQLite file
+    is only ever used from one machine). PostgreSQL's ``pg_locks`` says it exactly.
+    """
+    if engine.dialect.name == "postgresql":
+        return _pg_holder_name(engine, name) is not None
+    path = lock_path(engine, name)
+    if path is None:
+        local = _process_locks.get(name)
+        return local is not None and local.locked()
+    last = holder(engine, name)
+    if last is None or (last.host is not None and last.host != socket.gethostname()):
+        return False
+    try:
+        os.kill(last.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, run by another user
+        return True
+    return True
+
+
+def sync_lock_name(source: str) -> str:
+    """The lock a sync of ``source`` holds while it runs."""
+    return f"sync-{source}"
 
 
 def acquire_or_fail(engine: Engine, name: str, what: str) -> StoreLock:

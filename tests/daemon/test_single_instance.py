@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from sync_agent.config import load_settings
 from sync_agent.daemon import Daemon
 from sync_agent.errors import AlreadyRunning
-from sync_agent.locks import LockHolder
+from sync_agent.locks import LockHolder, is_held, lock_path, try_lock
 from sync_agent.status import daemon_state
 from sync_agent.store.engine import create_store_engine, migrate
 
@@ -55,3 +56,30 @@ def test_the_refusal_and_status_name_the_running_daemon_s_pid_and_host(
     assert daemon_state(second_engine) == (False, None)
     first_engine.dispose()
     second_engine.dispose()
+
+
+def test_is_held_tells_a_held_lock_without_taking_it(db_url: str) -> None:
+    engine = create_store_engine(db_url)
+    lock = try_lock(engine, "sync-one_stop")
+    assert lock is not None
+    try:
+        assert is_held(engine, "sync-one_stop") and not is_held(engine, "sync-civil_status")
+        assert try_lock(engine, "sync-one_stop") is None  # asking took nothing from the holder
+    finally:
+        lock.release()
+    assert not is_held(engine, "sync-one_stop")
+    engine.dispose()
+
+
+def test_a_lock_file_naming_a_dead_process_is_not_held(tmp_path: Path) -> None:
+    """A process killed while holding a SQLite lock leaves its pid in the file."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    path = lock_path(engine, "sync-one_stop")
+    assert path is not None
+    child = subprocess.Popen(["true"])
+    child.wait()  # a pid that was alive and is gone
+    path.write_text(f"{child.pid} {socket.gethostname()}\n", encoding="utf-8")
+    assert not is_held(engine, "sync-one_stop")
+    path.write_text(f"{os.getpid()} {socket.gethostname()}\n", encoding="utf-8")
+    assert is_held(engine, "sync-one_stop")  # as the file says; a live holder keeps it so
+    engine.dispose()
