@@ -216,8 +216,13 @@ def reconcile(engine: Engine, tz: ZoneInfo, *, full: bool = False, now: dt.datet
     when the records were stored, so it is only part of the signature for callers' symmetry.
     """
     started = time.perf_counter()
-    now = now or dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        # read once this run holds the store (SQLite: BEGIN IMMEDIATE waited for the write lock):
+        # a flag dated before a digest's end is then committed before that digest's own
+        # reconciliation, and so before it reads the store
+        now = now or dt.datetime.now(dt.UTC)
         if not full:
             queued = int(conn.execute(text("SELECT COUNT(*) FROM reconcile_queue")).scalar() or 0)
             # ids are never reused and records never deleted: the largest id is the store's size
@@ -324,8 +329,6 @@ class _Run:
     # --- the run ----------------------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
-        if self.pg:
-            self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         last = _last_run_at(self.conn)
         steps: dict[str, float] = {}
         mark = time.perf_counter()
