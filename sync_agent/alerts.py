@@ -27,13 +27,15 @@ from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
 from sync_agent.errors import UsageError
 from sync_agent.flags import details_text as flag_details_text
+from sync_agent.locks import is_held, sync_lock_name
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.runs import RUNNING
 from sync_agent.store.state import forget_state, read_state, read_states, write_state, write_state_once
-from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags
+from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags, sync_runs
 
 if TYPE_CHECKING:
     from sync_agent.notifiers import Notifier, NotifyOutcome
@@ -296,6 +298,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
             last = last_digest_at(conn)
             since = last if last is not None else default_since(settings, calendar, today)
             since, first = min(since, now), last is None
+            now = max(since, min(now, in_flight_since(engine, conn, now) or now))
         cols = _case_columns()
         seen = (cases.c.first_seen_at > since) & (cases.c.first_seen_at <= now)
         # a dossier that had already ended before the window is history being loaded (the first
@@ -329,6 +332,28 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         ward_code=settings.agent.ward_code, ward_name=settings.agent.ward_name,
         due_within_working_days=within, first=first, backfilled=backfilled,
     )
+
+
+#: a run left ``running`` this long ago is a dead one whatever its lock file says
+IN_FLIGHT_AT_MOST = dt.timedelta(hours=12)
+
+
+def in_flight_since(engine: Engine, conn: Connection, now: dt.datetime) -> dt.datetime | None:
+    """When the earliest sync still running started, if one is.
+
+    A sync dates the records of a page before it commits them, so a record can be dated before
+    a digest's end and appear after the digest read the store; the next digest starts at that
+    end and would never list it. A digest's window therefore ends no later than the start of a
+    sync in flight: what it has stored so far goes in the next digest, nothing is lost.
+    """
+    r = sync_runs.c
+    rows = conn.execute(
+        select(r.source, func.min(r.started_at))
+        .where(r.status == RUNNING, r.started_at > now - IN_FLIGHT_AT_MOST)
+        .group_by(r.source)
+    ).all()
+    running = [started for source, started in rows if is_held(engine, sync_lock_name(source))]
+    return min(running) if running else None
 
 
 def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> tuple[FlagItem, ...]:

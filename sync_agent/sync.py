@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from connectors.base import Connector, ConnectorContext, build_connector
 from sync_agent.config import ConnectorSettings, Settings
 from sync_agent.errors import ConfigError, SourceError
-from sync_agent.locks import try_lock
+from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.model import Page
 from sync_agent.prefetch import Prefetch, fewer_collections
 from sync_agent.privacy import IdHasher, redact_text
@@ -106,12 +106,14 @@ def sync_source(
     cs = settings.connector(source)
     tz = settings.agent.timezone
     started = time.monotonic()
-    lock = try_lock(engine, f"sync-{source}")
+    lock = try_lock(engine, sync_lock_name(source))
     if lock is None:
         return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
     with lock, structlog.contextvars.bound_contextvars(source=source):
-        now = clock()
         with write_transaction(engine) as conn:
+            # read once the store is ours (SQLite: BEGIN IMMEDIATE waited for it): a run dated
+            # before a digest's end is visible to it (alerts.in_flight_since)
+            now = clock()
             stale = run_store.interrupt_stale_runs(conn, source, now)
             cursor_before = run_store.get_cursor(conn, source)
             since, until = read_window(cursor_before, cs, now, tz)

@@ -27,8 +27,11 @@ from sync_agent.alerts import (
     subject,
 )
 from sync_agent.config import Settings, load_settings
+from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.notifiers import ALREADY_SENT, FAILED, SENT, Notifier, NotifyOutcome
-from sync_agent.store.engine import read_connection
+from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.state import write_state
+from sync_agent.store.tables import sync_runs
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT, LAST_DIGEST, NOW, TODAY
 
@@ -195,3 +198,41 @@ def test_long_sections_count_in_vietnamese_style_and_say_what_was_left_out(engin
         assert f"... và {cut:,} cảnh báo khác".replace(",", ".") in body
         assert "Từ 07:30 ngày 11/02/2026 đến 07:30 ngày 12/02/2026" in body
     assert "sync-agent alerts`)" not in text  # the staff reading the email have no command line
+
+
+def running_sync(engine: Engine, source: str, started: dt.datetime) -> None:
+    """A sync run of ``source`` as the store shows it while the sync is under way."""
+    with write_transaction(engine) as conn:
+        conn.execute(sync_runs.insert().values(source=source, started_at=started, status="running"))
+
+
+def test_a_sync_in_flight_ends_the_window_at_its_start(engine: Engine, settings: Settings) -> None:
+    """Its pages are dated when read and stored a moment later: one dated before the digest's
+    end but committed after the digest read the store would be in no digest at all."""
+    crafted.load(engine)
+    started = dt.datetime(2026, 2, 12, 6, 30, tzinfo=ICT)
+    running_sync(engine, "residence", started)
+    lock = try_lock(engine, sync_lock_name("residence"))  # the sync, holding its source's lock
+    assert lock is not None
+    with lock:
+        digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert digest.since == LAST_DIGEST and digest.until == started
+    # CT-9, first seen at 07:00 while that sync ran, goes in the next digest, which starts there
+    assert "CT-9" not in codes(digest.as_json()["new"])
+    assert {"H01-0001", "HKD-5"} <= set(codes(digest.as_json()["new"]))
+    with write_transaction(engine) as conn:
+        conn.execute(sync_runs.update().values(status="success", finished_at=NOW))
+        write_state(conn, "alerts.last_digest_at", started.astimezone(dt.UTC).isoformat(), NOW)
+    later = build_digest(engine, settings, TODAY + dt.timedelta(days=1), now=NOW + dt.timedelta(days=1))
+    assert later.since == started and "CT-9" in codes(later.as_json()["new"])
+
+
+def test_a_run_left_running_by_a_dead_process_does_not_hold_the_window_back(
+        engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    running_sync(engine, "residence", dt.datetime(2026, 2, 12, 6, 30, tzinfo=ICT))
+    lock = try_lock(engine, sync_lock_name("residence"))
+    assert lock is not None
+    lock.release()  # a sync that took the lock and was killed: nobody holds it now
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert digest.until == NOW and "CT-9" in codes(digest.as_json()["new"])
