@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync_agent.errors import ConfigError
@@ -372,14 +372,40 @@ def _calendar(t: Mapping[str, Any]) -> CalendarSettings:
 
 # --- value readers --------------------------------------------------------------------------
 
+#: keys holding a URL whose user part may take a secret from the environment
+_URL_KEYS = frozenset({"agent.database_url"})
+
+
+def _userinfo_span(template: str) -> tuple[int, int] | None:
+    """Where the user part (``user:password``) of a URL template lies, if it has one.
+
+    The ``@`` that ends it is looked for in the template's own text, outside the ``${NAME}``
+    references: a password generated for a server often holds ``@``, ``/`` or ``:``.
+    """
+    scheme_end = template.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    text = _ENV_REF.sub(lambda m: "x" * len(m.group(0)), template)
+    at, slash = text.find("@", start), text.find("/", start)
+    if at < 0 or 0 <= slash < at:
+        return None
+    return start, at
+
+
 def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
     if isinstance(value, str):
         if "${" in _ENV_REF.sub("", value):
             raise ConfigError(key, "an unfinished ${...} reference: write ${NAME}, NAME of letters, digits and _")
+        userinfo = _userinfo_span(value) if key in _URL_KEYS else None
+
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env or env[name] == "":
                 raise ConfigError(key, f"environment variable {name} is not set")
+            if userinfo is not None and userinfo[0] <= m.start() < userinfo[1]:
+                # a user name or password goes into the URL as it is, whatever it holds
+                return quote(env[name], safe="")
             return env[name]
         return _ENV_REF.sub(repl, value)
     if isinstance(value, Mapping):

@@ -140,3 +140,41 @@ def test_a_valid_configuration_passes_check_config(tmp_path: Path) -> None:
     result = run_cli(config, "check-config", "--offline")
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
+
+
+DB_PASSWORD = "p@ss/w:rd?#%"  # as a generator makes them: every character a URL gives a meaning
+
+
+def test_a_database_password_from_the_environment_goes_into_the_url_as_it_is(tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    config = write(tmp_path, example_with(
+        'database_url = "sqlite:///data/sync-agent.db"',
+        'database_url = "postgresql+psycopg://agent:${DB_PASSWORD}@127.0.0.1:5432/test"'))
+    url = make_url(load_settings(config, environ={**SECRETS, "DB_PASSWORD": DB_PASSWORD}).agent.database_url)
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "agent", DB_PASSWORD, "127.0.0.1", 5432, "test")
+
+
+def test_a_whole_database_url_from_the_environment_is_taken_as_written(tmp_path: Path) -> None:
+    written = "postgresql+psycopg://agent:p%40ss@127.0.0.1:5432/test"
+    config = write(tmp_path, example_with('database_url = "sqlite:///data/sync-agent.db"',
+                                          'database_url = "${DATABASE_URL}"'))
+    settings = load_settings(config, environ={**SECRETS, "DATABASE_URL": written})
+    assert settings.agent.database_url == written
+
+
+@pytest.mark.postgres
+def test_the_agent_opens_postgresql_with_such_a_password(tmp_path: Path, pg_url: str) -> None:
+    """The local server trusts loopback, so the password is sent and not checked: the URL is."""
+    from sqlalchemy.engine import make_url
+
+    from sync_agent.store.engine import open_engine
+
+    url = make_url(pg_url)
+    template = url.set(password="PLACEHOLDER").render_as_string(hide_password=False)
+    template = template.replace("PLACEHOLDER", "${DB_PASSWORD}")
+    config = write(tmp_path, example_with('database_url = "sqlite:///data/sync-agent.db"',
+                                          f'database_url = "{template}"'))
+    settings = load_settings(config, environ={**SECRETS, "DB_PASSWORD": DB_PASSWORD})
+    open_engine(settings.agent.database_url).dispose()
