@@ -347,8 +347,8 @@ def _describe(message: Any) -> tuple[str | None, str | None]:
 def _in_doubt_message(key: str, channel: str, since: dt.datetime, error: str | None) -> str:
     why = f" ({error})" if error else ""
     return (f"{key} on {channel} was being sent at {since.isoformat(timespec='seconds')} and no "
-            f"confirmation was recorded{why}: it may have been sent. Check with the recipients; "
-            "use --force to send it again.")
+            f"confirmation was recorded{why}: another process is sending it now, or it may have been "
+            "sent. Check with the recipients; use --force to send it again.")
 
 
 def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.datetime,
@@ -367,7 +367,7 @@ def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.dat
             log.info("delivery_already_sent", key=key, channel=channel, message_id=row.message_id)
             return DeliveryResult(key, channel, ALREADY_SENT, row.message_id, row.attempts, row.sent_at)
         if row.status == SENDING and not force:
-            raise DeliveryInDoubt(_in_doubt_message(key, channel, row.updated_at, row.error))
+            raise DeliveryInDoubt(_in_doubt_message(key, channel, row.updated_at.astimezone(clock.tzinfo), row.error))
         mid = row.message_id
         attempts = int(row.attempts) + 1
         if row.status == SENT:

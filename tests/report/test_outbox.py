@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -70,9 +71,15 @@ def test_unknown_outcome_needs_force_and_keeps_the_id(engine: Engine) -> None:
     with pytest.raises(Unknown):
         deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
     ch.fail = None
-    with pytest.raises(DeliveryInDoubt, match="may have been sent"):
-        deliver_once(engine, "k", "email", ch.build, ch.send, now=NOW)
+    ward_now = NOW.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    with pytest.raises(DeliveryInDoubt, match="may have been sent") as refused:
+        deliver_once(engine, "k", "email", ch.build, ch.send, now=ward_now)
     assert ch.sent == []
+    row = outbox_row(engine, "k")
+    assert row is not None
+    # in the ward's time, as every time staff and operators read
+    shown = row.updated_at.astimezone(ward_now.tzinfo).isoformat(timespec="seconds")
+    assert shown.endswith("+07:00") and f"was being sent at {shown}" in str(refused.value)
     forced = deliver_once(engine, "k", "email", ch.build, ch.send, force=True, now=NOW)
     assert forced.status == "sent" and forced.message_id == ch.built[0]
 
