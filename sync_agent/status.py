@@ -349,7 +349,9 @@ def render_text(st: AgentStatus) -> str:
                                             + ")" if st.open_flags else ""))
     for label, last in (("last digest", st.last_digest), ("last report", st.last_report)):
         if last is not None:
-            lines.append(f"{label}: {last.key} [{last.channel}] {last.status} at {t(last.at)}")
+            state = (f"{last.status} since {t(last.at)}, no confirmation yet"
+                     if last.status == SENDING and not last.in_doubt else f"{last.status} at {t(last.at)}")
+            lines.append(f"{label}: {last.key} [{last.channel}] {state}")
     report = st.last_report
     if report is not None and report.status in (PREPARING, FAILED) and not any(
             r.get("job") == REPORT_JOB for r in st.delivery_retries):

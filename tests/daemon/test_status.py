@@ -116,6 +116,9 @@ def test_a_delivery_left_sending_is_shown_in_doubt_with_what_to_do(write_config:
     assert ("if it did not arrive: sync-agent alerts --date 2026-11-27 --send --force --channel email"
             in text)
     assert "alerts:2026-11-28 [email] may have been sent" not in text
+    # being sent now, or cut off a minute ago: not called in doubt yet, and not called in progress
+    fresh = f"{NOW - dt.timedelta(minutes=1):%Y-%m-%d %H:%M:%S}"
+    assert f"last digest: alerts:2026-11-28 [email] sending since {fresh}, no confirmation yet" in text
 
 
 def test_a_send_is_called_in_doubt_only_after_the_slowest_the_configuration_allows(
