@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, desc, func, select, update
@@ -18,6 +18,8 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 #: the error of a run interrupted because the agent was asked to stop (not a crash)
 STOPPED_ON_REQUEST = "stopped on request at a page boundary"
+#: the error of a run whose process ended without finishing it
+STOPPED_WITH_PROCESS = "the process stopped during this run (crash or kill); committed pages kept"
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,27 @@ def interrupt_stale_runs(conn: Connection, source: str, now: dt.datetime) -> int
     result = conn.execute(
         update(sync_runs)
         .where(sync_runs.c.source == source, sync_runs.c.status == RUNNING)
-        .values(status=INTERRUPTED, finished_at=now,
-                error="the process stopped during this run (crash or kill); committed pages kept")
+        .values(status=INTERRUPTED, finished_at=now, error=STOPPED_WITH_PROCESS)
     )
     return int(result.rowcount or 0)
+
+
+def as_they_stand(rows: Sequence[RunRow], running: Callable[[str], bool]) -> list[RunRow]:
+    """``rows`` as a reader should see them: a run still ``running`` in the store whose source
+    no live process is syncing (``running(source)`` false) was cut off with its process.
+
+    The store says so only at that source's next sync (``interrupt_stale_runs``, under its
+    lock); until then ``runs`` and ``status`` would show a sync in progress that is not.
+    """
+    asked: dict[str, bool] = {}
+
+    def alive(source: str) -> bool:
+        if source not in asked:
+            asked[source] = running(source)
+        return asked[source]
+
+    return [replace(r, status=INTERRUPTED, error=STOPPED_WITH_PROCESS)
+            if r.status == RUNNING and not alive(r.source) else r for r in rows]
 
 
 def _row(r: Any) -> RunRow:

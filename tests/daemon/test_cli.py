@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from sync_agent.cli import main
 from sync_agent.config import load_settings
-from sync_agent.locks import try_lock
-from sync_agent.store.engine import open_engine
+from sync_agent.locks import sync_lock_name, try_lock
+from sync_agent.store.engine import open_engine, write_transaction
+from sync_agent.store.runs import start_run
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -182,3 +183,25 @@ def test_alerts_send_by_hand_reconciles_what_is_stored_first(write_config: Calla
     assert code == 0, err
     [request] = rx.requests
     assert "H01-LATE" in {i["reception_code"] for i in json.loads(request.body)["digest"]["new"]}
+
+
+def test_a_run_whose_process_is_gone_shows_interrupted_before_the_next_sync_says_so(
+        write_config: Callable[..., Path]) -> None:
+    """A daemon killed mid-sync leaves its run 'running' in the store until that source syncs again."""
+    config = write_config()
+    settings = load_settings(config)
+    engine = open_engine(settings.agent.database_url)
+    with write_transaction(engine) as conn:
+        for source in ("one_stop", "residence"):
+            start_run(conn, source, crafted.NOW, None, None, crafted.NOW)
+    held = try_lock(engine, sync_lock_name("residence"))  # residence's sync is alive; one_stop's is gone
+    assert held is not None
+    with held:
+        code, out, _ = run(config, "runs", "--format", "json")
+        status = {s["source"]: s for s in json.loads(run(config, "status", "--format", "json")[1])["sources"]}
+    engine.dispose()
+    rows = {r["source"]: r for r in json.loads(out)}
+    assert code == 0 and rows["residence"]["status"] == "running"
+    assert rows["one_stop"]["status"] == "interrupted"
+    assert rows["one_stop"]["error"].startswith("the process stopped during this run")
+    assert (status["one_stop"]["last_status"], status["residence"]["last_status"]) == ("interrupted", "running")
