@@ -319,13 +319,18 @@ def _smtp(t: Mapping[str, Any], base_dir: Path) -> SmtpSettings:
     if not _EMAIL.match(sender) and not sender.endswith("@localhost"):
         raise ConfigError(f"{k}.sender", f"not an email address: {sender!r}")
     ca = _str(t, k, "ca_file", default="")
+    username = _str(t, k, "username", default="")
+    password = _str(t, k, "password", default="")
+    if username and not password:
+        # found now, not at the first report's login weeks later
+        raise ConfigError(f"{k}.password", 'missing: username is set (password = "${SMTP_PASSWORD}")')
     return SmtpSettings(
         host=_str(t, k, "host", default="127.0.0.1"),
         port=_int(t, k, "port", default=587 if security == "starttls" else 465 if security == "ssl" else 25,
                   low=1, high=65535),
         security=security,
-        username=_str(t, k, "username", default=""),
-        password=_str(t, k, "password", default=""),
+        username=username,
+        password=password,
         sender=sender,
         timeout=_num(t, k, "timeout", default=30.0, low=1, high=600),
         max_attempts=_int(t, k, "max_attempts", default=3, low=1, high=10),

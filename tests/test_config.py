@@ -178,3 +178,13 @@ def test_the_agent_opens_postgresql_with_such_a_password(tmp_path: Path, pg_url:
                                           f'database_url = "{template}"'))
     settings = load_settings(config, environ={**SECRETS, "DB_PASSWORD": DB_PASSWORD})
     open_engine(settings.agent.database_url).dispose()
+
+
+def test_an_smtp_user_without_a_password_is_refused_at_start(tmp_path: Path) -> None:
+    """Else the first report, weeks later, would find it at the server's login."""
+    text = example_with('username = ""  ', 'username = "ttpvhcc"  ')
+    text = text.replace('password = "${SMTP_PASSWORD}"', "", 1)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), environ=SECRETS)
+    assert err.value.key == "smtp.password" and "username is set" in str(err.value)
+
