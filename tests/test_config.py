@@ -188,3 +188,10 @@ def test_an_smtp_user_without_a_password_is_refused_at_start(tmp_path: Path) -> 
         load_settings(write(tmp_path, text), environ=SECRETS)
     assert err.value.key == "smtp.password" and "username is set" in str(err.value)
 
+
+def test_check_config_says_valid_only_once_the_database_opened(tmp_path: Path) -> None:
+    config = write(tmp_path, example_with('database_url = "sqlite:///data/sync-agent.db"',
+                                          'database_url = "sqlite:////etc/hostname/sync-agent.db"'))
+    result = run_cli(config, "check-config", "--offline")
+    assert result.returncode == 2 and "agent.database_url" in result.stderr
+    assert "valid" not in result.stdout

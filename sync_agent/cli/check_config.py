@@ -16,8 +16,8 @@ from sync_agent.sync import connector_context
 def command(ctx: AgentContext, offline: bool) -> None:
     """Validate the configuration and try each source's login."""
     settings = ctx.settings
-    click.echo(f"configuration {ctx.config_path}: valid")
     ctx.engine  # noqa: B018 - opening (and migrating) the store is part of the check
+    click.echo(f"configuration {ctx.config_path}: valid")
     click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
     if offline:
         return
