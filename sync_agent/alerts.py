@@ -430,6 +430,12 @@ def summary_text(digest: Digest) -> str:
             f"{c['new_flags']} cảnh báo mới.")
 
 
+#: said by the first digest ever sent: its flags are those the first reconciliation of the whole
+#: history raised (the demo's: 1.527), not a day's worth, and staff should not read them as one
+FIRST_DIGEST_NOTE = ("Đây là bản tin đầu tiên từ khi cài đặt: mục «Cảnh báo mới» gồm mọi cảnh báo phát hiện "
+                     "khi đối chiếu lần đầu toàn bộ dữ liệu đã nạp, kể cả hồ sơ của các tháng trước.")
+
+
 def _backfill_note(digest: Digest) -> str:
     return (f"Ngoài ra {vn_number(digest.backfilled)} hồ sơ đã kết thúc từ trước được nạp lần đầu từ các hệ thống "
             "(dữ liệu cũ), không liệt kê ở đây.")
@@ -476,6 +482,8 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
         _window(digest, zone),
         "",
     ]
+    if digest.first:
+        lines += [FIRST_DIGEST_NOTE, ""]
     by_source = digest.new_by_source()
     if by_source:
         lines.append("Hồ sơ mới theo hệ thống: " + ", ".join(
@@ -514,6 +522,8 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         f"<h2>Bản tin hồ sơ ngày {vn_date(digest.date)} - {e(digest.ward_name)}</h2>",
         f"<p>{_window(digest, zone)}.</p>",
     ]
+    if digest.first:
+        out.append(f"<p><b>{e(FIRST_DIGEST_NOTE)}</b></p>")
     by_source = digest.new_by_source()
     if by_source:
         out.append("<p>Hồ sơ mới theo hệ thống: " + ", ".join(

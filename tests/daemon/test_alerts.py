@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from sync_agent.alerts import (
     EMAIL_ROWS_PER_SECTION,
+    FIRST_DIGEST_NOTE,
     Digest,
     DigestItem,
     FlagItem,
@@ -97,6 +99,17 @@ def test_first_digest_covers_since_the_previous_working_days_digest_time(engine:
     digest = build_digest(engine, settings, monday.date(), now=monday)
     assert digest.first
     assert digest.since == dt.datetime(2026, 2, 13, 7, 30, tzinfo=ICT)  # Friday before Tết
+
+
+def test_the_first_digest_says_its_flags_are_those_of_the_whole_history(engine: Engine,
+                                                                        settings: Settings) -> None:
+    """The first reconciliation of a year of records raises every flag at once (1.527 in the
+    demo): staff must not read them as a day's worth."""
+    crafted.load(engine, last_digest=None)
+    first = build_digest(engine, settings, TODAY, now=NOW)
+    assert FIRST_DIGEST_NOTE in render_text(first) and FIRST_DIGEST_NOTE in html.unescape(render_html(first))
+    later = dataclasses.replace(first, first=False)
+    assert FIRST_DIGEST_NOTE not in render_text(later) + html.unescape(render_html(later))
 
 
 def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine, settings: Settings) -> None:
