@@ -109,7 +109,17 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn, conn.begin():
+    """One read transaction on one snapshot of the store.
+
+    What it reads belongs together (a report's figures and the list of the dossiers behind
+    them): SQLite's transaction already reads one snapshot, PostgreSQL's default (read
+    committed) takes a new one per statement, so there it runs at repeatable read, which for a
+    transaction that only reads never fails.
+    """
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    with conn, conn.begin():
         yield conn
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from sync_agent.config import Settings
@@ -104,3 +106,23 @@ def test_a_case_lists_its_record_in_each_system_one_stop_first(engine: Engine, s
     row = list(csv.reader(io.StringIO(build_dossier_csv(r.dossiers).decode("utf-8-sig"))))[1]
     assert row[-1] == f"Một cửa {spec.code}; Hộ tịch HT-2026-00077"
     assert row[HEADER.index("Người nộp (đã che)")] == "T. T. Bình"
+
+
+def test_the_list_and_the_figures_are_read_from_one_snapshot(
+        seeded: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reconciliation committing between the figures and the list (the daemon runs one every
+    few minutes) must not add a row the figures do not count: on PostgreSQL each statement of
+    a read committed transaction would see it."""
+    from sync_agent.report import build as build_module
+
+    original = build_module.counted_cases
+    spec = next(s for s in seed.counted_specs() if s.source == "one_stop")
+    late = dict(seed.case_row(spec), case_key="rc:LATE-1", reception_code="LATE-1")
+
+    def a_case_lands_first(conn: Any, period: Period) -> Any:
+        insert_cases(seeded, [late])  # another connection, committed
+        return original(conn, period)
+
+    monkeypatch.setattr(build_module, "counted_cases", a_case_lands_first)
+    r = build_report(seeded, settings, FEB, now=NOW, with_dossiers=True)
+    assert r.dossiers is not None and len(r.dossiers) == r.total.received_total == 4899
