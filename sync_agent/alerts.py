@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
@@ -134,6 +134,8 @@ class Digest:
     ward_name: str = ""
     due_within_working_days: int = 2
     first: bool = field(default=False)
+    #: the window ends before the digest was made, at the start of a sync that was running then
+    cut_short: bool = False
     #: dossiers first seen in the window that had already ended before it (a source's history
     #: loaded by its first sync): not listed as new, only counted in the texts
     backfilled: int = 0
@@ -194,14 +196,23 @@ WINDOW_STATE = "digest_window:"
 WINDOW_KEPT_DAYS = 60
 
 
-def _parse_window(value: str | None) -> tuple[dt.datetime, dt.datetime, bool] | None:
+@dataclass(frozen=True)
+class _Window:
+    since: dt.datetime
+    until: dt.datetime
+    first: bool
+    cut_short: bool
+
+
+def _parse_window(value: str | None) -> _Window | None:
     if not value:
         return None
     w = json.loads(value)
-    return dt.datetime.fromisoformat(w["since"]), dt.datetime.fromisoformat(w["until"]), bool(w.get("first"))
+    return _Window(dt.datetime.fromisoformat(w["since"]), dt.datetime.fromisoformat(w["until"]),
+                   bool(w.get("first")), bool(w.get("cut_short")))
 
 
-def _saved_window(conn: Connection, key: str) -> tuple[dt.datetime, dt.datetime, bool] | None:
+def _saved_window(conn: Connection, key: str) -> _Window | None:
     return _parse_window(read_state(conn, WINDOW_STATE + key))
 
 
@@ -216,14 +227,15 @@ def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.date
     one (the digest rebuilt on it when it was built on another). Two first sends at once (the
     daemon's and a person's) keep the first one's window: every channel carries the same digest."""
     at = now or dt.datetime.now(dt.UTC)
-    window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first}
+    window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first,
+              "cut_short": digest.cut_short}
     with write_transaction(engine) as conn:
         saved = _parse_window(write_state_once(conn, WINDOW_STATE + digest.key, json.dumps(window), at))
         for name in read_states(conn, WINDOW_STATE):
             day = dt.date.fromisoformat(name.rsplit(":", 1)[-1])
             if (digest.date - day).days > WINDOW_KEPT_DAYS:
                 forget_state(conn, name)
-    if saved is None or (saved[0], saved[1]) == (digest.since, digest.until):
+    if saved is None or (saved.since, saved.until) == (digest.since, digest.until):
         return digest
     return build_digest(engine, settings, digest.date)
 
@@ -293,12 +305,15 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
     with read_connection(engine) as conn:
         saved = _saved_window(conn, digest_key(today))
         if saved is not None:  # the day's digest went (or was tried) on this window: keep it
-            since, now, first = saved
+            since, now, first, cut_short = saved.since, saved.until, saved.first, saved.cut_short
         else:
             last = last_digest_at(conn)
             since = last if last is not None else default_since(settings, calendar, today)
             since, first = min(since, now), last is None
-            now = max(since, min(now, in_flight_since(engine, conn, now) or now))
+            syncing = in_flight_since(engine, conn, now)
+            cut_short = syncing is not None and syncing < now
+            if syncing is not None:  # the texts show the window in the zone of its end
+                now = max(since, min(now, syncing)).astimezone(now.tzinfo)
         cols = _case_columns()
         seen = (cases.c.first_seen_at > since) & (cases.c.first_seen_at <= now)
         # a dossier that had already ended before the window is history being loaded (the first
@@ -330,7 +345,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         overdue=tuple(_item(r, days_overdue=(today - r.due_on).days) for r in overdue_rows),
         new_flags=flag_items,
         ward_code=settings.agent.ward_code, ward_name=settings.agent.ward_name,
-        due_within_working_days=within, first=first, backfilled=backfilled,
+        due_within_working_days=within, first=first, cut_short=cut_short, backfilled=backfilled,
     )
 
 
@@ -339,21 +354,29 @@ IN_FLIGHT_AT_MOST = dt.timedelta(hours=12)
 
 
 def in_flight_since(engine: Engine, conn: Connection, now: dt.datetime) -> dt.datetime | None:
-    """When the earliest sync still running started, if one is.
+    """When the earliest sync that was running at ``now`` started, if one was.
 
     A sync dates the records of a page before it commits them, so a record can be dated before
-    a digest's end and appear after the digest read the store; the next digest starts at that
-    end and would never list it. A digest's window therefore ends no later than the start of a
-    sync in flight: what it has stored so far goes in the next digest, nothing is lost.
+    a digest's end (``now``, read before the digest's own reconciliation) and be committed after
+    that reconciliation read the queue: its case would come later, dated before the end, and the
+    next digest starts at that end. A digest's window therefore ends no later than the start of
+    any sync that started by ``now`` and either still runs or finished after ``now``: what it
+    stored goes in the next digest. A run left ``running`` by a process that is gone is not one.
     """
     r = sync_runs.c
     rows = conn.execute(
-        select(r.source, func.min(r.started_at))
-        .where(r.status == RUNNING, r.started_at > now - IN_FLIGHT_AT_MOST)
-        .group_by(r.source)
+        select(r.source, r.started_at, r.status)
+        .where(r.started_at <= now, r.started_at > now - IN_FLIGHT_AT_MOST,
+               or_(r.status == RUNNING, r.finished_at > now))
     ).all()
-    running = [started for source, started in rows if is_held(engine, sync_lock_name(source))]
-    return min(running) if running else None
+    alive: dict[str, bool] = {}
+    starts = []
+    for source, started, status in rows:
+        if status == RUNNING and source not in alive:
+            alive[source] = is_held(engine, sync_lock_name(source))
+        if status != RUNNING or alive[source]:
+            starts.append(started)
+    return min(starts) if starts else None
 
 
 def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> tuple[FlagItem, ...]:
@@ -436,6 +459,12 @@ FIRST_DIGEST_NOTE = ("Đây là bản tin đầu tiên từ khi cài đặt: m�
                      "khi đối chiếu lần đầu toàn bộ dữ liệu đã nạp, kể cả hồ sơ của các tháng trước.")
 
 
+def _cut_short_note(digest: Digest, zone: dt.tzinfo) -> str:
+    end = digest.until.astimezone(zone)
+    return (f"Bản tin tính đến {end:%H:%M} ngày {end:%d/%m/%Y}: lúc đó một hệ thống đang đồng bộ dữ liệu; "
+            "hồ sơ và cảnh báo mới từ thời điểm này có trong bản tin sau.")
+
+
 def _backfill_note(digest: Digest) -> str:
     return (f"Ngoài ra {vn_number(digest.backfilled)} hồ sơ đã kết thúc từ trước được nạp lần đầu từ các hệ thống "
             "(dữ liệu cũ), không liệt kê ở đây.")
@@ -482,6 +511,8 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
         _window(digest, zone),
         "",
     ]
+    if digest.cut_short:
+        lines += [_cut_short_note(digest, zone), ""]
     if digest.first:
         lines += [FIRST_DIGEST_NOTE, ""]
     by_source = digest.new_by_source()
@@ -522,6 +553,8 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         f"<h2>Bản tin hồ sơ ngày {vn_date(digest.date)} - {e(digest.ward_name)}</h2>",
         f"<p>{_window(digest, zone)}.</p>",
     ]
+    if digest.cut_short:
+        out.append(f"<p>{e(_cut_short_note(digest, zone))}</p>")
     if digest.first:
         out.append(f"<p><b>{e(FIRST_DIGEST_NOTE)}</b></p>")
     by_source = digest.new_by_source()

@@ -240,6 +240,37 @@ def test_a_sync_in_flight_ends_the_window_at_its_start(engine: Engine, settings:
     assert later.since == started and "CT-9" in codes(later.as_json()["new"])
 
 
+def test_a_sync_that_ended_during_the_digests_reconciliation_also_ends_the_window(
+        engine: Engine, settings: Settings) -> None:
+    """The digest's end is read before it reconciles; a page dated before it can commit after
+    the reconciliation read the queue, and the sync be over when the digest reads the store."""
+    crafted.load(engine)
+    started = dt.datetime(2026, 2, 12, 6, 30, tzinfo=ICT)
+    with write_transaction(engine) as conn:
+        conn.execute(sync_runs.insert().values(source="residence", started_at=started, status="success",
+                                               finished_at=NOW + dt.timedelta(seconds=2)))
+        # one that ended before the digest's end stored all it had by then: no reason to wait
+        conn.execute(sync_runs.insert().values(source="one_stop", started_at=started - dt.timedelta(hours=1),
+                                               status="success", finished_at=NOW - dt.timedelta(seconds=1)))
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert digest.until == started and digest.cut_short
+    assert "CT-9" not in codes(digest.as_json()["new"])
+
+
+def test_a_digest_cut_short_says_so_and_where_the_rest_goes(engine: Engine, settings: Settings) -> None:
+    crafted.load(engine)
+    running_sync(engine, "residence", dt.datetime(2026, 2, 12, 6, 30, tzinfo=ICT))
+    lock = try_lock(engine, sync_lock_name("residence"))
+    assert lock is not None
+    with lock:
+        digest = build_digest(engine, settings, TODAY, now=NOW)
+    note = ("Bản tin tính đến 06:30 ngày 12/02/2026: lúc đó một hệ thống đang đồng bộ dữ liệu; "
+            "hồ sơ và cảnh báo mới từ thời điểm này có trong bản tin sau.")
+    assert note in render_text(digest) and note in html.unescape(render_html(digest))
+    uncut = build_digest(engine, settings, TODAY, now=NOW)
+    assert not uncut.cut_short and note not in render_text(uncut)
+
+
 def test_a_run_left_running_by_a_dead_process_does_not_hold_the_window_back(
         engine: Engine, settings: Settings) -> None:
     crafted.load(engine)
