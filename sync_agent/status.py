@@ -27,7 +27,7 @@ from sync_agent.daemon import (
     job_specs,
     next_working_digest,
 )
-from sync_agent.locks import LockHolder, is_held, sync_lock_name, try_lock
+from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
 from sync_agent.report_readiness import report_waiting
@@ -249,7 +249,7 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
             h = run_store.source_health(conn, cs.name)
             last = h.last_run
             if last is not None:
-                [last] = run_store.as_they_stand([last], lambda s: is_held(engine, sync_lock_name(s)))
+                [last] = run_store.seen_now(engine, [last])
             sources.append(SourceStatus(
                 source=cs.name, enabled=cs.enabled, every_minutes=cs.every_minutes,
                 last_success=h.last_success and h.last_success.astimezone(tz),

@@ -7,9 +7,8 @@ import json
 import click
 
 from sync_agent.cli.context import AgentContext, configured, unknown_source
-from sync_agent.locks import is_held, sync_lock_name
 from sync_agent.store.engine import read_connection
-from sync_agent.store.runs import as_they_stand, recent_runs
+from sync_agent.store.runs import recent_runs, seen_now
 
 
 @click.command("runs")
@@ -22,7 +21,7 @@ def command(ctx: AgentContext, source: str | None, limit: int, fmt: str) -> None
     tz = ctx.settings.agent.timezone
     with read_connection(ctx.engine) as conn:
         rows = recent_runs(conn, source, limit)
-    rows = as_they_stand(rows, lambda s: is_held(ctx.engine, sync_lock_name(s)))
+    rows = seen_now(ctx.engine, rows)
     if source and not rows and not configured(ctx.settings, source):
         raise unknown_source(ctx.settings, source)
     if fmt == "json":

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, desc, func, select, update
+from sqlalchemy import Connection, Engine, desc, func, select, update
 
 from sync_agent.store.records import PageCounts, dialect_insert
 from sync_agent.store.tables import sync_cursors, sync_runs
@@ -110,22 +110,27 @@ def interrupt_stale_runs(conn: Connection, source: str, now: dt.datetime) -> int
     return int(result.rowcount or 0)
 
 
-def as_they_stand(rows: Sequence[RunRow], running: Callable[[str], bool]) -> list[RunRow]:
+def as_they_stand(rows: Sequence[RunRow], syncing: Callable[[str], bool],
+                  still_running: Callable[[int], bool]) -> list[RunRow]:
     """``rows`` as a reader should see them: a run still ``running`` in the store whose source
-    no live process is syncing (``running(source)`` false) was cut off with its process.
+    no live process is syncing (``syncing(source)`` false) was cut off with its process.
 
     The store says so only at that source's next sync (``interrupt_stale_runs``, under its
-    lock); until then ``runs`` and ``status`` would show a sync in progress that is not.
+    lock); until then ``runs`` and ``status`` would show a sync in progress that is not. A sync
+    holds its lock until its run is recorded finished, so a run read ``running`` again
+    (``still_running(id)``) after its lock was found free has no process left: one that just
+    finished between the first read and the lock's check is not taken for a crash.
     """
     asked: dict[str, bool] = {}
 
-    def alive(source: str) -> bool:
-        if source not in asked:
-            asked[source] = running(source)
-        return asked[source]
+    def cut_off(r: RunRow) -> bool:
+        if r.status != RUNNING:
+            return False
+        if r.source not in asked:
+            asked[r.source] = syncing(r.source)
+        return not asked[r.source] and still_running(r.id)
 
-    return [replace(r, status=INTERRUPTED, error=STOPPED_WITH_PROCESS)
-            if r.status == RUNNING and not alive(r.source) else r for r in rows]
+    return [replace(r, status=INTERRUPTED, error=STOPPED_WITH_PROCESS) if cut_off(r) else r for r in rows]
 
 
 def _row(r: Any) -> RunRow:
@@ -175,3 +180,17 @@ def source_health(conn: Connection, source: str) -> SourceHealth:
             failures += 1
     return SourceHealth(source=source, last_success=last_success, last_run=runs[0] if runs else None,
                         failures_in_a_row=failures, cursor=get_cursor(conn, source))
+
+
+def seen_now(engine: Engine, rows: Sequence[RunRow]) -> list[RunRow]:
+    """``as_they_stand`` with the store's locks and a fresh read of each run in question."""
+    from sync_agent.locks import is_held, sync_lock_name
+    from sync_agent.store.engine import read_connection
+
+    def still_running(run_id: int) -> bool:
+        with read_connection(engine) as conn:
+            run = get_run(conn, run_id)
+        return run is not None and run.status == RUNNING
+
+    return as_they_stand(rows, lambda source: is_held(engine, sync_lock_name(source)), still_running)
+

@@ -16,7 +16,7 @@ from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.store.engine import open_engine, write_transaction
-from sync_agent.store.runs import start_run
+from sync_agent.store.runs import RunRow, as_they_stand, start_run
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -205,3 +205,17 @@ def test_a_run_whose_process_is_gone_shows_interrupted_before_the_next_sync_says
     assert rows["one_stop"]["status"] == "interrupted"
     assert rows["one_stop"]["error"].startswith("the process stopped during this run")
     assert (status["one_stop"]["last_status"], status["residence"]["last_status"]) == ("interrupted", "running")
+
+
+def test_a_run_that_finished_while_its_lock_was_checked_is_not_taken_for_a_crash() -> None:
+    """Read 'running', then the lock found free: the sync may simply have finished in between
+    (it holds its lock until its run is recorded finished), so the run is read once more."""
+    row = RunRow(id=7, source="one_stop", started_at=crafted.NOW, finished_at=None, status="running", pages=0,
+                 fetched=0, inserted=0, updated=0, unchanged=0, quarantined=0, error=None, cursor_before=None,
+                 cursor_after=None)
+    [finished] = as_they_stand([row], lambda source: False, lambda run_id: False)
+    assert finished.status == "running"
+    [cut_off] = as_they_stand([row], lambda source: False, lambda run_id: True)
+    assert cut_off.status == "interrupted"
+    [alive] = as_they_stand([row], lambda source: True, lambda run_id: True)
+    assert alive.status == "running"
