@@ -7,16 +7,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.locks import sync_lock_name, try_lock
-from sync_agent.store.engine import open_engine, write_transaction
-from sync_agent.store.runs import RunRow, as_they_stand, start_run
+from sync_agent.store.engine import open_engine, read_connection, write_transaction
+from sync_agent.store.runs import RunRow, as_they_stand, get_run, start_run
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -219,3 +222,22 @@ def test_a_run_that_finished_while_its_lock_was_checked_is_not_taken_for_a_crash
     assert cut_off.status == "interrupted"
     [alive] = as_they_stand([row], lambda source: True, lambda run_id: True)
     assert alive.status == "running"
+
+
+def test_a_sync_dates_its_run_once_it_holds_the_store(write_config: Callable[..., Path]) -> None:
+    """A run dated before it waited for another writer could be dated before a digest's end
+    and become visible only after that digest read the store (alerts.in_flight_since)."""
+    settings = load_settings(write_config())  # SQLite: one writer at a time
+    engine = open_engine(settings.agent.database_url)
+    done: list[Any] = []
+    with write_transaction(engine):  # another writer holds the store
+        thread = threading.Thread(target=lambda: done.append(sync_source(engine, settings, "residence")))
+        thread.start()
+        time.sleep(0.5)  # the sync has its source's lock and waits for the store
+        released = dt.datetime.now(dt.UTC)
+    thread.join(timeout=60)
+    [result] = done
+    with read_connection(engine) as conn:
+        run = get_run(conn, result.run_id)
+    engine.dispose()
+    assert run is not None and run.started_at >= released
