@@ -126,9 +126,22 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     f.seek(0)
     f.truncate()
     me = _this_process()
-    f.write(f"{me.pid} {me.host}\n")
+    f.write(f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n")
     f.flush()
     return StoreLock(name, file=f)
+
+
+def process_identity(pid: int) -> str | None:
+    """What tells process ``pid`` from a later one given the same number: this boot's id and the
+    process's start time (Linux ``/proc``); ``None`` where it cannot be read."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses; the start time is field 22
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
 def _pg_holder_name(engine: Engine, name: str) -> str | None:
@@ -154,22 +167,28 @@ def holder(engine: Engine, name: str) -> LockHolder | None:
     path = lock_path(engine, name)
     if path is None:
         return None
-    try:
-        words = path.read_text(encoding="utf-8").split()
-    except OSError:
-        return None
+    words = _lock_file_words(path)
     if not words or not words[0].isdigit():
         return None
     return LockHolder(int(words[0]), words[1] if len(words) > 1 else None)
+
+
+def _lock_file_words(path: Path) -> list[str]:
+    """pid, host and process identity, as the holder wrote them (empty once released)."""
+    try:
+        return path.read_text(encoding="utf-8").split()
+    except OSError:
+        return []
 
 
 def is_held(engine: Engine, name: str) -> bool:
     """Whether a live process holds the lock ``name`` now, told without trying to take it.
 
     Taking a lock to test it could make its owner's next try fail (a sync would be skipped), so
-    on SQLite this reads the process the lock file names, which is its holder while held, and
-    its last holder after: held when that process is alive on this machine (a store's SQLite file
-    is only ever used from one machine). PostgreSQL's ``pg_locks`` says it exactly.
+    on SQLite this reads the process the lock file names (its holder, until it releases it or
+    dies): held when that process is alive on this machine and is the one that wrote it (same
+    boot, same start time: after a kill its number may be another process's). A store's SQLite
+    file is only ever used from one machine. PostgreSQL's ``pg_locks`` says it exactly.
     """
     if engine.dialect.name == "postgresql":
         return _pg_holder_name(engine, name) is not None
@@ -185,8 +204,10 @@ def is_held(engine: Engine, name: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, run by another user
-        return True
-    return True
+        pass
+    # after a kill or a power cut the number may now belong to another process
+    written = _lock_file_words(path)[2:3]
+    return not written or written[0] == "-" or written[0] == process_identity(last.pid)
 
 
 def sync_lock_name(source: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from sync_agent.config import load_settings
 from sync_agent.daemon import Daemon
 from sync_agent.errors import AlreadyRunning
-from sync_agent.locks import LockHolder, is_held, lock_path, try_lock
+from sync_agent.locks import LockHolder, is_held, lock_path, process_identity, try_lock
 from sync_agent.status import daemon_state
 from sync_agent.store.engine import create_store_engine, migrate
 
@@ -82,4 +82,23 @@ def test_a_lock_file_naming_a_dead_process_is_not_held(tmp_path: Path) -> None:
     assert not is_held(engine, "sync-one_stop")
     path.write_text(f"{os.getpid()} {socket.gethostname()}\n", encoding="utf-8")
     assert is_held(engine, "sync-one_stop")  # as the file says; a live holder keeps it so
+    engine.dispose()
+
+
+def test_a_lock_file_naming_a_number_now_used_by_another_process_is_not_held(tmp_path: Path) -> None:
+    """After a kill or a power cut, the dead holder's number may be given to another process."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    path = lock_path(engine, "sync-one_stop")
+    assert path is not None
+    me = process_identity(os.getpid())
+    assert me is not None  # Linux
+    boot, started = me.split(":")
+    path.write_text(f"{os.getpid()} {socket.gethostname()} {boot}:{int(started) - 1}\n", encoding="utf-8")
+    assert not is_held(engine, "sync-one_stop")
+    path.write_text(f"{os.getpid()} {socket.gethostname()} {me}\n", encoding="utf-8")
+    assert is_held(engine, "sync-one_stop")
+    lock = try_lock(engine, "sync-two")  # what a holder writes names it exactly
+    assert lock is not None
+    with lock:
+        assert is_held(engine, "sync-two")
     engine.dispose()
