@@ -31,10 +31,10 @@ def command(ctx: AgentContext, source: str | None, limit: int, fmt: str) -> None
         click.echo("no sync runs yet")
         return
     click.echo(f"{'id':>5}  {'source':<20} {'started':<19} {'secs':>7} {'fetched':>8} {'inserted':>8} "
-               f"{'updated':>8} {'quar.':>6}  status / error")
+               f"{'updated':>8} {'unchanged':>9} {'quar.':>6}  status / error")
     for r in rows:
         started = r.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         secs = f"{r.duration:.1f}" if r.duration is not None else "-"
         tail = r.status + (f": {r.error}" if r.error else "")
         click.echo(f"{r.id:>5}  {r.source:<20} {started:<19} {secs:>7} {r.fetched:>8} {r.inserted:>8} "
-                   f"{r.updated:>8} {r.quarantined:>6}  {tail}")
+                   f"{r.updated:>8} {r.unchanged:>9} {r.quarantined:>6}  {tail}")

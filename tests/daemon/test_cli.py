@@ -20,6 +20,7 @@ from sync_agent.config import load_settings
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
 from sync_agent.store.runs import RunRow, as_they_stand, get_run, start_run
+from sync_agent.store.tables import sync_runs
 from sync_agent.sync import sync_source
 from tests.daemon import crafted
 from tests.daemon.receiver import webhook_receiver
@@ -241,3 +242,19 @@ def test_a_sync_dates_its_run_once_it_holds_the_store(write_config: Callable[...
         run = get_run(conn, result.run_id)
     engine.dispose()
     assert run is not None and run.started_at >= released
+
+
+def test_runs_text_shows_the_unchanged_count(write_config: Callable[..., Path]) -> None:
+    """fetched 18,587 = inserted 18,550 + unchanged 37: without the column the 37 were unexplained."""
+    config = write_config()
+    engine = open_engine(load_settings(config).agent.database_url)
+    with write_transaction(engine) as conn:
+        run_id = start_run(conn, "one_stop", crafted.NOW, None, None, crafted.NOW)
+        conn.execute(sync_runs.update().values(status="success", fetched=18587, inserted=18550, unchanged=37,
+                                               finished_at=crafted.NOW))
+    engine.dispose()
+    code, out, _ = run(config, "runs")
+    header, line = out.splitlines()
+    assert code == 0 and header.split()[:10] == ["id", "source", "started", "secs", "fetched", "inserted",
+                                                 "updated", "unchanged", "quar.", "status"]
+    assert line.split()[4:10] == ["0.0", "18587", "18550", "0", "37", "0"] and run_id == int(line.split()[0])
