@@ -1,0 +1,59 @@
+"""``quarantine``: the records a source sent that could not be stored, and why; ``quarantine show ID``:
+one of them with its payload (ID numbers already replaced by their keyed hash)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sync_agent.cli.context import AgentContext, configured, unknown_source
+from sync_agent.errors import UsageError
+from sync_agent.store.engine import read_connection
+from sync_agent.store.quarantined import get_quarantined, list_quarantined
+
+
+@click.group("quarantine", invoke_without_command=True)
+@click.option("--source", help="Only this source.")
+@click.option("--all", "include_superseded", is_flag=True,
+              help="Also those a later valid version of the same record has superseded.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def command(click_ctx: click.Context, source: str | None, include_superseded: bool, fmt: str) -> None:
+    """Quarantined records still held (missing from every figure), the latest first."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: AgentContext = click_ctx.obj
+    tz = ctx.settings.agent.timezone
+    with read_connection(ctx.engine) as conn:
+        items = list_quarantined(conn, source, include_superseded=include_superseded)
+    if source and not items and not configured(ctx.settings, source):
+        raise unknown_source(ctx.settings, source)
+    if fmt == "json":
+        click.echo(json.dumps([i.as_json(tz) for i in items], ensure_ascii=False, indent=2))
+        return
+    if not items:
+        click.echo("no quarantined records" if include_superseded else "no quarantined records held")
+        return
+    click.echo(f"{'id':>5}  {'source':<20} {'source id':<38} {'last seen':<19} {'seen':>4} {'run':>5}  "
+               "state: reason")
+    for i in items:
+        seen = i.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        gone = i.superseded_at
+        state = "held" if gone is None else f"superseded {gone.astimezone(tz):%Y-%m-%d %H:%M}"
+        click.echo(f"{i.id:>5}  {i.source:<20} {i.source_id or '-':<38} {seen:<19} {i.times_seen:>4} "
+                   f"{i.last_run_id or '-':>5}  {state}: {i.reason}")
+
+
+@command.command("show")
+@click.argument("item_id", type=int)
+@click.pass_obj
+def show(ctx: AgentContext, item_id: int) -> None:
+    """Quarantined record ITEM_ID with its payload, as JSON."""
+    with read_connection(ctx.engine) as conn:
+        item = get_quarantined(conn, item_id)
+    if item is None:
+        raise UsageError(f"no quarantined record {item_id} (see sync-agent quarantine --all)")
+    out = item.as_json(ctx.settings.agent.timezone)
+    out["raw_payload"] = json.loads(item.raw_payload)
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2))

@@ -1,0 +1,73 @@
+"""What a source sent that could not be stored is shown: ``quarantine``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import Engine
+
+from sync_agent.cli import main
+from sync_agent.config import load_settings
+from sync_agent.model import QuarantinedRecord
+from sync_agent.store.engine import open_engine, write_transaction
+from sync_agent.store.records import save_quarantined, save_records
+from tests.daemon import crafted
+from tests.reconcile.scenario import TZ, rec
+
+BAD_DATE = QuarantinedRecord(source="residence", reason="field received_at: '2026-13-45' is not a date",
+                             raw={"id": "CT-7", "received_at": "2026-13-45", "applicant": {"id_number": "hmac:ab"}},
+                             source_id="CT-7")
+NO_ID = QuarantinedRecord(source="residence", reason="missing required field id", raw={"status": "processing"})
+
+
+def run(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def store_two_bad_records(write_config: Callable[..., Path]) -> tuple[Path, Engine]:
+    config = write_config()
+    engine = open_engine(load_settings(config).agent.database_url)
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "residence", [BAD_DATE, NO_ID], None, crafted.NOW)
+    return config, engine
+
+
+def test_quarantine_lists_what_is_held_with_its_reason(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    code, out, _ = run(config, "quarantine", "--format", "json")
+    items = json.loads(out)
+    assert code == 0 and {(i["source_id"], i["state"]) for i in items} == {("CT-7", "held"), (None, "held")}
+    assert {i["reason"] for i in items} == {BAD_DATE.reason, NO_ID.reason}
+    code, out, _ = run(config, "quarantine")
+    assert code == 0 and "CT-7" in out and "held: missing required field id" in out
+    engine.dispose()
+
+
+def test_a_record_superseded_by_a_valid_version_is_listed_only_with_all(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    with write_transaction(engine) as conn:  # the source fixed CT-7
+        save_records(conn, "residence", [rec("residence", "CT-7")], TZ, None, crafted.NOW)
+    code, out, _ = run(config, "quarantine", "--format", "json")
+    assert code == 0 and [i["source_id"] for i in json.loads(out)] == [None]
+    code, out, _ = run(config, "quarantine", "--all", "--format", "json")
+    assert {(i["source_id"], i["state"]) for i in json.loads(out)} == {("CT-7", "superseded"), (None, "held")}
+    engine.dispose()
+
+
+def test_quarantine_show_gives_the_payload_and_refuses_an_unknown_id(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    code, out, _ = run(config, "quarantine", "--format", "json")
+    [bad] = [i for i in json.loads(out) if i["source_id"] == "CT-7"]
+    code, out, _ = run(config, "quarantine", "show", str(bad["id"]))
+    shown = json.loads(out)
+    assert code == 0 and shown["raw_payload"]["received_at"] == "2026-13-45"
+    code, _, err = run(config, "quarantine", "show", "999")
+    assert code == 2 and "no quarantined record 999" in err
+    code, _, err = run(config, "quarantine", "--source", "residense")
+    assert code == 2 and "unknown source residense" in err
+    engine.dispose()
+
