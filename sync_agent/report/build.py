@@ -32,6 +32,7 @@ from sync_agent.report.dossier_list import CountedDossier, counted_cases
 from sync_agent.report.period import Period
 from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
 from sync_agent.store.engine import read_connection
+from sync_agent.store.quarantined import held_counts
 from sync_agent.store.records import chunks
 from sync_agent.store.runs import source_health
 from sync_agent.store.tables import cases, dossiers, flags
@@ -66,6 +67,8 @@ class SourceStatus:
     failures_in_a_row: int
     last_error: str | None
     records: int
+    #: records quarantined and not superseded: counted in no figure until the source fixes them
+    quarantined: int = 0
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         cells = count_cells(conn, period)
         records = _records_by_source(conn, configured)
         open_flags = _open_flags(conn)
+        held = held_counts(conn)
         bypassed = _bypassed(conn, period, tz)
         other = _other_flags(conn, tz)
         dossier_list = tuple(counted_cases(conn, period)) if with_dossiers else None
@@ -292,7 +296,8 @@ def build_report(engine: Engine, settings: Settings, period: Period,
             sources.append(SourceStatus(
                 source=name, last_success=last, stale=last is None or at - last > stale_after,
                 failures_in_a_row=h.failures_in_a_row,
-                last_error=redact_text(last_error) if last_error else None, records=records.get(name, 0)))
+                last_error=redact_text(last_error) if last_error else None, records=records.get(name, 0),
+                quarantined=held.get(name, 0)))
     return PeriodReport(
         ward_code=settings.agent.ward_code,
         ward_name=settings.agent.ward_name,

@@ -184,8 +184,11 @@ def render_text(report: PeriodReport, limit: int | None = None) -> str:
     for s in report.sources:
         state = (f"CHƯA CẬP NHẬT quá {report.stale_after_hours} giờ" if s.stale else "bình thường")
         extra = f", lỗi liên tiếp: {s.failures_in_a_row}" if s.failures_in_a_row else ""
+        if s.quarantined:
+            extra += f"; {vn.quarantined_text(s.quarantined)}"
         lines.append(f"  - {vn.source_label(s.source)}: lần đồng bộ thành công gần nhất "
                      f"{vn.datetime(s.last_success)}; {vn.number(s.records)} bản ghi; {state}{extra}")
     lines += ["", f"Lập lúc {vn.datetime(report.generated_at)} bởi sync-agent. "
                   "Tên người nộp đã được che một phần."]
     return "\n".join(lines) + "\n"
+

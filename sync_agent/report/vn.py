@@ -68,3 +68,8 @@ def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: st
     if value is None:
         return missing
     return (value.astimezone(tz) if tz else value).strftime("%d/%m/%Y %H:%M")
+
+
+def quarantined_text(n: int) -> str:
+    """What the report says of a source's quarantined records (missing from its figures)."""
+    return f"{count(n)} bản ghi sai định dạng chưa được tính (cán bộ CNTT xem: sync-agent quarantine)"

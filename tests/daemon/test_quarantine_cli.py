@@ -1,4 +1,4 @@
-"""What a source sent that could not be stored is shown: ``quarantine``."""
+"""What a source sent that could not be stored is shown: ``quarantine``, ``status`` and the report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.model import QuarantinedRecord
+from sync_agent.report.vn import quarantined_text
 from sync_agent.store.engine import open_engine, write_transaction
 from sync_agent.store.records import save_quarantined, save_records
 from tests.daemon import crafted
@@ -71,3 +72,18 @@ def test_quarantine_show_gives_the_payload_and_refuses_an_unknown_id(write_confi
     assert code == 2 and "unknown source residense" in err
     engine.dispose()
 
+
+def test_status_and_the_report_count_the_records_held(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    engine.dispose()
+    code, out, _ = run(config, "status", "--format", "json")
+    counts = {s["source"]: s["quarantined"] for s in json.loads(out)["sources"]}
+    assert code == 0 and counts["residence"] == 2 and counts["one_stop"] == 0
+    code, out, _ = run(config, "status")
+    assert "[2 quarantined: sync-agent quarantine --source residence]" in out
+    code, out, _ = run(config, "report", "--period", "2026-02")
+    assert code == 0 and quarantined_text(2) in out
+    assert quarantined_text(2) == ("02 bản ghi sai định dạng chưa được tính "
+                                   "(cán bộ CNTT xem: sync-agent quarantine)")
+    code, out, _ = run(config, "report", "--period", "2026-02", "--format", "html")
+    assert quarantined_text(2) in out
