@@ -286,7 +286,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         held = held_counts(conn)
         bypassed = _bypassed(conn, period, tz)
         other = _other_flags(conn, tz)
-        dossier_list = tuple(counted_cases(conn, period)) if with_dossiers else None
+        dossier_list = tuple(counted_cases(conn, period, tz)) if with_dossiers else None
         sources = []
         for name in [*configured, *sorted(set(records) - set(configured))]:
             h = source_health(conn, name)

@@ -84,8 +84,8 @@ def preview_message_id(report: PeriodReport, settings: Settings) -> str:
 
 def write_report_files(engine: Engine, settings: Settings, period: Period, out_dir: Path,
                        *, now: dt.datetime | None = None, report: PeriodReport | None = None) -> list[Path]:
-    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv (the
-    dossiers behind the figures) into ``out_dir``; nothing is sent."""
+    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv
+    (the dossiers behind the figures) into ``out_dir``; nothing is sent."""
     if report is None or report.dossiers is None:
         report = build_report(engine, settings, period, now=now, with_dossiers=True)
     dossiers = report.dossiers or ()

@@ -1,4 +1,4 @@
-"""The dossiers behind the period's figures, one row per counted case, as CSV.
+"""The dossiers behind the period's figures, one row per counted case (.xlsx and .csv).
 
 When a figure looks wrong (the province's system shows 4.851 received online, the report
 4.849), the Centre needs the dossiers themselves to compare, not only their sum. Each row says
@@ -16,19 +16,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, case, select
 
-from sync_agent.flags import dossier_code
-from sync_agent.model import Channel
+from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
+from sync_agent.model import ENDED, Channel, Status
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report import vn
 from sync_agent.report.counting import counted_subquery, figure_conditions
 from sync_agent.report.period import Period
 from sync_agent.store.records import chunks
-from sync_agent.store.tables import case_links, cases, dossiers
+from sync_agent.store.tables import case_links, cases, dossiers, flags
 
 #: where a case was received, by ``Figures`` field: the form's column names (06a/VPCP/KSTT)
 RECEIVED_CLASSES: Mapping[str, str] = {
@@ -54,6 +55,10 @@ MARK_COLUMNS: Mapping[str, str] = {
     "received_paid_online": "Thanh toán trực tuyến",
     "bypassed_reception": "Không qua bộ phận một cửa",
 }
+#: a mark column's value: counted in its figure, or true of the dossier but not counted in this
+#: period's rate (a carried-over dossier's fee was counted in the period it was received)
+COUNTED, NOT_COUNTED_HERE = "có", "có (không tính vào tỷ lệ kỳ này)"
+_ENDED = frozenset(s.value for s in ENDED)
 CHANNEL_LABELS: Mapping[str, str] = {
     Channel.ONLINE: "Trực tuyến",
     Channel.DIRECT: "Trực tiếp",
@@ -69,8 +74,8 @@ SHORT_SOURCE_LABELS: Mapping[str, str] = {
 }
 HEADER = (
     "STT", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Hệ thống tiếp nhận", "Người nộp (đã che)", "Kênh nộp",
-    "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái", "Tiếp nhận", "Kết quả đến cuối kỳ",
-    *MARK_COLUMNS.values(), "Hồ sơ trong các hệ thống",
+    "Ngày nộp", "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái hiện nay", "Trạng thái theo",
+    "Tiếp nhận", "Kết quả đến cuối kỳ", *MARK_COLUMNS.values(), "Ghi chú", "Hồ sơ trong các hệ thống",
 )
 
 
@@ -85,13 +90,26 @@ class CountedDossier:
     reception_source: str
     applicant: str
     channel: str
+    filed_on: dt.date | None
     received_on: dt.date | None
     due_on: dt.date | None
+    #: the end date as counted: never before reception, none while open
     ended_on: dt.date | None
     status: str
+    #: the system whose record gives the status, due and end (the most recently updated)
+    state_source: str
     counted_in: frozenset[str]
+    #: the ``MARK_COLUMNS`` that are true of the dossier, counted in this period's figure or not
+    marked: frozenset[str]
+    #: why a row reads as it does, where the rules or the systems make it surprising
+    notes: tuple[str, ...]
     #: (source, source id) of each record of the case
     records: tuple[tuple[str, str], ...]
+
+    def mark(self, name: str) -> str:
+        if name in self.counted_in:
+            return COUNTED
+        return NOT_COUNTED_HERE if name in self.marked else ""
 
     @property
     def received_class(self) -> str:
@@ -107,20 +125,29 @@ def _one_of(counted_in: frozenset[str], classes: Mapping[str, str]) -> str:
     return "; ".join(label for name, label in classes.items() if name in counted_in)
 
 
-def counted_cases(conn: Connection, period: Period) -> list[CountedDossier]:
+def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[CountedDossier]:
     """Every case the period's figures count, by reception date then code."""
     c = cases.c
     q = counted_subquery(period, c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name,
-                         c.applicant_name).c
+                         c.applicant_name, c.submitted_at, c.state_source,
+                         c.ended_on.label("recorded_end")).c
     conditions = figure_conditions(q, period)
     rows = conn.execute(select(
         q.id, q.case_key, q.reception_code, q.procedure_code, q.procedure_name, q.field_name, q.source,
-        q.applicant_name, q.channel, q.received_on, q.due_on, q.end_on, q.status,
+        q.applicant_name, q.channel, q.submitted_at, q.received_on, q.due_on, q.end_on, q.recorded_end,
+        q.status, q.state_source, q.digitised, q.data_reused, q.fee_required, q.paid_online, q.has_one_stop,
         *(case((cond, 1), else_=0).label(f"is_{name}") for name, cond in conditions.items()),
     )).all()
-    records = _records_of(conn, [r.id for r in rows])
-    out = [
-        CountedDossier(
+    ids = [r.id for r in rows]
+    records, flagged = _records_of(conn, ids), _open_flags_of(conn, ids)
+    out = []
+    for r in rows:
+        counted_in = frozenset(name for name in conditions if getattr(r, f"is_{name}"))
+        marked = {name for name, true in (
+            ("resolved_digitised", r.digitised), ("received_data_reused", r.data_reused),
+            ("received_fee_required", r.fee_required), ("received_paid_online", r.fee_required and r.paid_online),
+            ("bypassed_reception", not r.has_one_stop)) if true}
+        out.append(CountedDossier(
             case_id=r.id,
             code=redact_text(dossier_code(r.case_key, r.reception_code)),
             procedure=redact_text(r.procedure_name or r.procedure_code),
@@ -128,17 +155,54 @@ def counted_cases(conn: Connection, period: Period) -> list[CountedDossier]:
             reception_source=r.source,
             applicant=redact_text(mask_name(r.applicant_name)),
             channel=r.channel,
+            filed_on=r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on,
             received_on=r.received_on,
             due_on=r.due_on,
             ended_on=r.end_on,
             status=r.status,
-            counted_in=frozenset(name for name in conditions if getattr(r, f"is_{name}")),
+            state_source=r.state_source,
+            counted_in=counted_in,
+            marked=frozenset(marked),
+            notes=(*_rule_notes(r, counted_in, period), *flagged.get(r.id, ())),
             records=records.get(r.id, ()),
-        )
-        for r in rows
-    ]
+        ))
     out.sort(key=lambda d: (d.received_on or dt.date.min, d.code, d.case_id))
     return out
+
+
+def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]:
+    """Where a counting rule makes the row differ from what the systems show."""
+    notes = []
+    ended = r.status in _ENDED
+    if ended and r.recorded_end is None:
+        notes.append("trạng thái đã kết thúc nhưng chưa có ngày kết thúc: tính là đang giải quyết")
+    if ended and r.end_on is not None and r.end_on > period.end:
+        notes.append(f"kết thúc ngày {vn.date(r.end_on)}, sau ngày cuối kỳ {vn.date(period.end)}: "
+                     "tính là đang giải quyết")
+    if ("in_progress_within_due" in counted_in and r.status == Status.AWAITING_SUPPLEMENT
+            and r.due_on is not None and r.due_on < period.end):
+        notes.append("đang chờ công dân bổ sung: tính là trong hạn")
+    return notes
+
+
+def _open_flags_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The open flags of each case but the bypass (it has its own column), as staff read them."""
+    found: dict[int, list[str]] = {}
+    f = flags.c
+    for chunk in chunks(case_ids):
+        for r in conn.execute(
+            select(f.case_id, f.kind, f.details)
+            .where(f.state == "open", f.kind != "bypassed_reception", f.case_id.in_(chunk))
+            .order_by(f.case_id, f.id)
+        ):
+            text = f"cảnh báo: {KIND_LABELS.get(r.kind, r.kind)}"
+            if r.details:
+                text += f" ({redact_text(stored_details_text(r.details))})"
+            if "completion_before_reception" in (r.details or ""):
+                # reconciliation keeps the case's end no earlier than its reception
+                text += ": ngày kết thúc tính bằng ngày tiếp nhận"
+            found.setdefault(r.case_id, []).append(text)
+    return found
 
 
 def _records_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, tuple[tuple[str, str], ...]]:
@@ -155,18 +219,27 @@ def _records_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, tuple[tu
     return {k: tuple(sorted(v, key=lambda r: (r[0] != "one_stop", r))) for k, v in found.items()}
 
 
+def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
+    """The list's rows under ``HEADER``: numbers and dates as values, the rest as text."""
+    for n, item in enumerate(items, start=1):
+        yield (
+            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
+            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), item.filed_on, item.received_on,
+            item.due_on, item.ended_on, vn.STATUS_LABELS.get(item.status, item.status),
+            SHORT_SOURCE_LABELS.get(item.state_source, item.state_source),
+            item.received_class, item.outcome_class, *(item.mark(name) for name in MARK_COLUMNS),
+            "; ".join(item.notes),
+            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)} {redact_text(sid)}" for s, sid in item.records),
+        )
+
+
 def build_dossier_csv(items: Sequence[CountedDossier]) -> bytes:
-    """The list as the Centre opens it in Excel: UTF-8 with a byte-order mark, CRLF lines."""
+    """The list for scripts and text tools: UTF-8 with a byte-order mark, CRLF lines (Excel users
+    open the .xlsx: a CSV's separator depends on the machine's regional settings)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(HEADER)
-    for n, item in enumerate(items, start=1):
-        w.writerow((
-            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
-            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), vn.date(item.received_on),
-            vn.date(item.due_on), vn.date(item.ended_on), vn.STATUS_LABELS.get(item.status, item.status),
-            item.received_class, item.outcome_class,
-            *("có" if name in item.counted_in else "" for name in MARK_COLUMNS),
-            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)} {redact_text(sid)}" for s, sid in item.records),
-        ))
+    for row in rows(items):
+        w.writerow(vn.date(v) if isinstance(v, dt.date) else v for v in row)
     return buf.getvalue().encode("utf-8-sig")
+

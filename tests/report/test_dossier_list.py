@@ -13,16 +13,19 @@ from sqlalchemy import Engine, select
 from sync_agent.config import Settings
 from sync_agent.report import Figures, Period, build_report
 from sync_agent.report.dossier_list import (
+    COUNTED,
     HEADER,
     MARK_COLUMNS,
+    NOT_COUNTED_HERE,
     OUTCOME_CLASSES,
     RECEIVED_CLASSES,
     build_dossier_csv,
 )
 from sync_agent.store.engine import write_transaction
-from sync_agent.store.tables import case_links, cases, dossiers
+from sync_agent.store.tables import case_links, cases, dossiers, flags
 from tests.report import seed
 from tests.report.conftest import NOW, insert_cases
+from tests.report.test_counting import mk
 
 FEB = Period.parse("2026-02")
 FIGURES = [f.name for f in dataclasses.fields(Figures)]
@@ -71,7 +74,7 @@ def test_csv_opens_in_excel_with_the_forms_column_names(seeded: Engine, settings
     outcome = [row[col["Kết quả đến cuối kỳ"]] for row in rows[1:]]
     assert outcome.count("Đang giải quyết: chưa đến hạn (trong hạn)") == 25
     reused = [row[col[MARK_COLUMNS["received_data_reused"]]] for row in rows[1:]]
-    assert reused.count("có") == 4831 and set(reused) == {"có", ""}
+    assert reused.count(COUNTED) == 4831 and set(reused) == {COUNTED, NOT_COUNTED_HERE, ""}
     assert [row[0] for row in rows[1:4]] == ["1", "2", "3"]
 
 
@@ -119,10 +122,78 @@ def test_the_list_and_the_figures_are_read_from_one_snapshot(
     spec = next(s for s in seed.counted_specs() if s.source == "one_stop")
     late = dict(seed.case_row(spec), case_key="rc:LATE-1", reception_code="LATE-1")
 
-    def a_case_lands_first(conn: Any, period: Period) -> Any:
+    def a_case_lands_first(conn: Any, period: Period, tz: Any) -> Any:
         insert_cases(seeded, [late])  # another connection, committed
-        return original(conn, period)
+        return original(conn, period, tz)
 
     monkeypatch.setattr(build_module, "counted_cases", a_case_lands_first)
     r = build_report(seeded, settings, FEB, now=NOW, with_dossiers=True)
     assert r.dossiers is not None and len(r.dossiers) == r.total.received_total == 4899
+
+
+def coded(code: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A crafted case under a reception code of its own, to find its row by."""
+    return dict(row, reception_code=code, case_key=f"rc:{code}")
+
+
+def rows_by_code(r: Any) -> dict[str, dict[str, str]]:
+    text = build_dossier_csv(r.dossiers).decode("utf-8-sig")
+    return {row["Mã hồ sơ"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_a_mark_true_of_a_dossier_but_not_counted_this_period_says_so(engine: Engine, settings: Settings) -> None:
+    """A dossier carried over from January paid its fee in January's rate: a blank would read as
+    'no fee', a plain 'có' would not add up to February's figure."""
+    due = seed.at(2026, 3, 1)
+    carried = coded("CARRIED-1", mk("in_progress", seed.at(2026, 1, 10), due=due, fee_required=True,
+                                    paid_online=True))
+    new = coded("NEW-1", mk("in_progress", seed.at(2026, 2, 2), due=due, fee_required=True, paid_online=False))
+    insert_cases(engine, [carried, new])
+    r = build_report(engine, settings, FEB, now=NOW, with_dossiers=True)
+    rows = rows_by_code(r)
+    fee, paid = MARK_COLUMNS["received_fee_required"], MARK_COLUMNS["received_paid_online"]
+    assert (rows["CARRIED-1"][fee], rows["CARRIED-1"][paid]) == ((NOT_COUNTED_HERE,) * 2)
+    assert (rows["NEW-1"][fee], rows["NEW-1"][paid]) == (COUNTED, "")
+    assert r.total.received_fee_required == [row[fee] for row in rows.values()].count(COUNTED) == 1
+
+
+def test_notes_say_why_a_row_counts_as_it_does(engine: Engine, settings: Settings) -> None:
+    insert_cases(engine, [
+        coded("LATE-END", mk("delivered", seed.at(2026, 2, 2), due=seed.at(2026, 2, 20), ended=seed.at(2026, 2, 18))),
+        coded("NO-END", mk("resolved", seed.at(2026, 2, 3), due=seed.at(2026, 2, 20))),
+        coded("SUPPL", mk("awaiting_supplement", seed.at(2026, 2, 4), due=seed.at(2026, 2, 10))),
+        coded("PLAIN", mk("in_progress", seed.at(2026, 2, 5), due=seed.at(2026, 2, 20))),
+    ])
+    rows = rows_by_code(build_report(engine, settings, FEB, now=NOW, with_dossiers=True))
+    assert rows["LATE-END"]["Ghi chú"] == ("kết thúc ngày 18/02/2026, sau ngày cuối kỳ 14/02/2026: "
+                                           "tính là đang giải quyết")
+    assert rows["LATE-END"]["Kết quả đến cuối kỳ"] == "Đang giải quyết: chưa đến hạn (trong hạn)"
+    assert rows["NO-END"]["Ghi chú"] == "trạng thái đã kết thúc nhưng chưa có ngày kết thúc: tính là đang giải quyết"
+    assert rows["SUPPL"]["Ghi chú"] == "đang chờ công dân bổ sung: tính là trong hạn"
+    assert rows["PLAIN"]["Ghi chú"] == ""
+
+
+def test_an_end_before_reception_is_said_to_count_as_the_reception_date(engine: Engine,
+                                                                        settings: Settings) -> None:
+    """Reconciliation keeps the case's end no earlier than its reception and raises a flag; the
+    row shows the reception date as its end, and the systems show an earlier one."""
+    insert_cases(engine, [coded("EARLY-END", mk("delivered", seed.at(2026, 2, 2), due=seed.at(2026, 2, 20),
+                                                ended=seed.at(2026, 2, 2)))])
+    with write_transaction(engine) as conn:
+        case_id = conn.execute(select(cases.c.id)).scalar_one()
+        conn.execute(flags.insert().values(kind="data_quality", subject_key="rc:EARLY-END", case_id=case_id,
+                                           state="open", raised_at=NOW,
+                                           details='{"issue": "completion_before_reception"}'))
+    rows = rows_by_code(build_report(engine, settings, FEB, now=NOW, with_dossiers=True))
+    assert rows["EARLY-END"]["Ghi chú"] == ("cảnh báo: Dữ liệu chưa hợp lệ (ngày hoàn thành trước ngày tiếp nhận): "
+                                            "ngày kết thúc tính bằng ngày tiếp nhận")
+
+
+def test_an_open_flag_of_the_case_is_in_its_notes(seeded: Engine, settings: Settings) -> None:
+    rows = rows_by_code(build_report(seeded, settings, FEB, now=NOW, with_dossiers=True))
+    mismatch = next(s for s in seed.counted_specs() if s.n == seed.SPECIAL["ended_after"])
+    note = rows[mismatch.code or mismatch.ministry_id]["Ghi chú"]
+    assert "cảnh báo: Trạng thái không khớp giữa các hệ thống (Một cửa: đang giải quyết; Cư trú: đã giải quyết)" in note
+    quality = next(s for s in seed.counted_specs() if s.n == seed.SPECIAL["end_before_reception"])
+    assert seed.ID_NUMBER not in rows[quality.code or quality.ministry_id]["Ghi chú"]
+
