@@ -19,7 +19,7 @@ from sync_agent.errors import UsageError
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv "
+              help="Also write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.{xlsx,csv} "
                    "(every counted dossier and the figures it counts in) into this folder.")
 @click.option("--send", is_flag=True, help="Email the report to [report] recipients (once per period).")
 @click.option("--force", is_flag=True, help="With --send: send again even if it was sent or may have been.")

@@ -21,7 +21,7 @@ from sync_agent.config import Settings
 from sync_agent.errors import ConfigError, UsageError
 from sync_agent.mailer import ALREADY_SENT, deliver_once, message_id, send_email
 from sync_agent.report.build import PeriodReport, build_report
-from sync_agent.report.dossier_list import build_dossier_csv
+from sync_agent.report.dossier_list import build_dossier_csv, build_dossier_xlsx
 from sync_agent.report.flagged_csv import build_csv
 from sync_agent.report.message import build_message, report_key, sender_domain
 from sync_agent.report.period import Period
@@ -84,7 +84,7 @@ def preview_message_id(report: PeriodReport, settings: Settings) -> str:
 
 def write_report_files(engine: Engine, settings: Settings, period: Period, out_dir: Path,
                        *, now: dt.datetime | None = None, report: PeriodReport | None = None) -> list[Path]:
-    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.csv
+    """Write report-YYYY-MM.{html,json,txt,xlsx,csv,eml} and report-YYYY-MM-dossiers.{xlsx,csv}
     (the dossiers behind the figures) into ``out_dir``; nothing is sent."""
     if report is None or report.dossiers is None:
         report = build_report(engine, settings, period, now=now, with_dossiers=True)
@@ -99,6 +99,7 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         (".csv", build_csv(report)),
         (".eml", build_message(report, settings, preview_message_id(report, settings))
          .as_bytes(policy=policy.SMTP)),
+        ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period)),
         ("-dossiers.csv", build_dossier_csv(dossiers)),
     ]
     paths = []

@@ -127,9 +127,9 @@ def test_out_writes_every_file(tmp_path: Path, store: Path) -> None:
     )
     assert code == 0
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["report-2026-02-dossiers.csv",
+    assert names == ["report-2026-02-dossiers.csv", "report-2026-02-dossiers.xlsx",
                      *(f"report-2026-02.{s}" for s in ("csv", "eml", "html", "json", "txt", "xlsx"))]
-    assert err.count("wrote ") == 7
+    assert err.count("wrote ") == 8
     listed = (out_dir / "report-2026-02-dossiers.csv").read_bytes().decode("utf-8-sig").splitlines()
     assert len(listed) == 1 + 4899
     assert json.loads((out_dir / "report-2026-02.json").read_text("utf-8"))["received"]["total"] == 4899

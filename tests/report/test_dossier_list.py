@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
+import re
 from typing import Any
 
 import pytest
+from openpyxl.utils import get_column_letter
 from sqlalchemy import Engine, select
 
 from sync_agent.config import Settings
@@ -20,6 +23,7 @@ from sync_agent.report.dossier_list import (
     OUTCOME_CLASSES,
     RECEIVED_CLASSES,
     build_dossier_csv,
+    build_dossier_xlsx,
 )
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.tables import case_links, cases, dossiers, flags
@@ -197,3 +201,23 @@ def test_an_open_flag_of_the_case_is_in_its_notes(seeded: Engine, settings: Sett
     quality = next(s for s in seed.counted_specs() if s.n == seed.SPECIAL["end_before_reception"])
     assert seed.ID_NUMBER not in rows[quality.code or quality.ministry_id]["Ghi chú"]
 
+
+def test_the_spreadsheet_has_real_dates_filters_and_the_same_rows(seeded: Engine, settings: Settings) -> None:
+    """Excel reads a CSV with the separator of the machine's regional settings (';' in Vietnamese):
+    the Centre opens the .xlsx."""
+    from openpyxl import load_workbook
+
+    r = build_report(seeded, settings, FEB, now=NOW, with_dossiers=True)
+    assert r.dossiers is not None
+    sample = r.dossiers[:300]  # the whole list takes openpyxl seconds to read back
+    ws = load_workbook(io.BytesIO(build_dossier_xlsx(sample, FEB))).active
+    assert ws is not None and ws.title == "Hồ sơ kỳ 2026-02"
+    got = list(ws.iter_rows(values_only=True))
+    assert tuple(got[0]) == HEADER and len(got) == 1 + 300
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:{get_column_letter(len(HEADER))}{1 + 300}"
+    received = HEADER.index("Ngày tiếp nhận")
+    assert isinstance(got[1][received], dt.datetime) and ws.cell(2, received + 1).number_format == "dd/mm/yyyy"
+    csv_rows = list(csv.reader(io.StringIO(build_dossier_csv(sample).decode("utf-8-sig"))))
+    assert [row[1:] for row in got[1:]] == [
+        tuple(dt.datetime.strptime(v, "%d/%m/%Y") if re.fullmatch(r"\d\d/\d\d/\d{4}", v) else (v or None)
+              for v in row[1:]) for row in csv_rows[1:]]

@@ -103,6 +103,7 @@ def test_write_report_files(seeded: Engine, settings: Settings, tmp_path: Path) 
     paths = write_report_files(seeded, settings, FEB, tmp_path / "out", now=NOW)
     assert [p.name for p in paths] == [
         *(f"report-2026-02.{s}" for s in ("html", "json", "txt", "xlsx", "csv", "eml")),
+        "report-2026-02-dossiers.xlsx",
         "report-2026-02-dossiers.csv",
     ]
     doc = json.loads(paths[1].read_text("utf-8"))
