@@ -61,6 +61,21 @@ def rows(db: Path) -> dict[str, str]:
         return dict(conn.execute("SELECT source_id, content_hash FROM dossiers").fetchall())
 
 
+def last_run_id(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM sync_runs").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not created or migrated yet
+
+
+def started_run(db: Path, proc: subprocess.Popen[bytes], after: int, within: float = 30.0) -> None:
+    """Wait until ``proc`` has recorded its run (a run id past ``after``), or has ended."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None and last_run_id(db) <= after:
+        time.sleep(0.02)
+
+
 def test_sigkill_at_random_instants_then_rerun_gives_the_clean_rows(sim: SimServer, tmp_path: Path) -> None:
     env = {**os.environ}
     clean_cfg = config(tmp_path, "clean", sim.url)
@@ -71,9 +86,15 @@ def test_sigkill_at_random_instants_then_rerun_gives_the_clean_rows(sim: SimServ
     cfg = config(tmp_path, "killed", sim.url)
     rng = random.Random(20260215)
     kills = 0
-    for _ in range(6):
+    for i in range(6):
+        before = last_run_id(tmp_path / "killed.db")
         proc = subprocess.Popen(sync_cmd(cfg), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.5))
+        if i % 2:
+            time.sleep(rng.uniform(0.3, 1.5))  # any instant, start-up included
+        else:
+            # an instant of the run itself: start-up takes seconds on a loaded machine
+            started_run(tmp_path / "killed.db", proc, before)
+            time.sleep(rng.uniform(0.0, 0.8))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
