@@ -455,14 +455,15 @@ def summary_text(digest: Digest) -> str:
 
 #: said by the first digest ever sent: its flags are those the first reconciliation of the whole
 #: history raised (the demo's: 1.527), not a day's worth, and staff should not read them as one
-FIRST_DIGEST_NOTE = ("Đây là bản tin đầu tiên từ khi cài đặt: mục «Cảnh báo mới» gồm mọi cảnh báo phát hiện "
-                     "khi đối chiếu lần đầu toàn bộ dữ liệu đã nạp, kể cả hồ sơ của các tháng trước.")
+FIRST_DIGEST_NOTE = ("Đây là bản tin đầu tiên kể từ khi cài đặt phần mềm: mục “Cảnh báo mới” gồm tất cả cảnh "
+                     "báo phát hiện khi đối chiếu lần đầu toàn bộ dữ liệu đã nạp, kể cả hồ sơ của các tháng "
+                     "trước, không phải cảnh báo phát sinh trong ngày.")
 
 
 def _cut_short_note(digest: Digest, zone: dt.tzinfo) -> str:
     end = digest.until.astimezone(zone)
-    return (f"Bản tin tính đến {end:%H:%M} ngày {end:%d/%m/%Y}: lúc đó một hệ thống đang đồng bộ dữ liệu; "
-            "hồ sơ và cảnh báo mới từ thời điểm này có trong bản tin sau.")
+    return (f"Bản tin chỉ tính đến {end:%H:%M} ngày {end:%d/%m/%Y} vì từ lúc đó có hệ thống đang đồng bộ dữ "
+            "liệu, chưa xong khi lập bản tin; hồ sơ và cảnh báo mới sau thời điểm đó sẽ có trong bản tin tiếp theo.")
 
 
 def _backfill_note(digest: Digest) -> str:

@@ -33,9 +33,9 @@ from sync_agent.store.tables import case_links, cases, dossiers, flags
 
 #: where a case was received, by ``Figures`` field: the form's column names (06a/VPCP/KSTT)
 RECEIVED_CLASSES: Mapping[str, str] = {
-    "carried_over": "Số kỳ trước chuyển qua",
-    "received_online": "Số mới tiếp nhận trực tuyến",
-    "received_direct_or_postal": "Số mới tiếp nhận trực tiếp hoặc qua dịch vụ bưu chính",
+    "carried_over": "Kỳ trước chuyển qua",
+    "received_online": "Mới tiếp nhận trực tuyến",
+    "received_direct_or_postal": "Mới tiếp nhận trực tiếp hoặc qua dịch vụ bưu chính",
 }
 #: where a case stands at the period's end, by ``Figures`` field
 OUTCOME_CLASSES: Mapping[str, str] = {
@@ -53,7 +53,7 @@ MARK_COLUMNS: Mapping[str, str] = {
     "received_data_reused": "Sử dụng lại dữ liệu số hóa",
     "received_fee_required": "Phải nộp phí, lệ phí",
     "received_paid_online": "Thanh toán trực tuyến",
-    "bypassed_reception": "Không qua bộ phận một cửa",
+    "bypassed_reception": "Không qua bộ phận tiếp nhận",
 }
 #: a mark column's value: counted in its figure, or true of the dossier but not counted in this
 #: period's rate (a carried-over dossier's fee was counted in the period it was received)
@@ -74,8 +74,9 @@ SHORT_SOURCE_LABELS: Mapping[str, str] = {
 }
 HEADER = (
     "STT", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Hệ thống tiếp nhận", "Người nộp (đã che)", "Kênh nộp",
-    "Ngày nộp", "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái hiện nay", "Trạng thái theo",
-    "Tiếp nhận", "Kết quả đến cuối kỳ", *MARK_COLUMNS.values(), "Ghi chú", "Hồ sơ trong các hệ thống",
+    "Ngày nộp", "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái hiện tại",
+    "Trạng thái lấy từ hệ thống", "Tiếp nhận", "Kết quả giải quyết đến cuối kỳ", *MARK_COLUMNS.values(), "Ghi chú",
+    "Hồ sơ trong các hệ thống",
 )
 
 
@@ -182,6 +183,10 @@ def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]
     if ("in_progress_within_due" in counted_in and r.status == Status.AWAITING_SUPPLEMENT
             and r.due_on is not None and r.due_on < period.end):
         notes.append("đang chờ công dân bổ sung: tính là trong hạn")
+    if r.due_on is None and "resolved_on_time" in counted_in:
+        notes.append("chưa có ngày hẹn trả: tính là đúng hạn")
+    elif r.due_on is None and "in_progress_within_due" in counted_in:
+        notes.append("chưa có ngày hẹn trả: tính là trong hạn")
     return notes
 
 
@@ -195,12 +200,13 @@ def _open_flags_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[
             .where(f.state == "open", f.kind != "bypassed_reception", f.case_id.in_(chunk))
             .order_by(f.case_id, f.id)
         ):
-            text = f"cảnh báo: {KIND_LABELS.get(r.kind, r.kind)}"
+            label = KIND_LABELS.get(r.kind, r.kind)
+            text = f"cảnh báo: {label[:1].lower()}{label[1:]}"
             if r.details:
                 text += f" ({redact_text(stored_details_text(r.details))})"
             if "completion_before_reception" in (r.details or ""):
                 # reconciliation keeps the case's end no earlier than its reception
-                text += ": ngày kết thúc tính bằng ngày tiếp nhận"
+                text += "; cột Ngày kết thúc ghi bằng ngày tiếp nhận"
             found.setdefault(r.case_id, []).append(text)
     return found
 
@@ -228,8 +234,9 @@ def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
             item.due_on, item.ended_on, vn.STATUS_LABELS.get(item.status, item.status),
             SHORT_SOURCE_LABELS.get(item.state_source, item.state_source),
             item.received_class, item.outcome_class, *(item.mark(name) for name in MARK_COLUMNS),
-            "; ".join(item.notes),
-            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)} {redact_text(sid)}" for s, sid in item.records),
+            # a flag's details may hold "; " themselves
+            " | ".join(item.notes),
+            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)}: {redact_text(sid)}" for s, sid in item.records),
         )
 
 

@@ -72,4 +72,5 @@ def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: st
 
 def quarantined_text(n: int) -> str:
     """What the report says of a source's quarantined records (missing from its figures)."""
-    return f"{count(n)} bản ghi sai định dạng chưa được tính (cán bộ CNTT xem: sync-agent quarantine)"
+    return (f"{count(n)} bản ghi sai định dạng, chưa tính vào số liệu "
+            "(cán bộ CNTT kiểm tra bằng lệnh sync-agent quarantine)")

@@ -264,8 +264,8 @@ def test_a_digest_cut_short_says_so_and_where_the_rest_goes(engine: Engine, sett
     assert lock is not None
     with lock:
         digest = build_digest(engine, settings, TODAY, now=NOW)
-    note = ("Bản tin tính đến 06:30 ngày 12/02/2026: lúc đó một hệ thống đang đồng bộ dữ liệu; "
-            "hồ sơ và cảnh báo mới từ thời điểm này có trong bản tin sau.")
+    note = ("Bản tin chỉ tính đến 06:30 ngày 12/02/2026 vì từ lúc đó có hệ thống đang đồng bộ dữ liệu, chưa xong "
+            "khi lập bản tin; hồ sơ và cảnh báo mới sau thời điểm đó sẽ có trong bản tin tiếp theo.")
     assert note in render_text(digest) and note in html.unescape(render_html(digest))
     uncut = build_digest(engine, settings, TODAY, now=NOW)
     assert not uncut.cut_short and note not in render_text(uncut)

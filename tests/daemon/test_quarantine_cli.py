@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.model import QuarantinedRecord
+from sync_agent.report import Period, build_report, render_html, render_text
 from sync_agent.report.vn import quarantined_text
 from sync_agent.store.engine import open_engine, write_transaction
 from sync_agent.store.records import save_quarantined, save_records
@@ -83,7 +85,21 @@ def test_status_and_the_report_count_the_records_held(write_config: Callable[...
     assert "[2 quarantined: sync-agent quarantine --source residence]" in out
     code, out, _ = run(config, "report", "--period", "2026-02")
     assert code == 0 and quarantined_text(2) in out
-    assert quarantined_text(2) == ("02 bản ghi sai định dạng chưa được tính "
-                                   "(cán bộ CNTT xem: sync-agent quarantine)")
+    assert quarantined_text(2) == ("02 bản ghi sai định dạng, chưa tính vào số liệu "
+                                   "(cán bộ CNTT kiểm tra bằng lệnh sync-agent quarantine)")
     code, out, _ = run(config, "report", "--period", "2026-02", "--format", "html")
     assert quarantined_text(2) in out
+
+
+def test_a_source_synced_on_time_with_records_held_is_not_called_normal(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    settings = load_settings(config)
+    report = build_report(engine, settings, Period.parse("2026-02"), now=crafted.NOW)
+    engine.dispose()
+    fresh = dataclasses.replace(report, sources=tuple(dataclasses.replace(s, stale=False) for s in report.sources))
+    text = render_text(fresh)
+    assert f"Cư trú (Bộ Công an): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; cần kiểm tra; " \
+           f"{quarantined_text(2)}" in text
+    assert "Một cửa (HTTT giải quyết TTHC thành phố): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; " \
+           "bình thường" in text
+    assert "Cần kiểm tra" in render_html(fresh)

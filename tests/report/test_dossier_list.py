@@ -73,9 +73,9 @@ def test_csv_opens_in_excel_with_the_forms_column_names(seeded: Engine, settings
     assert tuple(rows[0]) == HEADER and len(rows) == 1 + 4899
     col = {name: i for i, name in enumerate(HEADER)}
     received = [row[col["Tiếp nhận"]] for row in rows[1:]]
-    assert received.count("Số kỳ trước chuyển qua") == 50
-    assert received.count("Số mới tiếp nhận trực tuyến") == 4849
-    outcome = [row[col["Kết quả đến cuối kỳ"]] for row in rows[1:]]
+    assert received.count("Kỳ trước chuyển qua") == 50
+    assert received.count("Mới tiếp nhận trực tuyến") == 4849
+    outcome = [row[col["Kết quả giải quyết đến cuối kỳ"]] for row in rows[1:]]
     assert outcome.count("Đang giải quyết: chưa đến hạn (trong hạn)") == 25
     reused = [row[col[MARK_COLUMNS["received_data_reused"]]] for row in rows[1:]]
     assert reused.count(COUNTED) == 4831 and set(reused) == {COUNTED, NOT_COUNTED_HERE, ""}
@@ -111,7 +111,7 @@ def test_a_case_lists_its_record_in_each_system_one_stop_first(engine: Engine, s
     assert r.dossiers is not None and len(r.dossiers) == 1
     assert r.dossiers[0].records == (("one_stop", spec.code), ("civil_status", "HT-2026-00077"))
     row = list(csv.reader(io.StringIO(build_dossier_csv(r.dossiers).decode("utf-8-sig"))))[1]
-    assert row[-1] == f"Một cửa {spec.code}; Hộ tịch HT-2026-00077"
+    assert row[-1] == f"Một cửa: {spec.code}; Hộ tịch: HT-2026-00077"
     assert row[HEADER.index("Người nộp (đã che)")] == "T. T. Bình"
 
 
@@ -167,14 +167,18 @@ def test_notes_say_why_a_row_counts_as_it_does(engine: Engine, settings: Setting
         coded("NO-END", mk("resolved", seed.at(2026, 2, 3), due=seed.at(2026, 2, 20))),
         coded("SUPPL", mk("awaiting_supplement", seed.at(2026, 2, 4), due=seed.at(2026, 2, 10))),
         coded("PLAIN", mk("in_progress", seed.at(2026, 2, 5), due=seed.at(2026, 2, 20))),
+        coded("NO-DUE", mk("delivered", seed.at(2026, 2, 6), ended=seed.at(2026, 2, 9))),
+        coded("NO-DUE-OPEN", mk("in_progress", seed.at(2026, 2, 6))),
     ])
     rows = rows_by_code(build_report(engine, settings, FEB, now=NOW, with_dossiers=True))
     assert rows["LATE-END"]["Ghi chú"] == ("kết thúc ngày 18/02/2026, sau ngày cuối kỳ 14/02/2026: "
                                            "tính là đang giải quyết")
-    assert rows["LATE-END"]["Kết quả đến cuối kỳ"] == "Đang giải quyết: chưa đến hạn (trong hạn)"
+    assert rows["LATE-END"]["Kết quả giải quyết đến cuối kỳ"] == "Đang giải quyết: chưa đến hạn (trong hạn)"
     assert rows["NO-END"]["Ghi chú"] == "trạng thái đã kết thúc nhưng chưa có ngày kết thúc: tính là đang giải quyết"
     assert rows["SUPPL"]["Ghi chú"] == "đang chờ công dân bổ sung: tính là trong hạn"
     assert rows["PLAIN"]["Ghi chú"] == ""
+    assert rows["NO-DUE"]["Ghi chú"] == "chưa có ngày hẹn trả: tính là đúng hạn"
+    assert rows["NO-DUE-OPEN"]["Ghi chú"] == "chưa có ngày hẹn trả: tính là trong hạn"
 
 
 def test_an_end_before_reception_is_said_to_count_as_the_reception_date(engine: Engine,
@@ -189,15 +193,15 @@ def test_an_end_before_reception_is_said_to_count_as_the_reception_date(engine: 
                                            state="open", raised_at=NOW,
                                            details='{"issue": "completion_before_reception"}'))
     rows = rows_by_code(build_report(engine, settings, FEB, now=NOW, with_dossiers=True))
-    assert rows["EARLY-END"]["Ghi chú"] == ("cảnh báo: Dữ liệu chưa hợp lệ (ngày hoàn thành trước ngày tiếp nhận): "
-                                            "ngày kết thúc tính bằng ngày tiếp nhận")
+    assert rows["EARLY-END"]["Ghi chú"] == ("cảnh báo: dữ liệu chưa hợp lệ (ngày hoàn thành trước ngày tiếp nhận); "
+                                            "cột Ngày kết thúc ghi bằng ngày tiếp nhận")
 
 
 def test_an_open_flag_of_the_case_is_in_its_notes(seeded: Engine, settings: Settings) -> None:
     rows = rows_by_code(build_report(seeded, settings, FEB, now=NOW, with_dossiers=True))
     mismatch = next(s for s in seed.counted_specs() if s.n == seed.SPECIAL["ended_after"])
     note = rows[mismatch.code or mismatch.ministry_id]["Ghi chú"]
-    assert "cảnh báo: Trạng thái không khớp giữa các hệ thống (Một cửa: đang giải quyết; Cư trú: đã giải quyết)" in note
+    assert "cảnh báo: trạng thái không khớp giữa các hệ thống (Một cửa: đang giải quyết; Cư trú: đã giải quyết)" in note
     quality = next(s for s in seed.counted_specs() if s.n == seed.SPECIAL["end_before_reception"])
     assert seed.ID_NUMBER not in rows[quality.code or quality.ministry_id]["Ghi chú"]
 
