@@ -365,18 +365,29 @@ def in_flight_since(engine: Engine, conn: Connection, now: dt.datetime) -> dt.da
     """
     r = sync_runs.c
     rows = conn.execute(
-        select(r.source, r.started_at, r.status)
+        select(r.id, r.source, r.started_at, r.status)
         .where(r.started_at <= now, r.started_at > now - IN_FLIGHT_AT_MOST,
                or_(r.status == RUNNING, r.finished_at > now))
     ).all()
     alive: dict[str, bool] = {}
     starts = []
-    for source, started, status in rows:
-        if status == RUNNING and source not in alive:
-            alive[source] = is_held(engine, sync_lock_name(source))
-        if status != RUNNING or alive[source]:
-            starts.append(started)
+    for run_id, source, started, status in rows:
+        if status == RUNNING:
+            if source not in alive:
+                alive[source] = is_held(engine, sync_lock_name(source))
+            # its lock free: the process is gone, or the sync finished after this snapshot was
+            # taken (it holds the lock until its run is recorded): a fresh read tells which
+            if not alive[source] and not _finished_after(engine, run_id, now):
+                continue
+        starts.append(started)
     return min(starts) if starts else None
+
+
+def _finished_after(engine: Engine, run_id: int, moment: dt.datetime) -> bool:
+    r = sync_runs.c
+    with read_connection(engine) as conn:
+        finished = conn.execute(select(r.finished_at).where(r.id == run_id, r.status != RUNNING)).scalar()
+    return finished is not None and finished > moment
 
 
 def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> tuple[FlagItem, ...]:

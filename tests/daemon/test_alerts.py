@@ -271,6 +271,26 @@ def test_a_digest_cut_short_says_so_and_where_the_rest_goes(engine: Engine, sett
     assert not uncut.cut_short and note not in render_text(uncut)
 
 
+def test_a_sync_that_ends_between_the_digests_read_and_its_lock_check_still_ends_the_window(
+        engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest's snapshot shows the run 'running'; by the time the lock is checked the sync
+    has recorded its end (after the digest's) and let go: it is not a dead process's run."""
+    import sync_agent.alerts as alerts_module
+
+    crafted.load(engine)
+    started = dt.datetime(2026, 2, 12, 6, 30, tzinfo=ICT)
+    running_sync(engine, "residence", started)
+
+    def the_sync_ends_first(engine_: Engine, name: str) -> bool:
+        with write_transaction(engine) as conn:
+            conn.execute(sync_runs.update().values(status="success", finished_at=NOW + dt.timedelta(seconds=2)))
+        return False
+
+    monkeypatch.setattr(alerts_module, "is_held", the_sync_ends_first)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert digest.until == started and digest.cut_short
+
+
 def test_a_run_left_running_by_a_dead_process_does_not_hold_the_window_back(
         engine: Engine, settings: Settings) -> None:
     crafted.load(engine)
