@@ -196,18 +196,23 @@ def is_held(engine: Engine, name: str) -> bool:
     if path is None:
         local = _process_locks.get(name)
         return local is not None and local.locked()
-    last = holder(engine, name)
-    if last is None or (last.host is not None and last.host != socket.gethostname()):
+    # one read: the holder may let go (and another take it) between two
+    words = _lock_file_words(path)
+    if not words or not words[0].isdigit():
+        return False
+    pid, host = int(words[0]), words[1] if len(words) > 1 else None
+    if host is not None and host != socket.gethostname():
         return False
     try:
-        os.kill(last.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, run by another user
         pass
-    # after a kill or a power cut the number may now belong to another process
-    written = _lock_file_words(path)[2:3]
-    return not written or written[0] == "-" or written[0] == process_identity(last.pid)
+    # after a kill or a power cut the number may now belong to another process; a file written
+    # before the identity was (two words) is taken at its word
+    written = words[2] if len(words) > 2 else "-"
+    return written == "-" or written == process_identity(pid)
 
 
 def sync_lock_name(source: str) -> str:

@@ -102,3 +102,18 @@ def test_a_lock_file_naming_a_number_now_used_by_another_process_is_not_held(tmp
     with lock:
         assert is_held(engine, "sync-two")
     engine.dispose()
+
+
+def test_is_held_decides_from_one_read_of_the_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file may change between two reads (released, taken by another): what it said at one
+    instant is the answer. Here it names a reused number, then is emptied by a release."""
+    import sync_agent.locks as locks_module
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    path = lock_path(engine, "sync-one_stop")
+    assert path is not None
+    path.write_text("", encoding="utf-8")
+    contents = iter([[str(os.getpid()), socket.gethostname(), "another-boot:1"], []])
+    monkeypatch.setattr(locks_module, "_lock_file_words", lambda _path: next(contents, []))
+    assert not is_held(engine, "sync-one_stop")
+    engine.dispose()
