@@ -26,6 +26,7 @@ from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
 from sync_agent.model import ENDED, Channel, Status
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report import vn
+from sync_agent.report.cells import csv_text
 from sync_agent.report.counting import counted_subquery, figure_conditions
 from sync_agent.report.period import Period
 from sync_agent.store.records import chunks
@@ -247,7 +248,7 @@ def build_dossier_csv(items: Sequence[CountedDossier]) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(HEADER)
     for row in rows(items):
-        w.writerow(vn.date(v) if isinstance(v, dt.date) else v for v in row)
+        w.writerow(vn.date(v) if isinstance(v, dt.date) else csv_text(v) for v in row)
     return buf.getvalue().encode("utf-8-sig")
 
 
@@ -283,6 +284,8 @@ def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period) -> bytes
             cell = WriteOnlyCell(ws, value=value)
             if isinstance(value, dt.date):
                 cell.number_format = "dd/mm/yyyy"
+            elif isinstance(value, str):
+                cell.data_type = "s"  # openpyxl would store a text starting with "=" as a formula
             out.append(cell)
         ws.append(out)
         n += 1

@@ -11,6 +11,7 @@ import io
 
 from sync_agent.report import vn
 from sync_agent.report.build import PeriodReport
+from sync_agent.report.cells import csv_text
 
 HEADER = (
     "Loại cảnh báo", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Người nộp (đã che)", "Ngày nộp",
@@ -24,7 +25,7 @@ def build_csv(report: PeriodReport) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(HEADER)
     for item in (*report.bypassed, *report.other_flags):
-        w.writerow((
+        w.writerow(csv_text(v) for v in (
             vn.FLAG_LABELS.get(item.kind, item.kind), item.code, item.procedure, item.field_name or "",
             item.applicant, vn.date(item.filed_on), vn.date(item.received_on), vn.date(item.due_on),
             vn.STATUS_LABELS.get(item.status or "", item.status or ""), vn.source_label(item.source),

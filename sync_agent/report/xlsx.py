@@ -57,6 +57,8 @@ def _cell(ws: Worksheet, row: int, col: int, value: object, *, bold: bool = Fals
           align: Alignment = _CENTER, border: bool = True, fill: PatternFill | None = None,
           number_format: str | None = None) -> None:
     c = ws.cell(row=row, column=col, value=value)
+    if isinstance(value, str):
+        c.data_type = "s"  # a field's name comes from a source system: never a formula
     if number_format is not None:
         c.number_format = number_format
     c.font = Font(name=FONT, size=size, bold=bold)

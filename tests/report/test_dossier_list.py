@@ -225,3 +225,29 @@ def test_the_spreadsheet_has_real_dates_filters_and_the_same_rows(seeded: Engine
     assert [row[1:] for row in got[1:]] == [
         tuple(dt.datetime.strptime(v, "%d/%m/%Y") if re.fullmatch(r"\d\d/\d\d/\d{4}", v) else (v or None)
               for v in row[1:]) for row in csv_rows[1:]]
+
+
+def test_text_from_a_source_never_becomes_a_formula(engine: Engine, settings: Settings) -> None:
+    """Excel runs a cell starting with '=' (a CSV's too): a procedure name mangled or crafted
+    upstream must stay text in every file staff open."""
+    from openpyxl import load_workbook
+
+    from sync_agent.report.flagged_csv import build_csv
+    from sync_agent.report.xlsx import build_xlsx
+
+    formula = '=HYPERLINK("http://example.invalid/x","Bấm vào đây")'
+    row = coded("EVIL-1", mk("in_progress", seed.at(2026, 2, 2), due=seed.at(2026, 2, 20), source="residence"))
+    row.update(procedure_name=formula, field_name="=1+1", has_one_stop=False)
+    insert_cases(engine, [row])
+    r = build_report(engine, settings, FEB, now=NOW, with_dossiers=True)
+    assert r.dossiers is not None
+    ws = load_workbook(io.BytesIO(build_dossier_xlsx(r.dossiers, FEB))).active
+    assert ws is not None
+    cell = ws.cell(2, HEADER.index("Thủ tục") + 1)
+    assert (cell.value, cell.data_type) == (formula, "s")
+    assert rows_by_code(r)["EVIL-1"]["Thủ tục"] == "'" + formula
+    flagged = list(csv.reader(io.StringIO(build_csv(r).decode("utf-8-sig"))))
+    assert ["'" + formula] == [x[2] for x in flagged if x[1] == "EVIL-1"]
+    form = load_workbook(io.BytesIO(build_xlsx(r))).worksheets[0]
+    assert all(c.data_type == "s" for line in form.iter_rows() for c in line if c.value == "=1+1")
+    assert any(c.value == "=1+1" for line in form.iter_rows() for c in line)
