@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, distinct, func, select
 
 from sync_agent.store.tables import quarantine
 
@@ -79,7 +79,10 @@ def get_quarantined(conn: Connection, item_id: int) -> QuarantinedView | None:
 
 
 def held_counts(conn: Connection) -> dict[str, int]:
-    """Per source, the quarantined records not superseded by a valid version."""
+    """Per source, the records quarantined and not superseded by a valid version: a record sent
+    in several bad versions is one (a version is a row); one with no id is one each."""
     q = quarantine.c
-    return {source: int(n) for source, n in conn.execute(
-        select(q.source, func.count()).where(q.superseded_at.is_(None)).group_by(q.source))}
+    no_id = func.sum(case((q.source_id.is_(None), 1), else_=0))
+    return {source: int(ids) + int(anonymous or 0) for source, ids, anonymous in conn.execute(
+        select(q.source, func.count(distinct(q.source_id)), no_id)
+        .where(q.superseded_at.is_(None)).group_by(q.source))}

@@ -16,6 +16,7 @@ from sync_agent.model import QuarantinedRecord
 from sync_agent.report import Period, build_report, render_html, render_text
 from sync_agent.report.vn import quarantined_text
 from sync_agent.store.engine import open_engine, write_transaction
+from sync_agent.store.quarantined import held_counts
 from sync_agent.store.records import save_quarantined, save_records
 from tests.daemon import crafted
 from tests.reconcile.scenario import TZ, rec
@@ -103,3 +104,12 @@ def test_a_source_synced_on_time_with_records_held_is_not_called_normal(write_co
     assert "Một cửa (HTTT giải quyết TTHC thành phố): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; " \
            "bình thường" in text
     assert "Cần kiểm tra" in render_html(fresh)
+
+
+def test_a_record_sent_in_several_bad_versions_counts_once(write_config: Callable[..., Path]) -> None:
+    _, engine = store_two_bad_records(write_config)
+    again = dataclasses.replace(BAD_DATE, raw={**BAD_DATE.raw, "received_at": "2026-14-45"})
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "residence", [again], None, crafted.NOW)
+        assert held_counts(conn) == {"residence": 2}  # CT-7 (two versions) and the one with no id
+    engine.dispose()
