@@ -344,17 +344,12 @@ def _describe(message: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-#: a send started this recently may still be going on in another process (``status`` waits at
-#: least this long before it calls a row in doubt)
-STILL_SENDING_FOR = dt.timedelta(minutes=15)
-
-
-def _in_doubt_message(key: str, channel: str, since: dt.datetime, error: str | None, now: dt.datetime) -> str:
+def _in_doubt_message(key: str, channel: str, since: dt.datetime, error: str | None) -> str:
     why = f" ({error})" if error else ""
-    maybe = "another process may be sending it now, or it" if now - since < STILL_SENDING_FOR else "it"
+    # only the time tells a send cut off from one still under way in another process
     return (f"{key} on {channel} was being sent at {since.isoformat(timespec='seconds')} and no "
-            f"confirmation was recorded{why}: {maybe} may have been sent. Check with the recipients; "
-            "use --force to send it again.")
+            f"confirmation was recorded{why}: it may have been sent (if that was moments ago, another "
+            "process may still be sending it). Check with the recipients; use --force to send it again.")
 
 
 def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.datetime,
@@ -374,8 +369,7 @@ def _claim(engine: Engine, key: str, channel: str, *, force: bool, clock: dt.dat
             return DeliveryResult(key, channel, ALREADY_SENT, row.message_id, row.attempts, row.sent_at)
         if row.status == SENDING and not force:
             since = row.updated_at.astimezone(clock.tzinfo)
-            # its age by the real clock: ``updated_at`` is written with it, ``clock`` may be a job's start
-            raise DeliveryInDoubt(_in_doubt_message(key, channel, since, row.error, dt.datetime.now(dt.UTC)))
+            raise DeliveryInDoubt(_in_doubt_message(key, channel, since, row.error))
         mid = row.message_id
         attempts = int(row.attempts) + 1
         if row.status == SENT:

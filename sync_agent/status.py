@@ -29,7 +29,7 @@ from sync_agent.daemon import (
 )
 from sync_agent.locks import LockHolder, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT, STILL_SENDING_FOR
+from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
@@ -164,7 +164,7 @@ def open_flag_counts(engine: Engine) -> dict[str, int]:
 
 
 #: the least time a row stays ``sending`` before it is called in doubt (see ``in_doubt_after``)
-IN_DOUBT_AFTER = STILL_SENDING_FOR
+IN_DOUBT_AFTER = dt.timedelta(minutes=15)
 #: SMTP operations one attempt may wait on, each up to ``smtp.timeout`` (connect, greeting, TLS,
 #: login, envelope, data, quit)
 _SMTP_STEPS = 7

@@ -12,8 +12,6 @@ from sqlalchemy import Engine, text
 
 from sync_agent.locks import advisory_key
 from sync_agent.mailer import DeliveryInDoubt, deliver_once, message_id, outbox_row
-from sync_agent.store.engine import write_transaction
-from sync_agent.store.tables import deliveries
 
 NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=dt.UTC)
 
@@ -82,12 +80,9 @@ def test_unknown_outcome_needs_force_and_keeps_the_id(engine: Engine) -> None:
     # in the ward's time, as every time staff and operators read
     shown = row.updated_at.astimezone(ward_now.tzinfo).isoformat(timespec="seconds")
     assert shown.endswith("+07:00") and f"was being sent at {shown}" in str(refused.value)
-    assert "another process may be sending it now" in str(refused.value)  # it started moments ago
-    with write_transaction(engine) as conn:  # the same refusal two days later
-        conn.execute(deliveries.update().values(updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
-    with pytest.raises(DeliveryInDoubt) as days_later:
-        deliver_once(engine, "k", "email", ch.build, ch.send, now=ward_now)
-    assert "it may have been sent" in str(days_later.value) and "another process" not in str(days_later.value)
+    # a send cut off and one still under way look alike but for the time, which the reader has
+    assert "it may have been sent (if that was moments ago, another process may still be sending it)" in str(
+        refused.value)
     forced = deliver_once(engine, "k", "email", ch.build, ch.send, force=True, now=NOW)
     assert forced.status == "sent" and forced.message_id == ch.built[0]
 
