@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -62,8 +63,9 @@ def rows(db: Path) -> dict[str, str]:
 
 
 def last_run_id(db: Path) -> int:
+    """Read only: creating the file first would give the store another mode than the agent's."""
     try:
-        with sqlite3.connect(db) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM sync_runs").fetchone()[0])
     except sqlite3.Error:
         return 0  # not created or migrated yet
