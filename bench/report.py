@@ -9,7 +9,9 @@ the same process and on the same data:
   over the same cases, the least any per-source, per-field count can cost;
 - report: ``build_report`` for 2026-02: the counting statement, records per source, open flags,
   the bypassed and flagged lists, sync health, everything the email shows;
-- counting: the counting statement alone.
+- counting: the counting statement alone;
+- with the dossier list: ``build_report(..., with_dossiers=True)`` and the list written as .xlsx
+  and .csv, what ``report --out`` adds.
 
 Each is timed ``--repeat`` times after a warm-up; the table shows the medians.
 
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from sync_agent.config import AgentSettings, ConnectorSettings, ReportSettings, Settings  # noqa: E402
 from sync_agent.report import Period, build_report  # noqa: E402
 from sync_agent.report.counting import count_cells  # noqa: E402
+from sync_agent.report.dossier_list import build_dossier_csv, build_dossier_xlsx  # noqa: E402
 from sync_agent.store.engine import create_store_engine, migrate, read_connection  # noqa: E402
 from sync_agent.store.tables import cases, dossiers, flags, sync_runs  # noqa: E402
 
@@ -275,9 +278,14 @@ def main() -> None:
         def report() -> object:
             return build_report(engine, s, PERIOD, now=_utc(LAST_DAY, 7))
 
+        def report_out() -> object:
+            listed = build_report(engine, s, PERIOD, now=_utc(LAST_DAY, 7), with_dossiers=True).dossiers or ()
+            return build_dossier_xlsx(listed, PERIOD), build_dossier_csv(listed)
+
         t_base = timed(baseline, args.repeat)
         t_count = timed(counting, args.repeat)
         t_report = timed(report, args.repeat)
+        t_out = timed(report_out, args.repeat)
         r = build_report(engine, s, PERIOD, now=_utc(LAST_DAY, 7))
         db = engine.dialect.name
         print(f"store: {n_records:,} records, {n_cases:,} cases ({db}); filled in {fill_s:.1f} s")
@@ -294,6 +302,8 @@ def main() -> None:
             ("baseline: one GROUP BY over cases", t_base),
             ("counting statement", t_count),
             ("build_report (everything the email shows)", t_report),
+            (f"build_report with the dossier list, and its .xlsx and .csv ({r.total.received_total:,} rows)",
+             t_out),
         ):
             print(f"| {name} | {n_records:,} | {n_cases:,} | {t:.3f} | {t / t_base:.2f} |")
     finally:
