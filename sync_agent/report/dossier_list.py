@@ -26,7 +26,7 @@ from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
 from sync_agent.model import ENDED, Channel, Status
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report import vn
-from sync_agent.report.cells import csv_text
+from sync_agent.report.cells import csv_text, xlsx_text
 from sync_agent.report.counting import counted_subquery, figure_conditions
 from sync_agent.report.period import Period
 from sync_agent.store.records import chunks
@@ -285,10 +285,14 @@ def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period) -> bytes
                 cell = WriteOnlyCell(ws, value=value)
                 cell.number_format = "dd/mm/yyyy"
                 out.append(cell)
-            elif isinstance(value, str) and value.startswith("="):
-                cell = WriteOnlyCell(ws, value=value)
-                cell.data_type = "s"  # openpyxl would store it as a formula
-                out.append(cell)
+            elif isinstance(value, str):
+                text, marked = xlsx_text(value)
+                if marked:  # openpyxl would store it as a formula or an error value
+                    cell = WriteOnlyCell(ws, value=text)
+                    cell.data_type = "s"
+                    out.append(cell)
+                else:
+                    out.append(text)
             else:
                 out.append(value)
         ws.append(out)

@@ -20,6 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sync_agent.report import vn
 from sync_agent.report.build import PeriodReport
+from sync_agent.report.cells import xlsx_text
 from sync_agent.report.counting import Figures, Group
 from sync_agent.report.render_text import RATE_LINES, figure_row
 
@@ -56,8 +57,9 @@ _COUNT = "#,##0"
 def _cell(ws: Worksheet, row: int, col: int, value: object, *, bold: bool = False, size: int = 11,
           align: Alignment = _CENTER, border: bool = True, fill: PatternFill | None = None,
           number_format: str | None = None) -> None:
-    c = ws.cell(row=row, column=col, value=value)
-    if isinstance(value, str):
+    text = xlsx_text(value)[0] if isinstance(value, str) else value
+    c = ws.cell(row=row, column=col, value=text)
+    if isinstance(text, str):
         c.data_type = "s"  # a field's name comes from a source system: never a formula
     if number_format is not None:
         c.number_format = number_format

@@ -251,3 +251,24 @@ def test_text_from_a_source_never_becomes_a_formula(engine: Engine, settings: Se
     form = load_workbook(io.BytesIO(build_xlsx(r))).worksheets[0]
     assert all(c.data_type == "s" for line in form.iter_rows() for c in line if c.value == "=1+1")
     assert any(c.value == "=1+1" for line in form.iter_rows() for c in line)
+
+
+def test_an_error_code_or_a_control_character_from_a_source_stays_text(engine: Engine, settings: Settings) -> None:
+    """openpyxl stores '#N/A' as an error value (filters and sums then fail on it) and refuses a
+    control character, and the whole file with it."""
+    from openpyxl import load_workbook
+
+    from sync_agent.report.xlsx import build_xlsx
+
+    row = coded("#N/A", mk("in_progress", seed.at(2026, 2, 2), due=seed.at(2026, 2, 20), source="residence"))
+    row.update(procedure_name="Đăng ký\x0b thường trú", field_name="#REF!")
+    insert_cases(engine, [row])
+    r = build_report(engine, settings, FEB, now=NOW, with_dossiers=True)
+    assert r.dossiers is not None
+    ws = load_workbook(io.BytesIO(build_dossier_xlsx(r.dossiers, FEB))).active
+    assert ws is not None
+    got = {HEADER[i]: (c.value, c.data_type) for i, c in enumerate(ws[2])}
+    assert got["Mã hồ sơ"] == ("#N/A", "s") and got["Lĩnh vực"] == ("#REF!", "s")
+    assert got["Thủ tục"] == ("Đăng ký thường trú", "s")
+    form = load_workbook(io.BytesIO(build_xlsx(r))).worksheets[0]
+    assert any((c.value, c.data_type) == ("#REF!", "s") for line in form.iter_rows() for c in line)
