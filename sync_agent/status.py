@@ -27,7 +27,7 @@ from sync_agent.daemon import (
     job_specs,
     next_working_digest,
 )
-from sync_agent.locks import LockHolder, try_lock
+from sync_agent.locks import LockHolder, is_held
 from sync_agent.locks import holder as lock_holder
 from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
 from sync_agent.report_readiness import report_waiting
@@ -147,10 +147,11 @@ def _iso(v: dt.datetime | None) -> str | None:
 
 
 def daemon_state(engine: Engine) -> tuple[bool, LockHolder | None]:
-    """(running, its process): a daemon is running when the store's daemon lock is held."""
-    lock = try_lock(engine, DAEMON_LOCK)
-    if lock is not None:
-        lock.release()
+    """(running, its process): a daemon is running when the store's daemon lock is held.
+
+    Told without taking the lock: a daemon starting at the instant ``status`` held it would
+    refuse to start, as if another one ran."""
+    if not is_held(engine, DAEMON_LOCK):
         return False, None
     return True, lock_holder(engine, DAEMON_LOCK)
 

@@ -117,3 +117,21 @@ def test_is_held_decides_from_one_read_of_the_lock_file(tmp_path: Path, monkeypa
     monkeypatch.setattr(locks_module, "_lock_file_words", lambda _path: next(contents, []))
     assert not is_held(engine, "sync-one_stop")
     engine.dispose()
+
+
+def test_status_tells_a_daemon_runs_without_taking_its_lock(
+        db_url: str, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon starting at the instant status held the lock would refuse, as if another ran."""
+    import sync_agent.locks as locks_module
+    import sync_agent.status as status_module
+
+    engine = create_store_engine(db_url)
+    migrate(engine)
+
+    def taken(*_args: object) -> None:
+        raise AssertionError("status took a lock to look at it")
+
+    monkeypatch.setattr(locks_module, "try_lock", taken)
+    monkeypatch.setattr(status_module, "try_lock", taken, raising=False)
+    assert daemon_state(engine) == (False, None)
+    engine.dispose()
