@@ -452,8 +452,10 @@ def source_label(source: str) -> str:
 def subject(digest: Digest) -> str:
     """The email subject: the ward, the date and the counts, readable in a phone's inbox."""
     c = {k: vn_number(v) for k, v in digest.counts().items()}
+    # the first digest's flags are those of the whole history: not "new" in a phone's inbox
+    flags_word = "cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)" if digest.first else "cảnh báo mới"
     return (f"[{digest.ward_name}] Bản tin hồ sơ ngày {vn_date(digest.date)}: {c['new']} mới, "
-            f"{c['due_soon']} sắp đến hạn, {c['overdue']} quá hạn, {c['new_flags']} cảnh báo mới")
+            f"{c['due_soon']} sắp đến hạn, {c['overdue']} quá hạn, {c['new_flags']} {flags_word}")
 
 
 def summary_text(digest: Digest) -> str:

@@ -110,6 +110,9 @@ def test_the_first_digest_says_its_flags_are_those_of_the_whole_history(engine: 
     assert FIRST_DIGEST_NOTE in render_text(first) and FIRST_DIGEST_NOTE in html.unescape(render_html(first))
     later = dataclasses.replace(first, first=False)
     assert FIRST_DIGEST_NOTE not in render_text(later) + html.unescape(render_html(later))
+    n = len(first.new_flags)
+    assert subject(first).endswith(f", {n} cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)")
+    assert subject(later).endswith(f", {n} cảnh báo mới")
 
 
 def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine, settings: Settings) -> None:
