@@ -28,7 +28,7 @@ from sync_agent.report.counting import (
     count_cells,
     period_cases,
 )
-from sync_agent.report.dossier_list import CountedDossier, counted_cases
+from sync_agent.report.dossier_list import CountedDossier, UncountedDossier, counted_cases, uncounted_cases
 from sync_agent.report.period import Period
 from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
 from sync_agent.store.engine import read_connection
@@ -93,6 +93,8 @@ class PeriodReport:
     province_name: str = ""
     #: every counted case and the figures it counts in, when asked for (``with_dossiers``)
     dossiers: tuple[CountedDossier, ...] | None = None
+    #: the period's cases no figure counts (refused, not received), with ``dossiers``
+    uncounted: tuple[UncountedDossier, ...] = ()
 
     @property
     def rates(self) -> Rates:
@@ -287,6 +289,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         bypassed = _bypassed(conn, period, tz)
         other = _other_flags(conn, tz)
         dossier_list = tuple(counted_cases(conn, period, tz)) if with_dossiers else None
+        uncounted = tuple(uncounted_cases(conn, period, tz)) if with_dossiers else ()
         sources = []
         for name in [*configured, *sorted(set(records) - set(configured))]:
             h = source_health(conn, name)
@@ -315,4 +318,5 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         sources=tuple(sources),
         stale_after_hours=settings.report.stale_after_hours,
         dossiers=dossier_list,
+        uncounted=uncounted,
     )

@@ -99,7 +99,7 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         (".csv", build_csv(report)),
         (".eml", build_message(report, settings, preview_message_id(report, settings))
          .as_bytes(policy=policy.SMTP)),
-        ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period)),
+        ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period, report.uncounted)),
         ("-dossiers.csv", build_dossier_csv(dossiers)),
     ]
     paths = []

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, select
+from sqlalchemy import Connection, and_, case, or_, select
 
 from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
 from sync_agent.model import ENDED, Channel, Status
@@ -172,6 +172,59 @@ def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[Count
     return out
 
 
+#: why a case of the period is in no figure, by status (domain.md: not counted)
+NOT_COUNTED_REASONS: Mapping[str, str] = {
+    Status.NOT_ACCEPTED: "không được tiếp nhận",
+    Status.SUBMITTED: "đã nộp, chưa được tiếp nhận",
+}
+UNCOUNTED_HEADER = (
+    "STT", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Hệ thống tiếp nhận", "Người nộp (đã che)", "Kênh nộp",
+    "Ngày nộp", "Ngày tiếp nhận", "Trạng thái hiện tại", "Lý do không tính", "Hồ sơ trong các hệ thống",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UncountedDossier:
+    """A case filed or received in the period that no figure counts (refused, or not received)."""
+
+    case_id: int
+    code: str
+    procedure: str
+    field_name: str | None
+    reception_source: str
+    applicant: str
+    channel: str
+    filed_on: dt.date | None
+    received_on: dt.date | None
+    status: str
+    records: tuple[tuple[str, str], ...]
+
+
+def uncounted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[UncountedDossier]:
+    """The period's cases the counting rules leave out: filed or received in it, and refused at
+    reception or not received yet. A gap with the province's figures often sits here."""
+    c = cases.c
+    first = dt.datetime.combine(period.start, dt.time(0), tzinfo=tz)
+    after = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+    in_period = or_(and_(c.received_on >= period.start, c.received_on <= period.end),
+                    and_(c.received_on.is_(None), c.submitted_at >= first, c.submitted_at < after))
+    rows = conn.execute(
+        select(c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name, c.field_name,
+               c.reception_source, c.applicant_name, c.channel, c.submitted_at, c.received_on, c.status)
+        .where(c.status.in_(list(NOT_COUNTED_REASONS)), in_period)
+    ).all()
+    records = _records_of(conn, [r.id for r in rows])
+    out = [UncountedDossier(
+        case_id=r.id, code=redact_text(dossier_code(r.case_key, r.reception_code)),
+        procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
+        reception_source=r.reception_source, applicant=redact_text(mask_name(r.applicant_name)),
+        channel=r.channel, filed_on=r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on,
+        received_on=r.received_on, status=r.status, records=records.get(r.id, ()),
+    ) for r in rows]
+    out.sort(key=lambda d: (d.filed_on or dt.date.min, d.code, d.case_id))
+    return out
+
+
 def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]:
     """Where a counting rule makes the row differ from what the systems show."""
     notes = []
@@ -237,7 +290,22 @@ def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
             item.received_class, item.outcome_class, *(item.mark(name) for name in MARK_COLUMNS),
             # a flag's details may hold "; " themselves
             " | ".join(item.notes),
-            "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)}: {redact_text(sid)}" for s, sid in item.records),
+            _records_text(item.records),
+        )
+
+
+def _records_text(records: Sequence[tuple[str, str]]) -> str:
+    return "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)}: {redact_text(sid)}" for s, sid in records)
+
+
+def uncounted_rows(items: Sequence[UncountedDossier]) -> Iterator[tuple[Any, ...]]:
+    """The rows under ``UNCOUNTED_HEADER``."""
+    for n, item in enumerate(items, start=1):
+        yield (
+            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
+            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), item.filed_on, item.received_on,
+            vn.STATUS_LABELS.get(item.status, item.status), NOT_COUNTED_REASONS.get(item.status, item.status),
+            _records_text(item.records),
         )
 
 
@@ -257,28 +325,39 @@ _WIDTHS = {"STT": 6, "Mã hồ sơ": 26, "Thủ tục": 40, "Lĩnh vực": 18, "
            "Người nộp (đã che)": 16, "Ghi chú": 50, "Hồ sơ trong các hệ thống": 50}
 
 
-def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period) -> bytes:
-    """The list as a spreadsheet: filters on every column, the header kept in view, real dates."""
+def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period,
+                       uncounted: Sequence[UncountedDossier] = ()) -> bytes:
+    """The list as a spreadsheet: filters on every column, the header kept in view, real dates;
+    a second sheet lists the period's dossiers no figure counts."""
     from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    _table_sheet(wb, f"Hồ sơ kỳ {period.label}", HEADER, rows(items))
+    _table_sheet(wb, "Không tính vào số liệu", UNCOUNTED_HEADER, uncounted_rows(uncounted))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _table_sheet(wb: Any, title: str, header: Sequence[str], body: Iterator[tuple[Any, ...]]) -> None:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(f"Hồ sơ kỳ {period.label}")
+    ws = wb.create_sheet(title)
     ws.freeze_panes = "A2"
-    for i, name in enumerate(HEADER, start=1):
+    for i, name in enumerate(header, start=1):
         ws.column_dimensions[get_column_letter(i)].width = _WIDTHS.get(name, 14)
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="E8EEF4")
     wrap = Alignment(wrap_text=True, vertical="top")
-    header = []
-    for name in HEADER:
+    head = []
+    for name in header:
         cell = WriteOnlyCell(ws, value=name)
         cell.font, cell.fill, cell.alignment = bold, fill, wrap
-        header.append(cell)
-    ws.append(header)
+        head.append(cell)
+    ws.append(head)
     n = 1
-    for row in rows(items):
+    for row in body:
         out: list[Any] = []
         for value in row:  # a cell object only where a plain value would not do (a cell costs 20x)
             if isinstance(value, dt.date):
@@ -297,8 +376,4 @@ def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period) -> bytes
                 out.append(value)
         ws.append(out)
         n += 1
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(HEADER))}{n}"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{n}"

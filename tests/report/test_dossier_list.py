@@ -22,6 +22,7 @@ from sync_agent.report.dossier_list import (
     NOT_COUNTED_HERE,
     OUTCOME_CLASSES,
     RECEIVED_CLASSES,
+    UNCOUNTED_HEADER,
     build_dossier_csv,
     build_dossier_xlsx,
 )
@@ -272,3 +273,30 @@ def test_an_error_code_or_a_control_character_from_a_source_stays_text(engine: E
     assert got["Thủ tục"] == ("Đăng ký thường trú", "s")
     form = load_workbook(io.BytesIO(build_xlsx(r))).worksheets[0]
     assert any((c.value, c.data_type) == ("#REF!", "s") for line in form.iter_rows() for c in line)
+
+
+def test_the_spreadsheet_lists_the_periods_dossiers_no_figure_counts(engine: Engine, settings: Settings) -> None:
+    """Refused at reception, or filed and not received: a gap with the province's figures often
+    sits in these, and the figures' list cannot show them."""
+    from openpyxl import load_workbook
+
+    refused = coded("REFUSED", mk("not_accepted", seed.at(2026, 2, 3)))
+    waiting = coded("WAITING", mk("submitted", None, submitted_at=seed.at(2026, 2, 14, 2, 0)))
+    waiting.update(received_on=None)
+    earlier = coded("EARLIER", mk("not_accepted", seed.at(2026, 1, 5)))
+    after = coded("AFTER", mk("submitted", None, submitted_at=seed.at(2026, 2, 15, 0, 5)))
+    after.update(received_on=None)
+    counted = coded("COUNTED", mk("in_progress", seed.at(2026, 2, 4), due=seed.at(2026, 2, 20)))
+    insert_cases(engine, [refused, waiting, earlier, after, counted])
+    r = build_report(engine, settings, FEB, now=NOW, with_dossiers=True)
+    assert [d.code for d in r.uncounted] == ["REFUSED", "WAITING"]
+    assert r.dossiers is not None and [d.code for d in r.dossiers] == ["COUNTED"]
+    book = load_workbook(io.BytesIO(build_dossier_xlsx(r.dossiers, FEB, r.uncounted)))
+    assert book.sheetnames == ["Hồ sơ kỳ 2026-02", "Không tính vào số liệu"]
+    got = list(book["Không tính vào số liệu"].iter_rows(values_only=True))
+    assert tuple(got[0]) == UNCOUNTED_HEADER
+    reason = UNCOUNTED_HEADER.index("Lý do không tính")
+    assert [(row[1], row[reason]) for row in got[1:]] == [
+        ("REFUSED", "không được tiếp nhận"), ("WAITING", "đã nộp, chưa được tiếp nhận")]
+    filed = UNCOUNTED_HEADER.index("Ngày nộp")
+    assert got[2][filed] == dt.datetime(2026, 2, 14)  # 02:00 in the ward: the 14th (UTC's 13th)
