@@ -283,7 +283,8 @@ class _Run:
             index.create(self.conn)
 
     def analyze(self, *names: str) -> None:
-        """PostgreSQL keeps no statistics on temporary tables unless asked; big ones need them."""
+        """PostgreSQL keeps no statistics on temporary tables unless asked, and samples a store
+        table only when autovacuum comes round: a full run's big ones need them now."""
         if self.pg and self.full:
             for name in names:
                 self.conn.exec_driver_sql(f"ANALYZE {name}")
@@ -360,13 +361,11 @@ class _Run:
             step("write_cases")
         raised, cleared = self.write_flags()
         step("write_flags")
-        if self.pg and self.full:
-            # a full run rewrites the store's reconciliation at once (a first sync's history): until
-            # autovacuum samples it, PostgreSQL plans the readers blind (a digest took 100 s on
-            # 15,000 cases in a trial, 0.1 s once analysed)
-            for table in ("dossiers", "case_links", "cases", "flags"):
-                self.conn.exec_driver_sql(f"ANALYZE {table}")
-            step("analyze")
+        # a full run rewrites the store's reconciliation at once (a first sync's history): until
+        # autovacuum samples it, PostgreSQL plans the readers blind (a digest took 100 s on 15,000
+        # cases in a trial, 0.1 s once analysed)
+        self.analyze("dossiers", "case_links", "cases", "flags")
+        step("analyze")
         total = int(self.scalar("SELECT COUNT(*) FROM cases"))
         _remember(self.conn, self.now, self.full)
         if not self.pg:
