@@ -167,7 +167,11 @@ def holder(engine: Engine, name: str) -> LockHolder | None:
     path = lock_path(engine, name)
     if path is None:
         return None
-    words = _lock_file_words(path)
+    return _named_holder(_lock_file_words(path))
+
+
+def _named_holder(words: list[str]) -> LockHolder | None:
+    """The process a lock file's words name, if they name one."""
     if not words or not words[0].isdigit():
         return None
     return LockHolder(int(words[0]), words[1] if len(words) > 1 else None)
@@ -198,13 +202,11 @@ def is_held(engine: Engine, name: str) -> bool:
         return local is not None and local.locked()
     # one read: the holder may let go (and another take it) between two
     words = _lock_file_words(path)
-    if not words or not words[0].isdigit():
-        return False
-    pid, host = int(words[0]), words[1] if len(words) > 1 else None
-    if host is not None and host != socket.gethostname():
+    last = _named_holder(words)
+    if last is None or (last.host is not None and last.host != socket.gethostname()):
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(last.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, run by another user
@@ -212,7 +214,7 @@ def is_held(engine: Engine, name: str) -> bool:
     # after a kill or a power cut the number may now belong to another process; a file written
     # before the identity was (two words) is taken at its word
     written = words[2] if len(words) > 2 else "-"
-    return written == "-" or written == process_identity(pid)
+    return written == "-" or written == process_identity(last.pid)
 
 
 def sync_lock_name(source: str) -> str:
