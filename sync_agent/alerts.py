@@ -33,7 +33,7 @@ from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.runs import RUNNING
+from sync_agent.store.runs import RUNNING, get_run
 from sync_agent.store.state import forget_state, read_state, read_states, write_state, write_state_once
 from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags, sync_runs
 
@@ -384,10 +384,9 @@ def in_flight_since(engine: Engine, conn: Connection, now: dt.datetime) -> dt.da
 
 
 def _finished_after(engine: Engine, run_id: int, moment: dt.datetime) -> bool:
-    r = sync_runs.c
     with read_connection(engine) as conn:
-        finished = conn.execute(select(r.finished_at).where(r.id == run_id, r.status != RUNNING)).scalar()
-    return finished is not None and finished > moment
+        run = get_run(conn, run_id)
+    return run is not None and run.status != RUNNING and run.finished_at is not None and run.finished_at > moment
 
 
 def _new_flags(conn: Connection, since: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> tuple[FlagItem, ...]:
