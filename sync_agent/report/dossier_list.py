@@ -82,8 +82,8 @@ HEADER = (
 
 
 @dataclass(frozen=True, slots=True)
-class CountedDossier:
-    """One counted case of the period and the figures it counts in (``Figures`` field names)."""
+class ListedDossier:
+    """A case as the lists show it: its code, procedure, masked applicant, dates and records."""
 
     case_id: int
     code: str
@@ -94,10 +94,18 @@ class CountedDossier:
     channel: str
     filed_on: dt.date | None
     received_on: dt.date | None
+    status: str
+    #: (source, source id) of each record of the case
+    records: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CountedDossier(ListedDossier):
+    """One counted case of the period and the figures it counts in (``Figures`` field names)."""
+
     due_on: dt.date | None
     #: the end date as counted: never before reception, none while open
     ended_on: dt.date | None
-    status: str
     #: the system whose record gives the status, due and end (the most recently updated)
     state_source: str
     counted_in: frozenset[str]
@@ -105,8 +113,6 @@ class CountedDossier:
     marked: frozenset[str]
     #: why a row reads as it does, where the rules or the systems make it surprising
     notes: tuple[str, ...]
-    #: (source, source id) of each record of the case
-    records: tuple[tuple[str, str], ...]
 
     def mark(self, name: str) -> str:
         if name in self.counted_in:
@@ -150,23 +156,13 @@ def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[Count
             ("received_fee_required", r.fee_required), ("received_paid_online", r.fee_required and r.paid_online),
             ("bypassed_reception", not r.has_one_stop)) if true}
         out.append(CountedDossier(
-            case_id=r.id,
-            code=redact_text(dossier_code(r.case_key, r.reception_code)),
-            procedure=redact_text(r.procedure_name or r.procedure_code),
-            field_name=r.field_name,
-            reception_source=r.source,
-            applicant=redact_text(mask_name(r.applicant_name)),
-            channel=r.channel,
-            filed_on=r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on,
-            received_on=r.received_on,
+            **_listed(r, tz, records),
             due_on=r.due_on,
             ended_on=r.end_on,
-            status=r.status,
             state_source=r.state_source,
             counted_in=counted_in,
             marked=frozenset(marked),
             notes=(*_rule_notes(r, counted_in, period), *flagged.get(r.id, ())),
-            records=records.get(r.id, ()),
         ))
     out.sort(key=lambda d: (d.received_on or dt.date.min, d.code, d.case_id))
     return out
@@ -184,20 +180,8 @@ UNCOUNTED_HEADER = (
 
 
 @dataclass(frozen=True, slots=True)
-class UncountedDossier:
+class UncountedDossier(ListedDossier):
     """A case filed or received in the period that no figure counts (refused, or not received)."""
-
-    case_id: int
-    code: str
-    procedure: str
-    field_name: str | None
-    reception_source: str
-    applicant: str
-    channel: str
-    filed_on: dt.date | None
-    received_on: dt.date | None
-    status: str
-    records: tuple[tuple[str, str], ...]
 
 
 def uncounted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[UncountedDossier]:
@@ -210,19 +194,26 @@ def uncounted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[Unc
                     and_(c.received_on.is_(None), c.submitted_at >= first, c.submitted_at < after))
     rows = conn.execute(
         select(c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name, c.field_name,
-               c.reception_source, c.applicant_name, c.channel, c.submitted_at, c.received_on, c.status)
+               c.reception_source.label("source"), c.applicant_name, c.channel, c.submitted_at, c.received_on,
+               c.status)
         .where(c.status.in_(list(NOT_COUNTED_REASONS)), in_period)
     ).all()
     records = _records_of(conn, [r.id for r in rows])
-    out = [UncountedDossier(
-        case_id=r.id, code=redact_text(dossier_code(r.case_key, r.reception_code)),
-        procedure=redact_text(r.procedure_name or r.procedure_code), field_name=r.field_name,
-        reception_source=r.reception_source, applicant=redact_text(mask_name(r.applicant_name)),
-        channel=r.channel, filed_on=r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on,
-        received_on=r.received_on, status=r.status, records=records.get(r.id, ()),
-    ) for r in rows]
+    out = [UncountedDossier(**_listed(r, tz, records)) for r in rows]
     out.sort(key=lambda d: (d.filed_on or dt.date.min, d.code, d.case_id))
     return out
+
+
+def _listed(r: Any, tz: dt.tzinfo, records: Mapping[int, tuple[tuple[str, str], ...]]) -> dict[str, Any]:
+    """A case row's ``ListedDossier`` fields: code and procedure redacted, the name masked."""
+    return {
+        "case_id": r.id, "code": redact_text(dossier_code(r.case_key, r.reception_code)),
+        "procedure": redact_text(r.procedure_name or r.procedure_code), "field_name": r.field_name,
+        "reception_source": r.source, "applicant": redact_text(mask_name(r.applicant_name)),
+        "channel": r.channel,
+        "filed_on": r.submitted_at.astimezone(tz).date() if r.submitted_at else r.received_on,
+        "received_on": r.received_on, "status": r.status, "records": records.get(r.id, ()),
+    }
 
 
 def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]:
@@ -283,15 +274,19 @@ def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
     """The list's rows under ``HEADER``: numbers and dates as values, the rest as text."""
     for n, item in enumerate(items, start=1):
         yield (
-            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
-            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), item.filed_on, item.received_on,
-            item.due_on, item.ended_on, vn.STATUS_LABELS.get(item.status, item.status),
+            n, *_identity_cells(item), item.due_on, item.ended_on, vn.STATUS_LABELS.get(item.status, item.status),
             SHORT_SOURCE_LABELS.get(item.state_source, item.state_source),
             item.received_class, item.outcome_class, *(item.mark(name) for name in MARK_COLUMNS),
             # a flag's details may hold "; " themselves
             " | ".join(item.notes),
             _records_text(item.records),
         )
+
+
+def _identity_cells(item: ListedDossier) -> tuple[Any, ...]:
+    """The columns both lists open with, after the row number: code to reception date."""
+    return (item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
+            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), item.filed_on, item.received_on)
 
 
 def _records_text(records: Sequence[tuple[str, str]]) -> str:
@@ -302,10 +297,8 @@ def uncounted_rows(items: Sequence[UncountedDossier]) -> Iterator[tuple[Any, ...
     """The rows under ``UNCOUNTED_HEADER``."""
     for n, item in enumerate(items, start=1):
         yield (
-            n, item.code, item.procedure, item.field_name or "", vn.source_label(item.reception_source),
-            item.applicant, CHANNEL_LABELS.get(item.channel, item.channel), item.filed_on, item.received_on,
-            vn.STATUS_LABELS.get(item.status, item.status), NOT_COUNTED_REASONS.get(item.status, item.status),
-            _records_text(item.records),
+            n, *_identity_cells(item), vn.STATUS_LABELS.get(item.status, item.status),
+            NOT_COUNTED_REASONS.get(item.status, item.status), _records_text(item.records),
         )
 
 
