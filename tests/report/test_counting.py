@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
 
 from sync_agent.config import Settings
-from sync_agent.report import Figures, Period, build_report, paragraph, rate
+from sync_agent.report import Figures, Period, PeriodReport, build_report, paragraph, rate
 from sync_agent.store.engine import create_store_engine, migrate, write_transaction
 from sync_agent.store.tables import cases
 from tests.report import seed
-from tests.report.conftest import NOW, insert_cases
+from tests.report.conftest import NOW, insert_cases, make_settings
 
 FEB = Period.parse("2026-02")
 
@@ -472,16 +472,20 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return eng
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(case_rows(), max_size=40), st.sampled_from(["2026-01", "2026-02", "2026-03"]))
-def test_sql_matches_the_rules(scratch: Engine, rows: list[dict[str, Any]], label: str) -> None:
+def report_on(scratch: Engine, rows: list[dict[str, Any]], period: Period, **kw: Any) -> PeriodReport:
+    """The period's report on a store holding exactly ``rows`` as cases."""
     with write_transaction(scratch) as conn:
         conn.execute(delete(cases))
     if rows:
         insert_cases(scratch, rows)
+    return build_report(scratch, make_settings(), period, now=NOW, **kw)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(case_rows(), max_size=40), st.sampled_from(["2026-01", "2026-02", "2026-03"]))
+def test_sql_matches_the_rules(scratch: Engine, rows: list[dict[str, Any]], label: str) -> None:
     period = Period.parse(label)
-    settings = __import__("tests.report.conftest", fromlist=["make_settings"]).make_settings()
-    got = build_report(scratch, settings, period, now=NOW)
+    got = report_on(scratch, rows, period)
     assert got.total == oracle(rows, period)
     assert got.identity_holds
 
@@ -490,13 +494,8 @@ def test_sql_matches_the_rules(scratch: Engine, rows: list[dict[str, Any]], labe
 @given(st.lists(case_rows(), max_size=40), st.sampled_from(["2026-01", "2026-02", "2026-03"]))
 def test_listed_dossiers_add_up_to_the_rules(scratch: Engine, rows: list[dict[str, Any]], label: str) -> None:
     """Each figure is the number of dossiers the list (report-YYYY-MM-dossiers.csv) puts in it."""
-    with write_transaction(scratch) as conn:
-        conn.execute(delete(cases))
-    if rows:
-        insert_cases(scratch, rows)
     period = Period.parse(label)
-    settings = __import__("tests.report.conftest", fromlist=["make_settings"]).make_settings()
-    got = build_report(scratch, settings, period, now=NOW, with_dossiers=True)
+    got = report_on(scratch, rows, period, with_dossiers=True)
     assert got.dossiers is not None
     expected = oracle(rows, period)
     for name in (f.name for f in dataclasses.fields(Figures)):
