@@ -500,10 +500,13 @@ def _item_line(i: DigestItem) -> str:
     return " | ".join(parts)
 
 
-def _sections(digest: Digest) -> list[tuple[str, str, Sequence[DigestItem | FlagItem]]]:
+def _sections(digest: Digest, zone: dt.tzinfo) -> list[tuple[str, str, Sequence[DigestItem | FlagItem]]]:
     """(title, what one item is called, items) per section."""
+    since = digest.since.astimezone(zone)
+    # the first digest has no previous one to count from: it names where its window starts
+    new_since = f"từ {since:%H:%M} ngày {since:%d/%m/%Y}" if digest.first else "kể từ bản tin trước"
     return [
-        (f"Hồ sơ mới kể từ bản tin trước ({vn_number(len(digest.new))})", "hồ sơ", digest.new),
+        (f"Hồ sơ mới {new_since} ({vn_number(len(digest.new))})", "hồ sơ", digest.new),
         (f"Hồ sơ sắp đến hạn trong {digest.due_within_working_days} ngày làm việc "
          f"({vn_number(len(digest.due_soon))})", "hồ sơ", digest.due_soon),
         (f"Hồ sơ quá hạn, chưa giải quyết ({vn_number(len(digest.overdue))})", "hồ sơ", digest.overdue),
@@ -536,7 +539,7 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
     if digest.backfilled:
         lines.append(_backfill_note(digest))
         lines.append("")
-    for title, noun, items in _sections(digest):
+    for title, noun, items in _sections(digest, zone):
         lines.append(title)
         if not items:
             lines.append("  (không có)")
@@ -578,7 +581,7 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         out.append(f"<p>{e(_backfill_note(digest))}</p>")
     head = ("<tr><th>Mã hồ sơ</th><th>Thủ tục</th><th>Người nộp</th><th>Hệ thống</th>"
             "<th>Ngày hẹn trả</th><th>Tình trạng</th></tr>")
-    for title, noun, items in _sections(digest):
+    for title, noun, items in _sections(digest, zone):
         out.append(f"<h3>{e(title)}</h3>")
         if not items:
             out.append("<p><i>Không có.</i></p>")

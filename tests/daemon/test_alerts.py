@@ -115,6 +115,18 @@ def test_the_first_digest_says_its_flags_are_those_of_the_whole_history(engine: 
     assert subject(later).endswith(f", {n} cảnh báo mới")
 
 
+def test_the_first_digest_does_not_speak_of_a_previous_digest(engine: Engine, settings: Settings) -> None:
+    """There was none: its new dossiers are those since its window's start, which it names."""
+    crafted.load(engine, last_digest=None)
+    first = build_digest(engine, settings, TODAY, now=NOW)
+    since = first.since.astimezone(ICT)
+    title = f"Hồ sơ mới từ {since:%H:%M} ngày {since:%d/%m/%Y} ({len(first.new)})"
+    for text in (render_text(first), html.unescape(render_html(first))):
+        assert "bản tin trước" not in text and title in text
+    later = dataclasses.replace(first, first=False)
+    assert f"Hồ sơ mới kể từ bản tin trước ({len(first.new)})" in render_text(later)
+
+
 def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine, settings: Settings) -> None:
     crafted.load(engine)
     digest = build_digest(engine, settings, TODAY, now=NOW)
