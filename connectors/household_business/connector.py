@@ -64,8 +64,13 @@ class HouseholdBusinessConnector(HttpConnector):
     past it. Changed means ``TongSo`` moved (a record left a range of past days), or a record
     came twice with different ``NgayCapNhat``: updated during the read, it left a page already
     read for the end of the same day, the records behind it moved up one, and one of them
-    crossed a page boundary unread while the total stayed the same. Records updated at or after
-    ``until`` are left for the next run, which re-reads that whole day anyway.
+    crossed a page boundary unread while the total stayed the same. Neither shows when a record
+    leaves a range of past days and a late update lands in it behind the boundary at the same
+    time: the total holds, nothing comes twice, and the record that crossed is lost for good
+    (later runs do not go back to those days). So a window of several pages that looked still is
+    read once more, without yielding, and settled only if the second read is the same record by
+    record; a window of one page is one answer and needs no second read. Records updated at or
+    after ``until`` are left for the next run, which re-reads that whole day anyway.
     """
 
     type_name: ClassVar[str] = "household_business"
@@ -117,13 +122,22 @@ class HouseholdBusinessConnector(HttpConnector):
                 if d1 < d2 and (first.pages or 0) > MAX_WINDOW_PAGES:
                     windows.extendleft(reversed(_halves(d1, d2)))
                     break
-                outcome = yield from self._read_window(d1, d2, first, until, checkpoint, window_end)
+                one_page = _last_page(first, 1)
+                outcome = yield from self._read_window(d1, d2, first, until, checkpoint, window_end,
+                                                       settles=one_page)
                 if self.stopping:
                     return
                 if outcome.unchanged:
-                    checkpoint = window_end
-                    break
-                if outcome == previous:
+                    # one answer, or two reads alike record by record (the second one silent)
+                    settled = one_page or outcome == previous or self._sightings(d1, d2) == outcome.sightings
+                    if self.stopping:
+                        return
+                    if settled:
+                        checkpoint = window_end
+                        if not one_page:
+                            yield build_page((), until=until, checkpoint=checkpoint)
+                        break
+                elif outcome == previous:
                     # Two reads alike, record by record: nothing moved while we read, so nothing
                     # was skipped. The source lists one record twice with different times, and
                     # would otherwise stop every run at this window.
@@ -150,8 +164,10 @@ class HouseholdBusinessConnector(HttpConnector):
         until: dt.datetime,
         checkpoint: dt.datetime | None,
         window_end: dt.datetime,
+        settles: bool,
     ) -> Generator[Page, None, _Read]:
-        """Yield the window's pages; say whether its total held and no record moved meanwhile."""
+        """Yield the window's pages; say whether its total held and no record moved meanwhile.
+        If ``settles``, the last page of a read that held carries the window's end as checkpoint."""
         field_code = self.option("field_code")
         field_name = self.option("field_name")
         answer, trang, changed = first, 1, False
@@ -165,15 +181,27 @@ class HouseholdBusinessConnector(HttpConnector):
                                        field_name=field_name)
                 for item in answer.items
             ]
-            last = len(answer.items) < PAGE_SIZE or (answer.pages is not None and trang >= answer.pages)
-            if last:
-                yield build_page(outputs, until=until, checkpoint=checkpoint if changed else window_end)
+            if _last_page(answer, trang):
+                yield build_page(outputs, until=until,
+                                 checkpoint=window_end if settles and not changed else checkpoint)
                 return _Read(unchanged=not changed, sightings=tuple(sightings))
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if self.stopping:
                 return _Read(unchanged=False, sightings=())
             trang += 1
             answer = self._page(d1, d2, trang)
+
+    def _sightings(self, d1: dt.date, d2: dt.date) -> tuple[tuple[int | None, tuple[tuple[object, object], ...]], ...]:
+        """A read of the window that keeps only what ``_Read.sightings`` keeps, to compare."""
+        out = []
+        trang = 1
+        while not self.stopping:
+            answer = self._page(d1, d2, trang)
+            out.append((answer.total, tuple(_sighting(item) for item in answer.items)))
+            if _last_page(answer, trang):
+                break
+            trang += 1
+        return tuple(out)
 
     def _page(self, d1: dt.date, d2: dt.date, trang: int) -> _Answer:
         params: dict[str, str | int] = {
@@ -191,6 +219,10 @@ class HouseholdBusinessConnector(HttpConnector):
         )
         return _Answer(items=json_list(body, "HoSo", where), total=json_int(body, "TongSo"),
                        pages=json_int(body, "SoTrang"))
+
+
+def _last_page(answer: _Answer, trang: int) -> bool:
+    return len(answer.items) < PAGE_SIZE or (answer.pages is not None and trang >= answer.pages)
 
 
 def _halves(d1: dt.date, d2: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:

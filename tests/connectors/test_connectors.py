@@ -735,11 +735,14 @@ def test_household_business_reads_past_days_then_the_last_day(
         ("2026-01-10", "2026-01-12", "2"),
         ("2026-01-10", "2026-01-12", "3"),
         ("2026-01-10", "2026-01-12", "4"),
+        *(("2026-01-10", "2026-01-12", str(n)) for n in range(1, 5)),  # read again to settle it
+        ("2026-01-13", "2026-01-13", "1"),
+        ("2026-01-13", "2026-01-13", "2"),
         ("2026-01-13", "2026-01-13", "1"),
         ("2026-01-13", "2026-01-13", "2"),
     ]
     assert fake.data_requests[0].query["maPhuongXa"] == "11311"
-    assert [p.checkpoint for p in pages] == [None, None, None, day(3, 0), day(3, 0), until]
+    assert [p.checkpoint for p in pages] == [None, None, None, None, day(3, 0), day(3, 0), day(3, 0), until]
     check_checkpoints(pages, until)
     check_coverage(pages, {f"HKD{n:05d}": t for n, t in enumerate(times)}, since)
 
@@ -785,10 +788,54 @@ def test_household_business_a_window_whose_total_changed_is_read_again(
     pages = list(household(server.url, context, client_for).fetch(since, until))
     assert ids(pages) == {f"HKD{n:05d}" for n in range(len(times))}
     past = [r.query["trang"] for r in fake.data_requests if r.query["denNgay"] == "2026-01-11"]
-    assert past == ["1", "2", "3", "1", "2", "3"]  # read, total changed, read again
+    assert past == ["1", "2", "3"] * 3  # read, total changed, read again, and alike once more
     check_checkpoints(pages, until)
     # the first read of the window must not have moved the checkpoint past it
     assert [p.checkpoint for p in pages[:3]] == [None, None, None]
+
+
+def test_household_business_a_record_leaving_as_a_late_one_lands_is_not_lost(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    """Between page 1 and page 2 of a range of past days, a record read on page 1 is updated
+    (it leaves the range) and a late update lands in the range behind the boundary: TongSo
+    holds, nothing comes twice, and the record that crossed onto page 1 was never read."""
+    since, until = day(0, 0), day(2, 12)
+    times = [day(1, 8) + dt.timedelta(minutes=m) for m in range(60)]
+
+    def moving(fake: HouseholdBusinessFake) -> None:
+        def hook(call: int) -> None:
+            if call == 2:
+                fake.items[0]["NgayCapNhat"] = hk_fmt(day(2, 9))
+                fake.items.append(samples.household_business(MaHoSo="LATE", NgayCapNhat=hk_fmt(day(1, 17))))
+        fake.before_data = hook
+
+    naive = HouseholdBusinessFake(hk_items(times))
+    moving(naive)
+    assert len(naive_hkd_read(naive, "2026-01-10", "2026-01-11")) == 60  # 61 there, HKD00050 skipped
+
+    fake = HouseholdBusinessFake(hk_items(times))
+    moving(fake)
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(since, until))
+    assert ids(pages) == {f"HKD{n:05d}" for n in range(len(times))} | {"LATE"}
+    past = [r.query["trang"] for r in fake.data_requests if r.query["denNgay"] == "2026-01-11"]
+    assert past == ["1", "2", "1", "2", "1", "2", "1", "2"]  # read, not alike, read, alike
+    assert [p.checkpoint for p in pages[:2]] == [None, None]  # the first read moved nothing
+    check_checkpoints(pages, until)
+
+
+def test_household_business_a_window_of_one_page_is_read_once(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    since, until = day(0, 0), day(2, 12)
+    fake = HouseholdBusinessFake(hk_items([day(0, 8), day(1, 8), day(2, 8)]))
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(since, until))
+    assert len(ids(pages)) == 3
+    assert [(r.query["denNgay"], r.query["trang"]) for r in fake.data_requests] == [
+        ("2026-01-11", "1"), ("2026-01-12", "1")]
+    assert [p.checkpoint for p in pages] == [day(2, 0), until]
 
 
 def test_household_business_a_record_updated_within_the_day_being_read_skips_nothing(
@@ -809,7 +856,7 @@ def test_household_business_a_record_updated_within_the_day_being_read_skips_not
     server = started(fake)
     pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
     assert ids(pages) == {f"HKD{n:05d}" for n in range(len(times))}
-    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "3", "1", "2", "3"]
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "3"] * 3
     assert [p.checkpoint for p in pages[:3]] == [None, None, None]  # the first read moved nothing
     check_checkpoints(pages, until)
 
@@ -824,7 +871,7 @@ def test_household_business_a_record_delivered_twice_unchanged_is_not_a_change(
     server = started(fake)
     pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
     assert len(ids(pages)) == 99
-    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "1", "2"]  # read, and alike again
     assert pages[-1].checkpoint == until
 
 
@@ -838,7 +885,7 @@ def test_household_business_a_record_listed_twice_on_one_page_is_not_a_change(
     server = started(fake)
     pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
     assert len(ids(pages)) == 99
-    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]  # read once
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "1", "2"]  # read, and alike again
     assert pages[-1].checkpoint == until
 
 
