@@ -33,7 +33,7 @@ from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
-from sync_agent.store.quarantined import held_counts
+from sync_agent.store.quarantined import HeldCounts, held_counts
 from sync_agent.store.tables import agent_state, deliveries
 from sync_agent.store.tables import sync_runs as runs_table
 
@@ -55,6 +55,8 @@ class SourceStatus:
     stale: bool
     #: its records quarantined and not superseded: missing from every figure until fixed
     quarantined: int = 0
+    #: held records an operator acknowledged: still missing, no longer to check (not in the above)
+    quarantined_acknowledged: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +65,7 @@ class SourceStatus:
             "lag_seconds": None if self.lag is None else int(self.lag.total_seconds()),
             "failures_in_a_row": self.failures_in_a_row, "last_status": self.last_status,
             "last_run_at": _iso(self.last_run_at), "last_error": self.last_error, "stale": self.stale,
-            "quarantined": self.quarantined,
+            "quarantined": self.quarantined, "quarantined_acknowledged": self.quarantined_acknowledged,
         }
 
 
@@ -266,7 +268,8 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
                 last_run_at=last.started_at.astimezone(tz) if last else None,
                 last_error=last.error if last and last.status != run_store.SUCCESS else None,
                 stale=cs.enabled and (h.last_success is None or now - h.last_success > stale_after),
-                quarantined=held.get(cs.name, 0),
+                quarantined=held.get(cs.name, HeldCounts()).to_check,
+                quarantined_acknowledged=held.get(cs.name, HeldCounts()).acknowledged,
             ))
     running, holder = daemon_state(engine)
     doubt = in_doubt_after(settings)
@@ -352,6 +355,8 @@ def render_text(st: AgentStatus) -> str:
             tail += "  [STALE]"
         if s.quarantined:
             tail += f"  [{s.quarantined} quarantined: sync-agent quarantine --source {s.source}]"
+        if s.quarantined_acknowledged:
+            tail += f"  [{s.quarantined_acknowledged} quarantined, acknowledged]"
         lines.append(f"{s.source:<20} {t(s.last_success):<19}  {t(s.cursor):<19}  {_ago(s.lag):>7}  "
                      f"{s.failures_in_a_row:>5}  {tail}")
     lines.append("")

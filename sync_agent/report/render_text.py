@@ -187,6 +187,8 @@ def render_text(report: PeriodReport, limit: int | None = None) -> str:
         extra = f", lỗi liên tiếp: {s.failures_in_a_row}" if s.failures_in_a_row else ""
         if s.quarantined:
             extra += f"; {vn.quarantined_text(s.quarantined)}"
+        if s.quarantined_acknowledged:
+            extra += f"; {vn.quarantined_acknowledged_text(s.quarantined_acknowledged)}"
         lines.append(f"  - {vn.source_label(s.source)}: lần đồng bộ thành công gần nhất "
                      f"{vn.datetime(s.last_success)}; {vn.number(s.records)} bản ghi; {state}{extra}")
     lines += ["", f"Lập lúc {vn.datetime(report.generated_at)} bởi sync-agent. "

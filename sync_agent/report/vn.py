@@ -74,3 +74,9 @@ def quarantined_text(n: int) -> str:
     """What the report says of a source's quarantined records (missing from its figures)."""
     return (f"{count(n)} bản ghi sai định dạng, chưa tính vào số liệu "
             "(cán bộ CNTT kiểm tra bằng lệnh sync-agent quarantine)")
+
+
+def quarantined_acknowledged_text(n: int) -> str:
+    """What the report says of quarantined records an operator acknowledged: nothing to check,
+    but the figures still lack them."""
+    return f"{count(n)} bản ghi sai định dạng đã được cán bộ CNTT xem xét, không tính vào số liệu"

@@ -143,6 +143,9 @@ quarantine = Table(
     Column("last_run_id", Integer),
     # when a later, valid version of the same source record was stored
     Column("superseded_at", UTCDateTime),
+    # when an operator looked at it and left it (``quarantine ack``), and what they noted
+    Column("acknowledged_at", UTCDateTime),
+    Column("ack_note", Text),
     UniqueConstraint("source", "payload_hash"),
     Index(None, "source", "source_id"),
 )

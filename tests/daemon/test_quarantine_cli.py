@@ -14,9 +14,9 @@ from sync_agent.cli import main
 from sync_agent.config import load_settings
 from sync_agent.model import QuarantinedRecord
 from sync_agent.report import Period, build_report, render_html, render_text
-from sync_agent.report.vn import quarantined_text
+from sync_agent.report.vn import quarantined_acknowledged_text, quarantined_text
 from sync_agent.store.engine import open_engine, write_transaction
-from sync_agent.store.quarantined import held_counts
+from sync_agent.store.quarantined import HeldCounts, acknowledge_quarantined, held_counts, list_quarantined
 from sync_agent.store.records import save_quarantined, save_records
 from tests.daemon import crafted
 from tests.reconcile.scenario import TZ, rec
@@ -111,5 +111,98 @@ def test_a_record_sent_in_several_bad_versions_counts_once(write_config: Callabl
     again = dataclasses.replace(BAD_DATE, raw={**BAD_DATE.raw, "received_at": "2026-14-45"})
     with write_transaction(engine) as conn:
         save_quarantined(conn, "residence", [again], None, crafted.NOW)
-        assert held_counts(conn) == {"residence": 2}  # CT-7 (two versions) and the one with no id
+        # CT-7 (two versions) and the one with no id
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=2)}
     engine.dispose()
+
+
+def held_ids(config: Path, *args: str) -> dict[str | None, str]:
+    code, out, _ = run(config, "quarantine", *args, "--format", "json")
+    assert code == 0
+    return {i["source_id"]: i["state"] for i in json.loads(out)}
+
+
+def test_an_acknowledged_record_is_kept_but_no_longer_asks_for_a_check(write_config: Callable[..., Path]) -> None:
+    """One with no id can never be superseded: without this it was "to check" in every report."""
+    config, engine = store_two_bad_records(write_config)
+    [no_id] = [i for i in json.loads(run(config, "quarantine", "--format", "json")[1]) if i["source_id"] is None]
+    code, out, _ = run(config, "quarantine", "ack", str(no_id["id"]), "--note", "Bộ Công an xác nhận bản ghi thử")
+    assert code == 0 and f"acknowledged quarantined record {no_id['id']}" in out
+    assert held_ids(config) == {"CT-7": "held"}
+    assert held_ids(config, "--all") == {"CT-7": "held", None: "acknowledged"}
+    code, out, _ = run(config, "quarantine", "show", str(no_id["id"]))
+    assert json.loads(out)["ack_note"] == "Bộ Công an xác nhận bản ghi thử"
+    code, out, _ = run(config, "status", "--format", "json")
+    [residence] = [s for s in json.loads(out)["sources"] if s["source"] == "residence"]
+    assert (residence["quarantined"], residence["quarantined_acknowledged"]) == (1, 1)
+    code, out, _ = run(config, "report", "--period", "2026-02")
+    assert quarantined_text(1) in out and quarantined_acknowledged_text(1) in out
+    engine.dispose()
+
+
+def test_a_source_whose_held_records_are_all_acknowledged_is_normal_again(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    for item in json.loads(run(config, "quarantine", "--format", "json")[1]):
+        assert run(config, "quarantine", "ack", str(item["id"]), "--note", "đã báo Bộ Công an")[0] == 0
+    settings = load_settings(config)
+    report = build_report(engine, settings, Period.parse("2026-02"), now=crafted.NOW)
+    fresh = dataclasses.replace(report, sources=tuple(dataclasses.replace(s, stale=False) for s in report.sources))
+    assert ("Cư trú (Bộ Công an): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; bình thường; "
+            f"{quarantined_acknowledged_text(2)}") in render_text(fresh)
+    assert "Cần kiểm tra" not in render_html(fresh) and quarantined_acknowledged_text(2) in render_html(fresh)
+    code, out, _ = run(config, "status")
+    assert code == 0
+    assert "[2 quarantined, acknowledged]" in out and "sync-agent quarantine --source residence" not in out
+    engine.dispose()
+
+
+def test_acknowledging_a_record_covers_its_held_versions_and_a_later_bad_one_asks_again(
+        write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    second = dataclasses.replace(BAD_DATE, raw={**BAD_DATE.raw, "received_at": "2026-14-45"})
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "residence", [second], None, crafted.NOW)
+    versions = [i for i in json.loads(run(config, "quarantine", "--format", "json")[1]) if i["source_id"] == "CT-7"]
+    code, out, _ = run(config, "quarantine", "ack", str(versions[0]["id"]), "--note", "chờ Bộ sửa")
+    assert code == 0 and "with 1 other held version(s) of the same record" in out
+    with write_transaction(engine) as conn:
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=1, acknowledged=1)}
+        save_quarantined(conn, "residence", [BAD_DATE], None, crafted.NOW)  # an acknowledged version again
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=1, acknowledged=1)}
+        third = dataclasses.replace(BAD_DATE, raw={**BAD_DATE.raw, "received_at": "2026-15-45"})
+        save_quarantined(conn, "residence", [third], None, crafted.NOW)  # a new bad version
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=2)}
+        save_records(conn, "residence", [rec("residence", "CT-7")], TZ, None, crafted.NOW)  # fixed at last
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=1)}
+    engine.dispose()
+
+
+def test_acknowledging_needs_a_note_and_a_record_still_held(write_config: Callable[..., Path]) -> None:
+    config, engine = store_two_bad_records(write_config)
+    [bad] = [i for i in json.loads(run(config, "quarantine", "--format", "json")[1]) if i["source_id"] == "CT-7"]
+    code, _, err = run(config, "quarantine", "ack", str(bad["id"]), "--note", "  ")
+    assert code == 2 and "needs a note" in err
+    code, _, err = run(config, "quarantine", "ack", "999", "--note", "x")
+    assert code == 2 and "no quarantined record 999" in err
+    with write_transaction(engine) as conn:
+        save_records(conn, "residence", [rec("residence", "CT-7")], TZ, None, crafted.NOW)
+    code, _, err = run(config, "quarantine", "ack", str(bad["id"]), "--note", "x")
+    assert code == 2 and "superseded" in err
+    engine.dispose()
+
+
+def test_held_counts_and_acknowledgement_on_both_databases(engine: Engine) -> None:
+    """Records with no id count one per row, versions of one record once, on either database."""
+    second = dataclasses.replace(BAD_DATE, raw={**BAD_DATE.raw, "received_at": "2026-14-45"})
+    other_no_id = dataclasses.replace(NO_ID, raw={"status": "done"})
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "residence", [BAD_DATE, second, NO_ID, other_no_id], None, crafted.NOW)
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=3)}
+        no_ids = [r.id for r in list_quarantined(conn) if r.source_id is None]
+    assert acknowledge_quarantined(engine, no_ids[0], "bản ghi thử") == 1
+    with write_transaction(engine) as conn:
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=2, acknowledged=1)}
+        [one] = [r.id for r in list_quarantined(conn) if r.source_id == "CT-7"][:1]
+    assert acknowledge_quarantined(engine, one, "chờ Bộ sửa") == 2
+    with write_transaction(engine) as conn:
+        assert held_counts(conn) == {"residence": HeldCounts(to_check=1, acknowledged=2)}
