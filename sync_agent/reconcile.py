@@ -104,7 +104,9 @@ log = structlog.get_logger("sync_agent.reconcile")
 RECEPTION_SOURCE = "one_stop"
 #: a ministry record without a code may belong to a one_stop record received this close to it
 INFERRED_WITHIN = dt.timedelta(days=2)
-#: how long a time-dependent flag condition must hold before the flag is raised
+#: how long a time-dependent flag condition must hold before the flag is raised: an unknown code
+#: is flagged "one day after it was first seen" (at the day), a status mismatch once the records
+#: disagree "for more than one day" (after it), as domain.md words them
 FLAG_DELAY = dt.timedelta(days=1)
 
 BYPASSED = "bypassed_reception"
@@ -396,8 +398,11 @@ class _Run:
         else:
             claimed = self.sql("INSERT INTO rc_rec (id, round) SELECT dossier_id, 0 FROM reconcile_queue")
             self.sql("DELETE FROM reconcile_queue")
-        window = "c.{col} <= :due" if last is None else "c.{col} > :since AND c.{col} <= :due"
-        for col in ("unknown_code_since", "mismatch_since"):
+        # the cases whose time-dependent flag came due since the last run (see ``FLAG_DELAY``)
+        windows = {"unknown_code_since": ("c.{col} > :since AND c.{col} <= :due", "c.{col} <= :due"),
+                   "mismatch_since": ("c.{col} >= :since AND c.{col} < :due", "c.{col} < :due")}
+        for col, (since_last, ever) in windows.items():
+            window = ever if last is None else since_last
             self.sql(f"""
                 INSERT INTO rc_rec (id, round)
                 SELECT k.dossier_id, 0 FROM cases c CROSS JOIN case_links k
@@ -748,7 +753,7 @@ class _Run:
             WHERE n.unknown_code_since <= :due
             UNION ALL
             SELECT '{STATUS_MISMATCH}', n.case_key, n.id, NULL, n.mismatch_details FROM {new_cases}
-            WHERE n.mismatch_since <= :due
+            WHERE n.mismatch_since < :due
             UNION ALL
             SELECT '{DATA_QUALITY}', n.case_key, n.id, NULL, {quality} FROM {new_cases}
             WHERE n.quality_issue IS NOT NULL"""

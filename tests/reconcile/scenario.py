@@ -21,6 +21,7 @@ T0 = dt.datetime(2026, 2, 2, 8, 0, tzinfo=TZ)
 NOW = dt.datetime(2026, 2, 20, 9, 0, tzinfo=TZ)
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
+SECOND = dt.timedelta(seconds=1)
 
 
 def rec(source: str, source_id: str, *, code: str | None = None, applicant: str | None = "A1",

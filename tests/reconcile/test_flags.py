@@ -21,6 +21,7 @@ from tests.reconcile.scenario import (
     DAY,
     HOUR,
     NOW,
+    SECOND,
     T0,
     events,
     open_flags,
@@ -85,6 +86,19 @@ def test_status_mismatch_counts_a_day_from_when_the_ministry_record_ended(engine
     save(engine, rec("one_stop", "MC-1", status=Status.DELIVERED, completed_at=changed, updated=changed + DAY))
     result = run(engine, changed + 2 * DAY)
     assert result.flags_cleared == 1 and open_kinds(engine) == {}
+
+
+def test_status_mismatch_is_raised_after_more_than_a_day_not_at_a_day(engine: Engine) -> None:
+    """domain.md: "disagree ... for more than one day"; an unknown code is flagged "one day after"."""
+    ended = NOW - HOUR
+    save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, updated=T0),
+         rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=ended, updated=ended),
+         rec("residence", "CT-1", code="MC-404"), seen=ended)
+    run(engine)
+    run(engine, ended + DAY)  # exactly a day: the code is due, the disagreement is not yet
+    assert open_kinds(engine) == {"bypassed_reception": 1, "unknown_reception_code": 1}
+    run(engine, ended + DAY + SECOND)
+    assert open_kinds(engine) == {"bypassed_reception": 1, "unknown_reception_code": 1, "status_mismatch": 1}
 
 
 def test_status_mismatch_counts_a_day_from_when_the_one_stop_record_ended(engine: Engine) -> None:
