@@ -44,7 +44,7 @@ Case values: reception facts (channel, submission and reception times) and the p
 and applicant come from the *reception record*: the ``one_stop`` record when there is one, else
 the earliest received record (then source, source id). Status, due date and end come from the
 *state record*: the one updated most recently at its source (ties: ``one_stop``, then source
-name, then source id; SQLite compares update times to about 10 µs, PostgreSQL exactly).
+name, then source id; update times are compared to the microsecond).
 ``digitised``, ``data_reused``, ``fee_required``, ``paid_online``: true when any record says so.
 An end before reception counts as the reception (and is a data-quality flag).
 
@@ -311,9 +311,11 @@ class _Run:
         if self.pg:
             micros = f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)"
             return f"LPAD(CAST(99999999999999999 - {micros} AS TEXT), 17, '0')"
-        # julianday() is the cheapest parse SQLite has; to 1e-10 day (under 10 µs), 15 digits for
-        # the years 1858 to 2105
-        return f"CAST((2500000 - julianday({col})) * 10000000000 AS INTEGER)"
+        # SQLite keeps an instant as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC). julianday() is the
+        # cheapest parse it has, but holds whole milliseconds: it reads the seconds (exact once
+        # rounded), the microseconds are added from the text. 18 digits, any year from 1 to 9999.
+        seconds = f"CAST(ROUND((2500000 - julianday(substr({col}, 1, 19))) * 86400) AS INTEGER)"
+        return f"(500000000000000000 + {seconds} * 1000000 - CAST(substr({col}, 21, 6) AS INTEGER))"
 
     def pick(self, key: str) -> str:
         """The dossier id of the row with the smallest ``key`` in the group (one aggregate, no sort).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -200,6 +202,21 @@ def test_status_due_date_and_end_come_from_the_latest_update(engine: Engine) -> 
     c = case(engine, "rc:MC-1")
     assert (c.status, c.state_source, c.due_at, c.ended_at) == ("rejected", "civil_status", T0 + 7 * DAY, T0 + DAY)
     assert (c.due_on.isoformat(), c.ended_on.isoformat()) == ("2026-02-09", "2026-02-03")
+
+
+def test_the_latest_update_wins_by_a_microsecond(engine: Engine) -> None:
+    """A source with fractional seconds (residence) updated 0.4 ms after one_stop is the later
+    one: SQLite's julianday() keeps whole milliseconds and took the two for a tie."""
+    micro = dt.timedelta(microseconds=1)
+    for n, later in enumerate((micro, 400 * micro, 999 * micro, 1001 * micro)):
+        save(engine, rec("one_stop", f"MC-{n}", status=Status.IN_PROGRESS, updated=T0 + HOUR),
+             rec("residence", f"CT-{n}", code=f"MC-{n}", status=Status.RESOLVED, completed_at=T0 + HOUR,
+                 updated=T0 + HOUR + later))
+    save(engine, rec("one_stop", "MC-9", status=Status.IN_PROGRESS, updated=T0 + HOUR + 400 * micro),
+         rec("residence", "CT-9", code="MC-9", status=Status.RESOLVED, completed_at=T0 + HOUR, updated=T0 + HOUR))
+    run(engine)
+    assert [case(engine, f"rc:MC-{n}").state_source for n in range(4)] == ["residence"] * 4
+    assert case(engine, "rc:MC-9").state_source == "one_stop"
 
 
 def test_on_equal_update_times_one_stop_then_the_source_name_decides(engine: Engine) -> None:
