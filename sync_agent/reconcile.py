@@ -249,7 +249,7 @@ class _Run:
         #: a full run on an empty ``cases`` (the first build of a store): set in ``execute``
         self.first = False
         self.params: dict[str, Any] = {"os": RECEPTION_SOURCE, "now": now, "due": now - FLAG_DELAY,
-                                       "within": int(INFERRED_WITHIN.total_seconds())}
+                                       "within": INFERRED_WITHIN // dt.timedelta(microseconds=1)}
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -291,11 +291,14 @@ class _Run:
             for name in names:
                 self.conn.exec_driver_sql(f"ANALYZE {name}")
 
-    def epoch(self, col: str) -> str:
-        """Whole seconds since 1970 (instants are stored as naive UTC)."""
+    def epoch_us(self, col: str) -> str:
+        """Microseconds since 1970 (instants are stored as naive UTC; on SQLite as the text
+        'YYYY-MM-DD HH:MM:SS.ffffff')."""
         if self.pg:
-            return f"CAST(FLOOR(EXTRACT(EPOCH FROM {col})) AS BIGINT)"
-        return f"CAST(strftime('%s', {col}) AS INTEGER)"
+            return f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)"
+        # the seconds from the text without its fraction, which strftime() would round to milliseconds
+        return (f"(CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) * 1000000"
+                f" + CAST(substr({col}, 21, 6) AS INTEGER))")
 
     def differs(self, a: str, b: str) -> str:
         return f"{a} IS DISTINCT FROM {b}" if self.pg else f"{a} IS NOT {b}"
@@ -486,7 +489,7 @@ class _Run:
         scope = "dossiers m" if self.full else "rc_rec r CROSS JOIN dossiers m"
         where = "" if self.full else "m.id = r.id AND"
         ocode = "COALESCE(o.reception_code, o.source_id)"
-        gap = f"ABS({self.epoch('m.received_at')} - {self.epoch('o.received_at')})"
+        gap = f"ABS({self.epoch_us('m.received_at')} - {self.epoch_us('o.received_at')})"
         self.sql(f"""
             INSERT INTO rc_cand (mid, msrc, msid, oid, ocode, osid, gap)
             SELECT m.id, m.source, m.source_id, o.id, {ocode}, o.source_id, {gap}

@@ -96,6 +96,24 @@ def test_inferred_within_two_days_same_applicant_and_procedure(engine: Engine) -
     assert case(engine, "rc:MC-1").inferred
 
 
+def test_two_days_and_a_fraction_of_a_second_is_beyond_two_days(engine: Engine) -> None:
+    half = dt.timedelta(milliseconds=500)
+    save(engine, rec("one_stop", "MC-1"), rec("residence", "CT-1", received=T0 + 2 * DAY + half),
+         rec("one_stop", "MC-2", applicant="B", received=T0 + half),
+         rec("residence", "CT-2", applicant="B", received=T0 + 2 * DAY + half))  # exactly two days
+    run(engine)
+    assert key_of(engine, "residence", "CT-1") == ("src:residence:CT-1", "own")
+    assert key_of(engine, "residence", "CT-2") == ("rc:MC-2", "inferred")
+
+
+def test_the_closest_reception_is_told_to_the_microsecond(engine: Engine) -> None:
+    micro = dt.timedelta(microseconds=1)
+    save(engine, rec("one_stop", "MC-1", received=T0), rec("one_stop", "MC-2", received=T0 + 2 * HOUR - micro),
+         rec("residence", "CT-1", received=T0 + HOUR))  # MC-2 is closer by a microsecond
+    run(engine)
+    assert key_of(engine, "residence", "CT-1") == ("rc:MC-2", "inferred")
+
+
 def test_the_closest_reception_wins_and_on_equal_distance_the_smallest_code(engine: Engine) -> None:
     save(engine, rec("one_stop", "MC-2", received=T0), rec("one_stop", "MC-1", received=T0 + 2 * HOUR),
          rec("one_stop", "MC-3", received=T0 + 20 * HOUR),
