@@ -119,7 +119,7 @@ BASELINE = textwrap.dedent('''
     page, n = 1, 0
     while True:
         body = post("/dichvu", {"session": session, "madonvi": "11311", "service": "LayDanhSachHoSo",
-                                "TuNgay": "20000101000000", "DenNgay": "20991231000000",
+                                "TuNgay": "19700101000000", "DenNgay": "20991231000000",
                                 "TrangSo": page, "SoBanGhi": page_size})
         data = body["data"]
         if not data:

@@ -26,8 +26,11 @@ from sync_agent.model import DossierRecord, Page, QuarantinedRecord
 from sync_agent.payload import payload_json
 from sync_agent.prefetch import cpu_turn
 
-#: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise
-FAR_PAST = dt.date(2000, 1, 1)
+#: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise: early
+#: enough for an update time left at the Unix epoch by a source's bug, which would otherwise never
+#: be read, not even to be quarantined. Not earlier: before 1906 the ward's zone has a local mean
+#: time offset in seconds (+07:06:30) that an ISO time on the wire would have to carry.
+FAR_PAST = dt.date(1970, 1, 1)
 
 Output = DossierRecord | QuarantinedRecord
 

@@ -353,7 +353,7 @@ def test_one_stop_whole_history_starts_in_the_far_past_or_at_start_date(
     fake = OneStopFake([])
     server = started(fake)
     pages = list(one_stop(server.url, context, client_for).fetch(None, UNTIL))
-    assert fake.data_requests[0].json()["TuNgay"] == "20000101000000"
+    assert fake.data_requests[0].json()["TuNgay"] == "19700101000000"
     assert pages[-1].checkpoint == UNTIL
     list(one_stop(server.url, context, client_for, start_date=dt.date(2025, 6, 1)).fetch(None, UNTIL))
     assert fake.data_requests[1].json()["TuNgay"] == "20250601000000"
