@@ -1,13 +1,17 @@
 """The flagged dossiers as CSV: the bypassed dossiers of the period, then the other open flags.
 
 UTF-8 with a byte-order mark and CRLF lines, because the Centre opens it in Excel, which reads a
-BOM-less file in the machine's ANSI code page and garbles every Vietnamese letter.
+BOM-less file in the machine's ANSI code page and garbles every Vietnamese letter. Excel with
+Vietnamese regional settings still splits a CSV on ``;``, so the attached workbook carries the
+same rows as a sheet (``flagged_rows``).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+from collections.abc import Iterator
 
 from sync_agent.report import vn
 from sync_agent.report.build import PeriodReport
@@ -19,17 +23,23 @@ HEADER = (
 )
 
 
+def flagged_rows(report: PeriodReport) -> Iterator[tuple[object, ...]]:
+    """One row per flagged dossier under ``HEADER``, days as dates (``None`` when missing)."""
+    for item in (*report.bypassed, *report.other_flags):
+        yield (
+            vn.FLAG_LABELS.get(item.kind, item.kind), item.code, item.procedure, item.field_name or "",
+            item.applicant, item.filed_on, item.received_on, item.due_on,
+            vn.STATUS_LABELS.get(item.status or "", item.status or ""), vn.source_label(item.source),
+            vn.datetime(item.raised_at, missing=""), "có" if item.acknowledged else "",
+            item.details or "",
+        )
+
+
 def build_csv(report: PeriodReport) -> bytes:
     """All rows (no limit), encoded ``utf-8-sig``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(HEADER)
-    for item in (*report.bypassed, *report.other_flags):
-        w.writerow(csv_text(v) for v in (
-            vn.FLAG_LABELS.get(item.kind, item.kind), item.code, item.procedure, item.field_name or "",
-            item.applicant, vn.date(item.filed_on), vn.date(item.received_on), vn.date(item.due_on),
-            vn.STATUS_LABELS.get(item.status or "", item.status or ""), vn.source_label(item.source),
-            vn.datetime(item.raised_at, missing=""), "có" if item.acknowledged else "",
-            item.details or "",
-        ))
+    for row in flagged_rows(report):
+        w.writerow(vn.date(v) if isinstance(v, dt.date) else "" if v is None else csv_text(v) for v in row)
     return buf.getvalue().encode("utf-8-sig")

@@ -20,8 +20,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sync_agent.report import vn
 from sync_agent.report.build import PeriodReport
-from sync_agent.report.cells import xlsx_text
+from sync_agent.report.cells import table_sheet, xlsx_text
 from sync_agent.report.counting import Figures, Group
+from sync_agent.report.flagged_csv import HEADER as FLAGGED_HEADER
+from sync_agent.report.flagged_csv import flagged_rows
 from sync_agent.report.render_text import RATE_LINES, figure_row
 
 FONT = "Times New Roman"
@@ -50,6 +52,10 @@ LEAF_HEADERS = (
 )
 LAST_COL = 16  # P: the identity check
 FORM = "Biểu số 06a/VPCP/KSTT"
+#: the sheet of the flagged dossiers, and its column widths in characters by header
+FLAGGED_SHEET = "Hồ sơ cần kiểm tra"
+FLAGGED_WIDTHS = {"Loại cảnh báo": 30, "Mã hồ sơ": 26, "Thủ tục": 40, "Lĩnh vực": 18, "Người nộp (đã che)": 16,
+                  "Hệ thống": 22, "Phát hiện lúc": 17, "Đã xem": 8, "Chi tiết": 50}
 #: counts with a thousands separator, shown in the reader's locale (1.784 in Vietnamese Excel)
 _COUNT = "#,##0"
 
@@ -161,7 +167,8 @@ def _sheet(ws: Worksheet, report: PeriodReport, first_header: str, groups: Seque
 
 
 def build_xlsx(report: PeriodReport) -> bytes:
-    """The workbook: sheet "Biểu 06a" by field, sheet "Theo hệ thống" by reception source."""
+    """The workbook: sheet "Biểu 06a" by field, sheet "Theo hệ thống" by reception source, sheet
+    "Hồ sơ cần kiểm tra" the flagged dossiers (the attached CSV's rows)."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -170,6 +177,7 @@ def build_xlsx(report: PeriodReport) -> bytes:
     # form 06a is by field: the same layout by reception system is this agent's addition
     _sheet(wb.create_sheet("Theo hệ thống"), report, "Hệ thống tiếp nhận", report.by_source, report.total,
            f"Số liệu theo hệ thống tiếp nhận (bổ sung, ngoài {FORM})")
+    table_sheet(wb, FLAGGED_SHEET, FLAGGED_HEADER, flagged_rows(report), FLAGGED_WIDTHS)
     stamp = report.generated_at.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
     wb.properties.creator = "sync-agent"
     wb.properties.title = f"Biểu 06a/VPCP/KSTT {report.ward_name} {report.period.label}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import email
 import io
 import json
@@ -128,6 +129,22 @@ def test_csv_gives_a_bypassed_dossier_its_flags_detection_time_and_acknowledgeme
     [row] = [x for x in rows if x[1] == flagged.code]
     assert row[0] == "Hồ sơ không qua bộ phận tiếp nhận"
     assert row[10] == "01/02/2026 08:00" and row[11] == "có"
+
+
+def test_the_workbook_lists_the_flagged_dossiers_as_the_csv_does(seeded: Engine, settings: Settings) -> None:
+    """Excel with Vietnamese regional settings splits a CSV on ';', so the comma-separated list
+    opens as one column: the attached workbook carries it as a sheet, with real dates."""
+    r = build_report(seeded, settings, FEB, now=NOW)
+    csv_rows = list(csv.reader(io.StringIO(build_csv(r).decode("utf-8-sig"))))
+    ws = openpyxl.load_workbook(io.BytesIO(build_xlsx(r)))["Hồ sơ cần kiểm tra"]
+    sheet = [list(row) for row in ws.iter_rows(values_only=True)]
+    assert len(sheet) == len(csv_rows) == 1 + len(r.bypassed) + len(r.other_flags) > 2
+    assert sheet[0] == csv_rows[0]
+    for got, want in zip(sheet[1:], csv_rows[1:], strict=True):
+        shown = [v.strftime("%d/%m/%Y") if isinstance(v, dt.datetime) else (v or "") for v in got]
+        assert shown == want
+    assert isinstance(sheet[1][6], dt.datetime)  # "Ngày tiếp nhận", a date Excel filters as one
+    assert ws.auto_filter.ref == f"A1:M{len(sheet)}"
 
 
 def test_a_report_of_a_period_not_over_says_so_where_the_figures_are_read(
