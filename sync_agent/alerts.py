@@ -32,8 +32,9 @@ from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
+from sync_agent.report_readiness import report_waiting
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.runs import RUNNING, get_run
+from sync_agent.store.runs import RUNNING, SUCCESS, get_run
 from sync_agent.store.state import forget_state, read_state, read_states, write_state, write_state_once
 from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags, sync_runs
 
@@ -120,6 +121,19 @@ class FlagItem:
 
 
 @dataclass(frozen=True)
+class StaleSource:
+    """An enabled source not synced successfully for ``[report] stale_after_hours``: what the
+    digest lists of it may be missing (its last success, in ward time; ``None``: never)."""
+
+    source: str
+    last_success: dt.datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "last_success": None if self.last_success is None
+                else self.last_success.isoformat()}
+
+
+@dataclass(frozen=True)
 class Digest:
     """One day's digest; ``key`` names it in the outbox so it is never sent twice."""
 
@@ -139,6 +153,10 @@ class Digest:
     #: dossiers first seen in the window that had already ended before it (a source's history
     #: loaded by its first sync): not listed as new, only counted in the texts
     backfilled: int = 0
+    #: sources whose data is old when the digest is made (a source down shows no new dossier)
+    stale_sources: tuple[StaleSource, ...] = ()
+    #: (period label, sources) of a monthly report that waits for sources behind its period
+    report_waiting: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def key(self) -> str:
@@ -159,13 +177,16 @@ class Digest:
                 "new_flags": len(self.new_flags)}
 
     def as_json(self) -> dict[str, Any]:
-        """Exactly the shape of ``alerts --format json`` (operations.md)."""
+        """The shape of ``alerts --format json`` (operations.md), with the sources' state added."""
+        waiting = self.report_waiting
         return {
             "date": self.date.isoformat(),
             "new": [i.as_json() for i in self.new],
             "due_soon": [i.as_json() for i in self.due_soon],
             "overdue": [i.as_json() for i in self.overdue],
             "new_flags": [f.as_json() for f in self.new_flags],
+            "stale_sources": [s.as_json() for s in self.stale_sources],
+            "report_waiting": None if waiting is None else {"period": waiting[0], "sources": list(waiting[1])},
         }
 
 
@@ -299,6 +320,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
     """The digest for ``today``, covering what appeared between the last sent digest and ``now``."""
     tz = settings.agent.timezone
     now = now or dt.datetime.now(tz)
+    made_at = now
     calendar = WorkingCalendar(settings.calendar)
     within = settings.alerts.due_within_working_days
     horizon = calendar.add_working_days(today, within)
@@ -336,6 +358,8 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
             select(*cols).where(open_, cases.c.due_on < today).order_by(cases.c.due_on, cases.c.id)
         ).all()
         flag_items = _new_flags(conn, since, now, tz)
+        stale = _stale_sources(conn, settings, made_at)
+    waiting = report_waiting(engine)
     return Digest(
         date=today, since=since, until=now,
         # instants in the ward's time, as domain.md gives every time (the store reads them in UTC)
@@ -346,7 +370,25 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         new_flags=flag_items,
         ward_code=settings.agent.ward_code, ward_name=settings.agent.ward_name,
         due_within_working_days=within, first=first, cut_short=cut_short, backfilled=backfilled,
+        stale_sources=stale,
+        report_waiting=None if waiting is None else (str(waiting["period"]), tuple(waiting["sources"])),
     )
+
+
+def _stale_sources(conn: Connection, settings: Settings, now: dt.datetime) -> tuple[StaleSource, ...]:
+    """The enabled sources whose last successful sync is older than ``stale_after_hours``
+    (the report's measure), in the configuration's order."""
+    stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
+    tz = settings.agent.timezone
+    out = []
+    for cs in settings.connectors:
+        if not cs.enabled:
+            continue
+        last = conn.execute(select(func.max(sync_runs.c.finished_at))
+                            .where(sync_runs.c.source == cs.name, sync_runs.c.status == SUCCESS)).scalar()
+        if last is None or now - last > stale_after:
+            out.append(StaleSource(cs.name, None if last is None else last.astimezone(tz)))
+    return tuple(out)
 
 
 #: a run left ``running`` this long ago is a dead one whatever its lock file says
@@ -478,6 +520,27 @@ def _cut_short_note(digest: Digest, zone: dt.tzinfo) -> str:
             "liệu, chưa xong khi lập bản tin; hồ sơ và cảnh báo mới sau thời điểm đó sẽ có trong bản tin tiếp theo.")
 
 
+def _source_notes(digest: Digest, zone: dt.tzinfo) -> list[str]:
+    """What staff must know of the data behind the digest: stale sources, a report waiting."""
+    notes = []
+    for s in digest.stale_sources:
+        label = source_label(s.source)
+        if s.last_success is None:
+            notes.append(f"Lưu ý: {label} chưa đồng bộ thành công lần nào: hồ sơ của hệ thống này có thể chưa "
+                         "đầy đủ. Cán bộ CNTT kiểm tra bằng lệnh sync-agent status.")
+        else:
+            last = s.last_success.astimezone(zone)
+            notes.append(f"Lưu ý: dữ liệu của {label} chưa được cập nhật từ {last:%H:%M} ngày {last:%d/%m/%Y} "
+                         "(lần đồng bộ thành công gần nhất): hồ sơ mới, hạn và tình trạng của hệ thống này "
+                         "có thể chưa đầy đủ. Cán bộ CNTT kiểm tra bằng lệnh sync-agent status.")
+    if digest.report_waiting is not None:
+        label, behind = digest.report_waiting
+        year, month = label.split("-")
+        notes.append(f"Báo cáo tháng {month}/{year} chưa gửi được: đang chờ đồng bộ xong dữ liệu của "
+                     f"{', '.join(source_label(s) for s in behind)}; báo cáo tự gửi khi dữ liệu đã đủ.")
+    return notes
+
+
 def _backfill_note(digest: Digest) -> str:
     return (f"Ngoài ra {vn_number(digest.backfilled)} hồ sơ đã kết thúc từ trước được nạp lần đầu từ các hệ thống "
             "(dữ liệu cũ), không liệt kê ở đây.")
@@ -529,6 +592,8 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
     ]
     if digest.cut_short:
         lines += [_cut_short_note(digest, zone), ""]
+    for note in _source_notes(digest, zone):
+        lines += [note, ""]
     if digest.first:
         lines += [FIRST_DIGEST_NOTE, ""]
     by_source = digest.new_by_source()
@@ -571,6 +636,8 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
     ]
     if digest.cut_short:
         out.append(f"<p>{e(_cut_short_note(digest, zone))}</p>")
+    for note in _source_notes(digest, zone):
+        out.append(f"<p style=\"color:#b42318\"><b>{e(note)}</b></p>")
     if digest.first:
         out.append(f"<p><b>{e(FIRST_DIGEST_NOTE)}</b></p>")
     by_source = digest.new_by_source()

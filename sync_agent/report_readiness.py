@@ -10,12 +10,13 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from sync_agent.config import Settings
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.runs import get_cursor
 from sync_agent.store.state import forget_state, read_state, write_state
+from sync_agent.store.tables import deliveries
 
 if TYPE_CHECKING:
     from sync_agent.report.period import Period
@@ -53,7 +54,15 @@ def mark_report_waiting(engine: Engine, period: Period, behind: tuple[str, ...],
 
 
 def report_waiting(engine: Engine) -> dict[str, Any] | None:
-    """``{"period", "sources", "since"}`` of a report waiting for its sources, else ``None``."""
+    """``{"period", "sources", "since"}`` of a report waiting for its sources, else ``None``;
+    also ``None`` once that report went (or is going) out, sent by hand meanwhile: the daemon
+    forgets the wait only at its next check."""
     with read_connection(engine) as conn:
         row = read_state(conn, REPORT_WAITING_STATE)
-    return json.loads(row) if row else None
+        if not row:
+            return None
+        waiting: dict[str, Any] = json.loads(row)
+        d = deliveries.c
+        gone = conn.execute(select(d.id).where(d.key == f"report:{waiting.get('period')}",
+                                               d.status.in_(("sending", "sent"))).limit(1)).first()
+    return None if gone is not None else waiting

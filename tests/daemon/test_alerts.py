@@ -58,7 +58,8 @@ def test_digest_sections_on_a_crafted_store(engine: Engine, settings: Settings) 
     crafted.load(engine)
     digest = build_digest(engine, settings, TODAY, now=NOW)
     data = digest.as_json()
-    assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags"]
+    # operations.md's keys, then what this agent adds
+    assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags", "stale_sources", "report_waiting"]
     assert data["date"] == "2026-02-12"
     # new since the last digest, grouped by source; "I" is after now, "G" before the last digest
     # "J" ended a month before the window (history loaded by a first sync): counted, not listed
@@ -315,3 +316,51 @@ def test_a_run_left_running_by_a_dead_process_does_not_hold_the_window_back(
     lock.release()  # a sync that took the lock and was killed: nobody holds it now
     digest = build_digest(engine, settings, TODAY, now=NOW)
     assert digest.until == NOW and "CT-9" in codes(digest.as_json()["new"])
+
+
+def synced(engine: Engine, finished: dict[str, dt.datetime]) -> None:
+    with write_transaction(engine) as conn:
+        for source, at in finished.items():
+            conn.execute(sync_runs.insert().values(source=source, started_at=at - dt.timedelta(minutes=1),
+                                                   finished_at=at, status="success"))
+
+
+def test_the_digest_says_which_source_s_data_is_stale(engine: Engine, settings: Settings) -> None:
+    """A source down for a day shows no new dossier: staff must not read that as none came."""
+    crafted.load(engine)
+    hour = dt.timedelta(hours=1)
+    synced(engine, {"one_stop": NOW - 30 * hour, "civil_status": NOW - hour, "residence": NOW - hour})
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert [(s.source, s.last_success) for s in digest.stale_sources] == [
+        ("one_stop", (NOW - 30 * hour).astimezone(ICT)), ("household_business", None)]
+    text = render_text(digest)
+    assert ("Lưu ý: dữ liệu của Một cửa (HTTT giải quyết TTHC thành phố) chưa được cập nhật từ 01:30 ngày "
+            "11/02/2026") in text
+    assert "Đăng ký hộ kinh doanh chưa đồng bộ thành công lần nào" in text
+    assert "có thể chưa đầy đủ" in html.unescape(render_html(digest))
+    stale = digest.as_json()["stale_sources"]
+    assert stale == [{"source": "one_stop", "last_success": (NOW - 30 * hour).astimezone(ICT).isoformat()},
+                     {"source": "household_business", "last_success": None}]
+    synced(engine, {"one_stop": NOW - hour, "household_business": NOW - hour})
+    fresh = build_digest(engine, settings, TODAY, now=NOW)
+    assert fresh.stale_sources == () and "Lưu ý: dữ liệu" not in render_text(fresh)
+
+
+def test_the_digest_says_the_monthly_report_waits_for_a_source(engine: Engine, settings: Settings) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    crafted.load(engine)
+    mark_report_waiting(engine, Period.parse("2026-02"), ("civil_status",), NOW)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    assert digest.report_waiting == ("2026-02", ("civil_status",))
+    note = "Báo cáo tháng 02/2026 chưa gửi được: đang chờ đồng bộ xong dữ liệu của Hộ tịch (Bộ Tư pháp)"
+    assert note in render_text(digest) and note in html.unescape(render_html(digest))
+    assert digest.as_json()["report_waiting"] == {"period": "2026-02", "sources": ["civil_status"]}
+    # sent by hand meanwhile: the daemon forgets the wait only at its next check, the digest now
+    from sync_agent.store.tables import deliveries
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(key="report:2026-02", channel="email", message_id="<m@x>",
+                                                status="sent", created_at=NOW, updated_at=NOW, sent_at=NOW))
+    after = build_digest(engine, settings, TODAY, now=NOW)
+    assert after.report_waiting is None and "chưa gửi được" not in render_text(after)

@@ -92,7 +92,7 @@ def test_alerts_json_and_send_through_a_webhook(write_config: Callable[..., Path
         code, out, _ = run(config, "alerts", "--date", "2026-02-12", "--format", "json")
         assert code == 0
         data = json.loads(out)
-        assert list(data) == ["date", "new", "due_soon", "overdue", "new_flags"]
+        assert list(data)[:5] == ["date", "new", "due_soon", "overdue", "new_flags"]  # operations.md's
         assert data["date"] == "2026-02-12"
         times = [i["first_seen_at"] for i in data["new"]] + [f["raised_at"] for f in data["new_flags"]]
         assert times and all(t.endswith("+07:00") for t in times), times  # the ward's time zone
