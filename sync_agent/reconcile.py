@@ -312,8 +312,8 @@ class _Run:
     def newest_first(self, col: str) -> str:
         """A non-null instant as fixed-width text that sorts the *latest* first."""
         if self.pg:
-            micros = f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)"
-            return f"LPAD(CAST(99999999999999999 - {micros} AS TEXT), 17, '0')"
+            # 18 digits for any year from 1 to 9999 (an instant before 1970 has negative micros)
+            return f"CAST(500000000000000000 - {self.epoch_us(col)} AS TEXT)"
         # SQLite keeps an instant as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC). julianday() is the
         # cheapest parse it has, but holds whole milliseconds: it reads the seconds (exact once
         # rounded), the microseconds are added from the text. 18 digits, any year from 1 to 9999.

@@ -237,6 +237,16 @@ def test_the_latest_update_wins_by_a_microsecond(engine: Engine) -> None:
     assert case(engine, "rc:MC-9").state_source == "one_stop"
 
 
+def test_an_update_time_before_1970_is_the_oldest_on_both_databases(engine: Engine) -> None:
+    """A source's epoch-zero default, in local time, lies before 1970-01-01 UTC (the first sync
+    reads from local midnight of that day): it must sort as old, not as the newest."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) - HOUR
+    save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, updated=epoch),
+         rec("civil_status", "HT-1", code="MC-1", status=Status.RESOLVED, completed_at=T0 + HOUR, updated=T0 + HOUR))
+    run(engine)
+    assert case(engine, "rc:MC-1").state_source == "civil_status"
+
+
 def test_on_equal_update_times_one_stop_then_the_source_name_decides(engine: Engine) -> None:
     save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS),
          rec("civil_status", "HT-1", code="MC-1", status=Status.AWAITING_SUPPLEMENT))
