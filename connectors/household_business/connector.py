@@ -27,6 +27,13 @@ PAGE_SIZE = 50
 MAX_WINDOW_PAGES = 20
 #: reads of one window before giving up on it for this run
 MAX_READS = 4
+#: how close to midnight (by this machine's clock, which may lag the source's) a day is taken
+#: as over: records may then leave it for the next day
+DAY_END_MARGIN = dt.timedelta(minutes=10)
+
+
+def _now(tz: dt.tzinfo) -> dt.datetime:
+    return dt.datetime.now(tz)
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,10 @@ class HouseholdBusinessConnector(HttpConnector):
     time: the total holds, nothing comes twice, and the record that crossed is lost for good
     (later runs do not go back to those days). So a window of several pages that looked still is
     read once more, without yielding, and settled only if the second read is the same record by
-    record; a window of one page is one answer and needs no second read. Records updated at or
-    after ``until`` are left for the next run, which re-reads that whole day anyway.
+    record. Not needed: a window of one page (one answer), and the window of a day still running
+    (an update keeps a record in it, and shows as a move); the second read would there meet every
+    new filing as a change. Records updated at or after ``until`` are left for the next run, which
+    re-reads that whole day anyway.
     """
 
     type_name: ClassVar[str] = "household_business"
@@ -128,13 +137,16 @@ class HouseholdBusinessConnector(HttpConnector):
                 if self.stopping:
                     return
                 if outcome.unchanged:
-                    # one answer, or two reads alike record by record (the second one silent)
-                    settled = one_page or outcome == previous or self._sightings(d1, d2) == outcome.sightings
+                    # one answer, a day no record can have left yet, or two reads alike record by
+                    # record (the second one silent)
+                    running = _now(tz) < local_midnight(d2 + dt.timedelta(days=1), tz) - DAY_END_MARGIN
+                    settled = (one_page or running or outcome == previous
+                               or self._sightings(d1, d2) == outcome.sightings)
                     if self.stopping:
                         return
                     if settled:
                         checkpoint = window_end
-                        if not one_page:
+                        if not one_page:  # its last page did not carry the window's end
                             yield build_page((), until=until, checkpoint=checkpoint)
                         break
                 elif outcome == previous:

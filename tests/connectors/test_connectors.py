@@ -825,6 +825,41 @@ def test_household_business_a_record_leaving_as_a_late_one_lands_is_not_lost(
     check_checkpoints(pages, until)
 
 
+def test_household_business_the_day_still_running_is_read_once_whatever_is_filed_meanwhile(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No record can leave a day that has not ended (an update keeps it in the day, and shows as
+    a move), and a second read there would meet every new filing as a change: a busy day would
+    fail every run."""
+    until = day(0, 12)
+    monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
+    fake = HouseholdBusinessFake(hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(60)]))
+
+    def filing(call: int) -> None:  # before each read's first page: each read alone holds still
+        if call % 2 == 1:
+            fake.items.append(samples.household_business(MaHoSo=f"NEW{call}", NgayCapNhat=hk_fmt(day(0, 12, call))))
+    fake.before_data = filing
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 60
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]
+    assert pages[-1].checkpoint == until
+    check_checkpoints(pages, until)
+
+
+def test_household_business_a_day_that_ended_during_the_read_is_read_twice(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    until = day(0, 23, 59)
+    monkeypatch.setattr(hkd_module, "_now", lambda tz: day(1, 0, 1))
+    fake = HouseholdBusinessFake(hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(60)]))
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 60
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "1", "2"]
+    assert pages[-1].checkpoint == until
+
+
 def test_household_business_a_window_of_one_page_is_read_once(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
