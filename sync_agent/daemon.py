@@ -61,7 +61,7 @@ from sync_agent.config import Settings
 from sync_agent.errors import AlreadyRunning
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
 from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import deliveries, sync_runs
 
@@ -90,7 +90,6 @@ DELIVERY_RETRIES = 3
 #: ``agent_state`` name prefix of a failed delivery's retry, by job id (``status`` shows it)
 DELIVERY_RETRY_STATE = "delivery_retry:"
 
-DAEMON_LOCK = "daemon"
 LOCK_TRIES = 4
 RECONCILE_JOB = "reconcile"
 DIGEST_JOB = "alerts:digest"

@@ -16,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
 
+from sync_agent.errors import ConfigError
 from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
 from sync_agent.store.engine import open_engine, read_connection, schema_is_current, write_transaction
 from sync_agent.store.records import save_quarantined, save_records
@@ -72,6 +73,79 @@ def test_a_store_at_an_older_revision_is_brought_to_the_head_at_start(db_url: st
         assert schema_is_current(eng)
     finally:
         eng.dispose()
+
+
+def store_at(db_url: str, revision: str) -> None:
+    from alembic import command
+
+    from sync_agent.store.engine import _alembic_config, create_store_engine
+
+    eng = create_store_engine(db_url)
+    try:
+        with eng.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(conn), revision)
+    finally:
+        eng.dispose()
+
+
+def test_an_upgrade_is_logged_with_both_revisions(db_url: str) -> None:
+    """An operator must be able to tell when, and by which command, the store was upgraded."""
+    from structlog.testing import capture_logs
+
+    from sync_agent.store.engine import HEAD_REVISION
+
+    store_at(db_url, "0007")
+    with capture_logs() as logs:
+        open_engine(db_url).dispose()
+        open_engine(db_url).dispose()  # current now: nothing more to say
+    assert [(e["event"], e["from_revision"], e["to_revision"]) for e in logs if e["event"] == "store_migrated"] == [
+        ("store_migrated", "0007", HEAD_REVISION)]
+
+
+def test_a_store_a_newer_release_upgraded_is_refused_in_one_line(db_url: str) -> None:
+    """Going back to an older release after an upgrade gave Alembic's 99-line traceback."""
+    from sqlalchemy import text
+
+    from sync_agent.store.engine import create_store_engine
+
+    open_engine(db_url).dispose()
+    eng = create_store_engine(db_url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    eng.dispose()
+    with pytest.raises(ConfigError) as caught:
+        open_engine(db_url)
+    assert caught.value.key == "agent.database_url"
+    assert "newer release of sync-agent (schema revision 0099" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_store_is_not_upgraded_under_a_daemon_of_the_older_release(db_url: str) -> None:
+    """Trying the new release while the old daemon ran upgraded the store under it (even a
+    `run` that then refused), and the old daemon could not start again."""
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    store_at(db_url, "0007")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sync_agent.locks import try_lock; "
+         "from sync_agent.store.engine import create_store_engine; "
+         "lock = try_lock(create_store_engine(sys.argv[1]), 'daemon'); print('held', flush=True); time.sleep(60)",
+         db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError) as caught:
+            open_engine(db_url)
+        message = str(caught.value)
+        assert f"pid {holder.pid}" in message and "stop it" in message and f"needs {HEAD_REVISION}" in message
+        eng = open_engine(db_url, migrate_schema=False)
+        assert stored_revisions(eng) == {"0007"}
+        eng.dispose()
+    finally:
+        holder.kill()
+        holder.wait()
+    eng = open_engine(db_url)  # the old daemon stopped: the upgrade goes ahead
+    assert stored_revisions(eng) == {HEAD_REVISION}
+    eng.dispose()
 
 
 def test_opening_a_current_store_does_not_load_alembic(db_url: str) -> None:

@@ -23,7 +23,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+import structlog
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -38,6 +39,10 @@ HEAD_REVISION = "0008"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL advisory lock held while migrating (any fixed number no other lock of the agent uses)
 _MIGRATE_LOCK_KEY = 0x5A6E_0001
+#: the lock the daemon holds while it runs (``sync_agent.daemon`` takes it)
+DAEMON_LOCK = "daemon"
+
+log = structlog.get_logger("sync_agent.store")
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
@@ -133,21 +138,62 @@ def _alembic_config(conn: Connection) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent; runs at every start).
+    """Bring the schema to the newest revision (idempotent; runs at every start), and log it.
 
     A store already at ``HEAD_REVISION`` is told by one query, without Alembic: importing it
-    took a quarter of every command's start, for a check of a few milliseconds.
+    took a quarter of every command's start, for a check of a few milliseconds. Refused, with
+    ``ConfigError`` naming ``agent.database_url``: a store a newer release upgraded (going back
+    to an older release), and an upgrade while another process's daemon runs on the store (an
+    older release's: the upgrade would change the schema under it, and it could not start
+    again); in neither case is anything written.
     """
-    if stored_revisions(engine) == {HEAD_REVISION}:
+    stored = stored_revisions(engine)
+    if stored == {HEAD_REVISION}:
         return
     from alembic import command
+    from alembic.script import ScriptDirectory
 
+    known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
+    if stored is not None and stored - known:
+        raise ConfigError("agent.database_url", (
+            f"the store was upgraded by a newer release of sync-agent (schema revision "
+            f"{', '.join(sorted(stored - known))}; this release knows up to {HEAD_REVISION}): run that "
+            "release, or restore the backup taken before the upgrade"))
+    if stored is not None:
+        _refuse_upgrade_under_a_daemon(engine, stored)
     with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             # processes starting together on a new database: one migrates, the others wait and
             # then find the schema current (SQLite: BEGIN IMMEDIATE orders them the same way)
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")
+        # read again under the lock: another process may have done it while this one waited
+        before = ({str(r[0]) for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+                  if inspect(conn).has_table("alembic_version") else set())
         command.upgrade(_alembic_config(conn), "head")
+    if before != {HEAD_REVISION}:  # from_revision None: a new store
+        log.info("store_migrated", from_revision=", ".join(sorted(before)) or None, to_revision=HEAD_REVISION,
+                 pid=os.getpid())
+
+
+def _refuse_upgrade_under_a_daemon(engine: Engine, stored: set[str]) -> None:
+    from sync_agent.locks import holder, is_held
+
+    if not is_held(engine, DAEMON_LOCK):
+        return
+    who = holder(engine, DAEMON_LOCK)
+    if who is not None and who.pid == os.getpid() and who.host in (None, _hostname()):
+        return  # this process is the daemon
+    named = f" (pid {who.pid}{f' on {who.host}' if who.host else ''})" if who is not None else ""
+    raise ConfigError("agent.database_url", (
+        f"the store is at schema revision {', '.join(sorted(stored))} and this release needs {HEAD_REVISION}, "
+        f"but a sync-agent daemon{named}, of the release that wrote it, is running on it: stop it, then run "
+        "this release again (it upgrades the store at its start)"))
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def stored_revisions(engine: Engine) -> set[str] | None:
