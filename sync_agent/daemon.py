@@ -83,10 +83,12 @@ RECONCILE_EVERY = dt.timedelta(hours=1)
 CATCH_UP_DELAY = dt.timedelta(minutes=2)
 #: how long the report waits, each time, for the sources to be read past the period's end
 REPORT_WAIT = dt.timedelta(minutes=30)
-#: a digest or report that could not be sent (SMTP down) is tried again this long after, at
-#: most this many times a day
+#: a digest or report that could not be sent (SMTP down) is tried again this long after, the wait
+#: doubling up to ``DELIVERY_RETRY_MAX_DELAY``: a report until it goes (the city needs it, and an
+#: unattended agent must not leave it to someone reading ``status``), a digest until its day ends
+#: (the next working day's carries what it held: its window starts at the last digest sent)
 DELIVERY_RETRY_DELAY = dt.timedelta(minutes=15)
-DELIVERY_RETRIES = 3
+DELIVERY_RETRY_MAX_DELAY = dt.timedelta(hours=2)
 #: ``agent_state`` name prefix of a failed delivery's retry, by job id (``status`` shows it)
 DELIVERY_RETRY_STATE = "delivery_retry:"
 
@@ -537,26 +539,29 @@ class Daemon:
 
     def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime,
                      what: str | None = None) -> None:
-        """One more try of a failed delivery job in a while, at most ``DELIVERY_RETRIES`` a day
-        (``what``: the report's period, for the command ``status`` gives)."""
+        """One more try of a failed delivery job in a while (see ``DELIVERY_RETRY_DELAY``; ``day``:
+        the digest's, ``what``: the report's period, for the command ``status`` gives)."""
         key = (job_id, day)
         with self._guard:
             attempts = self._retries.get(key, 0) + 1
             self._retries = {k: v for k, v in self._retries.items() if k[1] == day}
             self._retries[key] = attempts
-        if attempts > DELIVERY_RETRIES or self.stop.is_set():
+        when = now + min(DELIVERY_RETRY_DELAY * 2 ** min(attempts - 1, 16), DELIVERY_RETRY_MAX_DELAY)
+        day_over = job_id == DIGEST_JOB and when.astimezone(self.tz).date() != day
+        if day_over or self.stop.is_set():
+            # stopping: the next start's catch-up sends a report still due (and today's digest)
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
+                      reason="the day is over: the next digest carries its items" if day_over else "stopping",
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
-        when = now + DELIVERY_RETRY_DELAY
         retry_id = f"{job_id}:retry"
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
                                id=retry_id, replace_existing=True, misfire_grace_time=3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
         self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}), "attempt": attempts,
-                                  "of": DELIVERY_RETRIES, "at": when.isoformat()})
+                                  "at": when.isoformat()})
 
     def _note_retry(self, job_id: str, value: dict[str, Any] | None) -> None:
         """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The

@@ -117,8 +117,8 @@ class AgentStatus:
     last_report: LastDelivery | None = None
     #: the report waiting for its sources: ``{"period", "sources", "since"}`` (see the daemon)
     report_waiting: Mapping[str, Any] | None = None
-    #: failed deliveries: ``{"job", "attempt", "of", "at"}`` while the daemon will try again,
-    #: ``{"job", "attempts", "gave_up_at"}`` once it gave up for the day
+    #: failed deliveries: ``{"job", "attempt", "at"}`` while the daemon will try again,
+    #: ``{"job", "attempts", "gave_up_at"}`` once it gave up (a digest whose day is over)
     delivery_retries: tuple[Mapping[str, Any], ...] = ()
     #: every delivery left ``sending`` too long (see ``in_doubt_deliveries``)
     in_doubt: tuple[LastDelivery, ...] = ()
@@ -315,7 +315,7 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         period = f" --period {note['what']}" if note.get("what") else ""
         return f"sync-agent report{period} --send"
     if note.get("job") == DIGEST_JOB:
-        return "sync-agent alerts --send"
+        return "sync-agent alerts --send (the next working day's digest carries its dossiers anyway)"
     return "see the log"
 
 
@@ -386,7 +386,7 @@ def render_text(st: AgentStatus) -> str:
 
         if "at" in r:
             lines.append(f"{r['job']}: delivery failed; the daemon tries again at {local('at')} "
-                         f"(try {r['attempt']} of {r['of']})")
+                         f"(try {r['attempt']})")
         else:
             lines.append(f"{r['job']}: delivery failed; the daemon gave up after {r['attempts']} more tries "
                          f"at {local('gave_up_at')}; send it by hand: {_by_hand(r)}")
