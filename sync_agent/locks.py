@@ -24,6 +24,8 @@ from sync_agent.errors import AlreadyRunning
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_guard = threading.Lock()
+#: the locks this process holds, by store and name (``holds``)
+_held_here: set[tuple[str, str]] = set()
 #: how a PostgreSQL session holding a lock names its process (``application_name``, 63 bytes at most)
 _PG_HOLDER = re.compile(r"^sync-agent pid (\d+) on (.+)$")
 
@@ -48,14 +50,19 @@ class StoreLock:
     """A held lock; ``release()`` (or leaving the ``with`` block) frees it."""
 
     def __init__(self, name: str, file: IO[str] | None = None, conn: Connection | None = None,
-                 key: int | None = None, local: threading.Lock | None = None) -> None:
+                 key: int | None = None, local: threading.Lock | None = None, store: str = "") -> None:
         self.name = name
         self._file = file
         self._conn = conn
         self._key = key
         self._local = local
+        self._store = store
+        with _process_guard:
+            _held_here.add((store, name))
 
     def release(self) -> None:
+        with _process_guard:
+            _held_here.discard((self._store, self.name))
         if self._file is not None:
             # the file names its holder only while held (``is_held`` reads it)
             self._file.seek(0)
@@ -110,12 +117,12 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
         name_it = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
         conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": name_it})
         conn.commit()
-        return StoreLock(name, conn=conn, key=key)
+        return StoreLock(name, conn=conn, key=key, store=_store_id(engine))
     path = lock_path(engine, name)
     if path is None:  # in-memory database: only this process can see it
         with _process_guard:
             local = _process_locks.setdefault(name, threading.Lock())
-        return StoreLock(name, local=local) if local.acquire(blocking=False) else None
+        return StoreLock(name, local=local, store=_store_id(engine)) if local.acquire(blocking=False) else None
     path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while locked
     try:
@@ -128,7 +135,17 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     me = _this_process()
     f.write(f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n")
     f.flush()
-    return StoreLock(name, file=f)
+    return StoreLock(name, file=f, store=_store_id(engine))
+
+
+def _store_id(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def holds(engine: Engine, name: str) -> bool:
+    """Whether this process holds the lock ``name`` on this store (through any engine)."""
+    with _process_guard:
+        return (_store_id(engine), name) in _held_here
 
 
 def process_identity(pid: int) -> str | None:

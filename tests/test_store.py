@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import stat
 import subprocess
 import sys
@@ -120,23 +121,39 @@ def test_a_store_a_newer_release_upgraded_is_refused_in_one_line(db_url: str) ->
     assert "\n" not in str(caught.value)
 
 
-def test_a_store_is_not_upgraded_under_a_daemon_of_the_older_release(db_url: str) -> None:
-    """Trying the new release while the old daemon ran upgraded the store under it (even a
-    `run` that then refused), and the old daemon could not start again."""
-    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
-
-    store_at(db_url, "0007")
+def hold_the_daemon_lock(db_url: str, then: str = "") -> subprocess.Popen[str]:
+    """Another process takes the store's daemon lock (``then``: Python run after, with ``lock``)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from sync_agent.locks import try_lock; "
          "from sync_agent.store.engine import create_store_engine; "
-         "lock = try_lock(create_store_engine(sys.argv[1]), 'daemon'); print('held', flush=True); time.sleep(60)",
-         db_url], stdout=subprocess.PIPE, text=True)
+         f"lock = try_lock(create_store_engine(sys.argv[1]), 'daemon'); {then or 'pass'}; print('held', flush=True); "
+         "time.sleep(60)", db_url], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.mark.parametrize("host", ["this machine", "another container"])
+def test_a_store_is_not_upgraded_under_a_daemon_of_the_older_release(
+        db_url: str, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trying the new release while the old daemon ran upgraded the store under it (even a
+    `run` that then refused), and the old daemon could not start again. In a container of its
+    own the daemon's lock file names another host: the lock itself decides."""
+    from sync_agent.store import engine as engine_module
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    monkeypatch.setattr(engine_module, "UPGRADE_LOCK_WAIT", 0.5)
+    store_at(db_url, "0007")
+    rename = "" if host == "this machine" else (
+        "lock._file and (lock._file.seek(0), lock._file.truncate(), lock._file.write('1 3f2a9c1b7d10 -\\n'), "
+        "lock._file.flush())")
+    holder = hold_the_daemon_lock(db_url, rename)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(ConfigError) as caught:
             open_engine(db_url)
         message = str(caught.value)
-        assert f"pid {holder.pid}" in message and "stop it" in message and f"needs {HEAD_REVISION}" in message
+        assert "holds its daemon lock" in message and "stop it" in message and f"needs {HEAD_REVISION}" in message
+        if host == "this machine":
+            assert f"pid {holder.pid}" in message
         eng = open_engine(db_url, migrate_schema=False)
         assert stored_revisions(eng) == {"0007"}
         eng.dispose()
@@ -144,6 +161,51 @@ def test_a_store_is_not_upgraded_under_a_daemon_of_the_older_release(db_url: str
         holder.kill()
         holder.wait()
     eng = open_engine(db_url)  # the old daemon stopped: the upgrade goes ahead
+    assert stored_revisions(eng) == {HEAD_REVISION}
+    eng.dispose()
+
+
+def test_a_lock_file_an_older_release_left_behind_does_not_block_the_upgrade(tmp_path: Path) -> None:
+    """Releases before the lock file was emptied on release left 'pid host' in it: after a stop
+    (or a reboot) that number may be any live process's, and no daemon holds the lock."""
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store_at(url, "0007")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        Path(f"{tmp_path / 'store.db'}.daemon.lock").write_text(f"{sleeper.pid} {socket.gethostname()}\n")
+        eng = open_engine(url)
+        assert stored_revisions(eng) == {HEAD_REVISION}
+        eng.dispose()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_two_commands_starting_on_an_old_store_both_open_it(db_url: str) -> None:
+    """One upgrades under the daemon lock; the other waits for it rather than taking it for a
+    running daemon."""
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    store_at(db_url, "0007")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            open_engine(db_url).dispose()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    eng = open_engine(db_url)
     assert stored_revisions(eng) == {HEAD_REVISION}
     eng.dispose()
 

@@ -33,6 +33,8 @@ from sync_agent.errors import ConfigError
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from sync_agent.locks import StoreLock
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: the newest migration's revision (a test keeps it equal to the head of ``MIGRATIONS``)
 HEAD_REVISION = "0008"
@@ -143,9 +145,9 @@ def migrate(engine: Engine) -> None:
     A store already at ``HEAD_REVISION`` is told by one query, without Alembic: importing it
     took a quarter of every command's start, for a check of a few milliseconds. Refused, with
     ``ConfigError`` naming ``agent.database_url``: a store a newer release upgraded (going back
-    to an older release), and an upgrade while another process's daemon runs on the store (an
-    older release's: the upgrade would change the schema under it, and it could not start
-    again); in neither case is anything written.
+    to an older release), and an upgrade while another process holds the store's daemon lock (an
+    older release's daemon: the upgrade would change the schema under it, and it could not start
+    again); in neither case is anything written. The upgrade holds the daemon lock itself.
     """
     stored = stored_revisions(engine)
     if stored == {HEAD_REVISION}:
@@ -159,41 +161,52 @@ def migrate(engine: Engine) -> None:
             f"the store was upgraded by a newer release of sync-agent (schema revision "
             f"{', '.join(sorted(stored - known))}; this release knows up to {HEAD_REVISION}): run that "
             "release, or restore the backup taken before the upgrade"))
-    if stored is not None:
-        _refuse_upgrade_under_a_daemon(engine, stored)
-    with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            # processes starting together on a new database: one migrates, the others wait and
-            # then find the schema current (SQLite: BEGIN IMMEDIATE orders them the same way)
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")
-        # read again under the lock: another process may have done it while this one waited
-        before = ({str(r[0]) for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
-                  if inspect(conn).has_table("alembic_version") else set())
-        command.upgrade(_alembic_config(conn), "head")
+    guard = _hold_the_daemon_lock(engine, stored) if stored is not None else None
+    try:
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                # processes starting together on a new database: one migrates, the others wait and
+                # then find the schema current (SQLite: BEGIN IMMEDIATE orders them the same way)
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")
+            # read again under the lock: another process may have done it while this one waited
+            before = ({str(r[0]) for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+                      if inspect(conn).has_table("alembic_version") else set())
+            command.upgrade(_alembic_config(conn), "head")
+    finally:
+        if guard is not None:
+            guard.release()
     if before != {HEAD_REVISION}:  # from_revision None: a new store
         log.info("store_migrated", from_revision=", ".join(sorted(before)) or None, to_revision=HEAD_REVISION,
                  pid=os.getpid())
 
 
-def _refuse_upgrade_under_a_daemon(engine: Engine, stored: set[str]) -> None:
-    from sync_agent.locks import holder, is_held
-
-    if not is_held(engine, DAEMON_LOCK):
-        return
-    who = holder(engine, DAEMON_LOCK)
-    if who is not None and who.pid == os.getpid() and who.host in (None, _hostname()):
-        return  # this process is the daemon
-    named = f" (pid {who.pid}{f' on {who.host}' if who.host else ''})" if who is not None else ""
-    raise ConfigError("agent.database_url", (
-        f"the store is at schema revision {', '.join(sorted(stored))} and this release needs {HEAD_REVISION}, "
-        f"but a sync-agent daemon{named}, of the release that wrote it, is running on it: stop it, then run "
-        "this release again (it upgrades the store at its start)"))
+#: how long an upgrade waits for the daemon lock (another command may be upgrading the store)
+UPGRADE_LOCK_WAIT = 10.0
 
 
-def _hostname() -> str:
-    import socket
+def _hold_the_daemon_lock(engine: Engine, stored: set[str]) -> StoreLock | None:
+    """The daemon lock, held while the schema is upgraded: a daemon of the older release holds
+    it while it runs (in another container too: the lock is the file lock or the advisory lock
+    itself, not what a lock file says), and the upgrade must not change the schema under it.
+    ``None`` when this process is the daemon, or another process upgraded the store meanwhile."""
+    from sync_agent.locks import holder, holds, try_lock
 
-    return socket.gethostname()
+    if holds(engine, DAEMON_LOCK):
+        return None
+    deadline = time.monotonic() + UPGRADE_LOCK_WAIT
+    while (lock := try_lock(engine, DAEMON_LOCK)) is None:
+        if stored_revisions(engine) == {HEAD_REVISION}:
+            return None
+        if time.monotonic() >= deadline:
+            who = holder(engine, DAEMON_LOCK)
+            named = f" ({who})" if who is not None else ""
+            raise ConfigError("agent.database_url", (
+                f"the store is at schema revision {', '.join(sorted(stored))} and this release needs "
+                f"{HEAD_REVISION}, but another process{named} holds its daemon lock: a sync-agent daemon of "
+                "the older release (stop it, then run this release again: it upgrades the store at its "
+                "start), or another command upgrading it (try again in a moment)"))
+        time.sleep(0.25)
+    return lock
 
 
 def stored_revisions(engine: Engine) -> set[str] | None:
