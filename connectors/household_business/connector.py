@@ -45,11 +45,17 @@ class _Answer:
 
 @dataclass(frozen=True)
 class _Read:
-    """One read of a window: whether it held still, and what it saw, page by page (each
-    page's ``TongSo``, then each record's ``MaHoSo`` and ``NgayCapNhat``)."""
+    """One read of a window: whether a record moved (came twice with different ``NgayCapNhat``)
+    or ``TongSo`` changed while it was read, and what it saw, page by page (each page's
+    ``TongSo``, then each record's ``MaHoSo`` and ``NgayCapNhat``)."""
 
-    unchanged: bool
+    moved: bool
+    total_changed: bool
     sightings: tuple[tuple[int | None, tuple[tuple[object, object], ...]], ...]
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.moved or self.total_changed)
 
     def twins(self) -> set[str]:
         """The source ids seen with more than one update time."""
@@ -136,10 +142,12 @@ class HouseholdBusinessConnector(HttpConnector):
                                                        settles=one_page)
                 if self.stopping:
                     return
-                if outcome.unchanged:
+                # a day still running: no record can have left it (an update keeps it in the day), so
+                # a changed TongSo is filings that came meanwhile, which skip nothing (a move does)
+                running = _now(tz) < local_midnight(d2 + dt.timedelta(days=1), tz) - DAY_END_MARGIN
+                if not outcome.moved and (running or not outcome.total_changed):
                     # one answer, a day no record can have left yet, or two reads alike record by
                     # record (the second one silent)
-                    running = _now(tz) < local_midnight(d2 + dt.timedelta(days=1), tz) - DAY_END_MARGIN
                     settled = (one_page or running or outcome == previous
                                or self._sightings(d1, d2) == outcome.sightings)
                     if self.stopping:
@@ -182,11 +190,13 @@ class HouseholdBusinessConnector(HttpConnector):
         If ``settles``, the last page of a read that held carries the window's end as checkpoint."""
         field_code = self.option("field_code")
         field_name = self.option("field_name")
-        answer, trang, changed = first, 1, False
+        answer, trang, moved, total_changed = first, 1, False, False
         read: dict[str, tuple[object, int]] = {}
         sightings: list[tuple[int | None, tuple[tuple[object, object], ...]]] = []
         while True:
-            changed = _moved(answer.items, trang, read) or changed or answer.total != first.total
+            moved = _moved(answer.items, trang, read) or moved
+            total_changed = total_changed or answer.total != first.total
+            changed = moved or total_changed
             sightings.append((answer.total, tuple(_sighting(item) for item in answer.items)))
             outputs = [
                 mapping.normalise_item(item, self.context, source=self.name, field_code=field_code,
@@ -196,10 +206,10 @@ class HouseholdBusinessConnector(HttpConnector):
             if _last_page(answer, trang):
                 yield build_page(outputs, until=until,
                                  checkpoint=window_end if settles and not changed else checkpoint)
-                return _Read(unchanged=not changed, sightings=tuple(sightings))
+                return _Read(moved=moved, total_changed=total_changed, sightings=tuple(sightings))
             yield build_page(outputs, until=until, checkpoint=checkpoint)
             if self.stopping:
-                return _Read(unchanged=False, sightings=())
+                return _Read(moved=True, total_changed=True, sightings=())
             trang += 1
             answer = self._page(d1, d2, trang)
 

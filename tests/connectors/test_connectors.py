@@ -829,15 +829,14 @@ def test_household_business_the_day_still_running_is_read_once_whatever_is_filed
     started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No record can leave a day that has not ended (an update keeps it in the day, and shows as
-    a move), and a second read there would meet every new filing as a change: a busy day would
-    fail every run."""
+    a move): a TongSo that grows is filings that came meanwhile, which skip nothing. Taken for a
+    change, or met by a second read, they failed the runs of a busy day."""
     until = day(0, 12)
     monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
     fake = HouseholdBusinessFake(hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(60)]))
 
-    def filing(call: int) -> None:  # before each read's first page: each read alone holds still
-        if call % 2 == 1:
-            fake.items.append(samples.household_business(MaHoSo=f"NEW{call}", NgayCapNhat=hk_fmt(day(0, 12, call))))
+    def filing(call: int) -> None:  # before every request: TongSo changes between the pages too
+        fake.items.append(samples.household_business(MaHoSo=f"NEW{call}", NgayCapNhat=hk_fmt(day(0, 12, call))))
     fake.before_data = filing
     server = started(fake)
     pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
@@ -845,6 +844,20 @@ def test_household_business_the_day_still_running_is_read_once_whatever_is_filed
     assert [r.query["trang"] for r in fake.data_requests] == ["1", "2"]
     assert pages[-1].checkpoint == until
     check_checkpoints(pages, until)
+
+
+def test_household_business_a_record_moving_within_the_day_still_running_is_read_again(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    until = day(0, 12)
+    monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
+    times = [day(0, 8) + dt.timedelta(minutes=m) for m in range(120)]
+    fake = HouseholdBusinessFake(hk_items(times))
+    hkd_update_after_first_page(fake, day(0, 11, 30))
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert ids(pages) == {f"HKD{n:05d}" for n in range(len(times))}
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "3", "1", "2", "3"]  # moved: again
 
 
 def test_household_business_a_day_that_ended_during_the_read_is_read_twice(
