@@ -38,8 +38,8 @@ def xlsx_text(value: str) -> tuple[str, bool]:
 def table_sheet(wb: Any, title: str, header: Sequence[str], body: Iterable[Sequence[Any]],
                 widths: Mapping[str, int]) -> None:
     """A sheet of ``wb`` (write-only or not) holding one table: a bold header kept in view,
-    filters on every column, dates as real dates, text as text (``xlsx_text``); column widths
-    in characters by header name (14 otherwise)."""
+    filters on every column, dates and times (naive, in ward time) as real ones, text as text
+    (``xlsx_text``); column widths in characters by header name (14 otherwise)."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -62,7 +62,7 @@ def table_sheet(wb: Any, title: str, header: Sequence[str], body: Iterable[Seque
         for value in row:  # a cell object only where a plain value would not do (a cell costs 20x)
             if isinstance(value, dt.date):
                 cell = WriteOnlyCell(ws, value=value)
-                cell.number_format = "dd/mm/yyyy"
+                cell.number_format = "dd/mm/yyyy hh:mm" if isinstance(value, dt.datetime) else "dd/mm/yyyy"
                 out.append(cell)
             elif isinstance(value, str):
                 text, marked = xlsx_text(value)

@@ -24,13 +24,15 @@ HEADER = (
 
 
 def flagged_rows(report: PeriodReport) -> Iterator[tuple[object, ...]]:
-    """One row per flagged dossier under ``HEADER``, days as dates (``None`` when missing)."""
+    """One row per flagged dossier under ``HEADER``, days as dates and the detection time as a
+    ward-time datetime without its zone, which a spreadsheet cannot hold (``None`` when missing)."""
     for item in (*report.bypassed, *report.other_flags):
         yield (
             vn.FLAG_LABELS.get(item.kind, item.kind), item.code, item.procedure, item.field_name or "",
             item.applicant, item.filed_on, item.received_on, item.due_on,
             vn.STATUS_LABELS.get(item.status or "", item.status or ""), vn.source_label(item.source),
-            vn.datetime(item.raised_at, missing=""), "có" if item.acknowledged else "",
+            None if item.raised_at is None else item.raised_at.replace(tzinfo=None),
+            "có" if item.acknowledged else "",
             item.details or "",
         )
 
@@ -41,5 +43,6 @@ def build_csv(report: PeriodReport) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(HEADER)
     for row in flagged_rows(report):
-        w.writerow(vn.date(v) if isinstance(v, dt.date) else "" if v is None else csv_text(v) for v in row)
+        w.writerow(vn.datetime(v) if isinstance(v, dt.datetime) else vn.date(v) if isinstance(v, dt.date)
+                   else "" if v is None else csv_text(v) for v in row)
     return buf.getvalue().encode("utf-8-sig")

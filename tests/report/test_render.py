@@ -141,9 +141,13 @@ def test_the_workbook_lists_the_flagged_dossiers_as_the_csv_does(seeded: Engine,
     assert len(sheet) == len(csv_rows) == 1 + len(r.bypassed) + len(r.other_flags) > 2
     assert sheet[0] == csv_rows[0]
     for got, want in zip(sheet[1:], csv_rows[1:], strict=True):
-        shown = [v.strftime("%d/%m/%Y") if isinstance(v, dt.datetime) else (v or "") for v in got]
+        shown = [v.strftime("%d/%m/%Y" if i != 10 else "%d/%m/%Y %H:%M") if isinstance(v, dt.datetime)
+                 else (v or "") for i, v in enumerate(got)]
         assert shown == want
     assert isinstance(sheet[1][6], dt.datetime)  # "Ngày tiếp nhận", a date Excel filters as one
+    detected = [row[10] for row in sheet[1:] if row[10] is not None]
+    assert detected and all(isinstance(v, dt.datetime) for v in detected)  # "Phát hiện lúc", a time
+    assert ws.cell(2 + [r[10] for r in sheet[1:]].index(detected[0]), 11).number_format == "dd/mm/yyyy hh:mm"
     assert ws.auto_filter.ref == f"A1:M{len(sheet)}"
 
 
