@@ -328,6 +328,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         saved = _saved_window(conn, digest_key(today))
         if saved is not None:  # the day's digest went (or was tried) on this window: keep it
             since, now, first, cut_short = saved.since, saved.until, saved.first, saved.cut_short
+            made_at = now  # and tell the sources as they were then
         else:
             last = last_digest_at(conn)
             since = last if last is not None else default_since(settings, calendar, today)
@@ -376,8 +377,8 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
 
 
 def _stale_sources(conn: Connection, settings: Settings, now: dt.datetime) -> tuple[StaleSource, ...]:
-    """The enabled sources whose last successful sync is older than ``stale_after_hours``
-    (the report's measure), in the configuration's order."""
+    """The enabled sources whose last successful sync by ``now`` is older than
+    ``stale_after_hours`` (the report's measure), in the configuration's order."""
     stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
     tz = settings.agent.timezone
     out = []
@@ -385,7 +386,8 @@ def _stale_sources(conn: Connection, settings: Settings, now: dt.datetime) -> tu
         if not cs.enabled:
             continue
         last = conn.execute(select(func.max(sync_runs.c.finished_at))
-                            .where(sync_runs.c.source == cs.name, sync_runs.c.status == SUCCESS)).scalar()
+                            .where(sync_runs.c.source == cs.name, sync_runs.c.status == SUCCESS,
+                                   sync_runs.c.finished_at <= now)).scalar()
         if last is None or now - last > stale_after:
             out.append(StaleSource(cs.name, None if last is None else last.astimezone(tz)))
     return tuple(out)

@@ -364,3 +364,18 @@ def test_the_digest_says_the_monthly_report_waits_for_a_source(engine: Engine, s
                                                 status="sent", created_at=NOW, updated_at=NOW, sent_at=NOW))
     after = build_digest(engine, settings, TODAY, now=NOW)
     assert after.report_waiting is None and "chưa gửi được" not in render_text(after)
+
+
+def test_a_digest_rebuilt_on_its_saved_window_tells_the_sources_as_they_were_then(
+        engine: Engine, settings: Settings) -> None:
+    """A retry, a catch-up or `alerts --date D --send --force` rebuilds a day's digest on the
+    window of its first send: its warning must be of that time, not of the resend's."""
+    from sync_agent.alerts import _fix_window
+
+    crafted.load(engine)
+    hour = dt.timedelta(hours=1)
+    synced(engine, {s: NOW - hour for s in ("one_stop", "civil_status", "residence", "household_business")})
+    _fix_window(engine, settings, build_digest(engine, settings, TODAY, now=NOW), NOW)
+    synced(engine, {s: NOW + hour for s in ("one_stop", "civil_status", "residence", "household_business")})
+    again = build_digest(engine, settings, TODAY, now=NOW + 3 * 24 * hour)
+    assert again.until == NOW and again.stale_sources == ()
