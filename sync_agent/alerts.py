@@ -157,6 +157,8 @@ class Digest:
     stale_sources: tuple[StaleSource, ...] = ()
     #: (period label, sources) of a monthly report that waits for sources behind its period
     report_waiting: tuple[str, tuple[str, ...]] | None = None
+    #: when it was made (its window may end earlier, cut short): the sources are told as then
+    made_at: dt.datetime | None = None
 
     @property
     def key(self) -> str:
@@ -223,14 +225,16 @@ class _Window:
     until: dt.datetime
     first: bool
     cut_short: bool
+    made_at: dt.datetime  # its end when saved before this was kept
 
 
 def _parse_window(value: str | None) -> _Window | None:
     if not value:
         return None
     w = json.loads(value)
-    return _Window(dt.datetime.fromisoformat(w["since"]), dt.datetime.fromisoformat(w["until"]),
-                   bool(w.get("first")), bool(w.get("cut_short")))
+    until = dt.datetime.fromisoformat(w["until"])
+    return _Window(dt.datetime.fromisoformat(w["since"]), until, bool(w.get("first")), bool(w.get("cut_short")),
+                   dt.datetime.fromisoformat(w["made_at"]) if w.get("made_at") else until)
 
 
 def _saved_window(conn: Connection, key: str) -> _Window | None:
@@ -249,7 +253,7 @@ def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.date
     daemon's and a person's) keep the first one's window: every channel carries the same digest."""
     at = now or dt.datetime.now(dt.UTC)
     window = {"since": digest.since.isoformat(), "until": digest.until.isoformat(), "first": digest.first,
-              "cut_short": digest.cut_short}
+              "cut_short": digest.cut_short, "made_at": (digest.made_at or digest.until).isoformat()}
     with write_transaction(engine) as conn:
         saved = _parse_window(write_state_once(conn, WINDOW_STATE + digest.key, json.dumps(window), at))
         for name in read_states(conn, WINDOW_STATE):
@@ -328,7 +332,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         saved = _saved_window(conn, digest_key(today))
         if saved is not None:  # the day's digest went (or was tried) on this window: keep it
             since, now, first, cut_short = saved.since, saved.until, saved.first, saved.cut_short
-            made_at = now  # and tell the sources as they were then
+            made_at = saved.made_at  # and tell the sources as they were then
         else:
             last = last_digest_at(conn)
             since = last if last is not None else default_since(settings, calendar, today)
@@ -373,6 +377,7 @@ def build_digest(engine: Engine, settings: Settings, today: dt.date,
         due_within_working_days=within, first=first, cut_short=cut_short, backfilled=backfilled,
         stale_sources=stale,
         report_waiting=None if waiting is None else (str(waiting["period"]), tuple(waiting["sources"])),
+        made_at=made_at,
     )
 
 

@@ -379,3 +379,28 @@ def test_a_digest_rebuilt_on_its_saved_window_tells_the_sources_as_they_were_the
     synced(engine, {s: NOW + hour for s in ("one_stop", "civil_status", "residence", "household_business")})
     again = build_digest(engine, settings, TODAY, now=NOW + 3 * 24 * hour)
     assert again.until == NOW and again.stale_sources == ()
+
+
+def test_a_digest_cut_short_and_rebuilt_tells_the_sources_as_its_first_send_did(
+        engine: Engine, settings: Settings) -> None:
+    """Cut short, its window ends at a sync's start, before it was made: a retry measuring there
+    could call a source stale that the first send did not."""
+    from sync_agent.alerts import _fix_window
+
+    crafted.load(engine)
+    started = NOW - dt.timedelta(minutes=30)
+    running_sync(engine, "residence", started)
+    synced(engine, {"one_stop": NOW - dt.timedelta(minutes=10), "civil_status": NOW - dt.timedelta(hours=1),
+                    "household_business": NOW - dt.timedelta(hours=1)})
+    with write_transaction(engine) as conn:  # residence's last success: 24 h 20 min before the first send
+        conn.execute(sync_runs.insert().values(source="residence", started_at=NOW - dt.timedelta(hours=25),
+                                               finished_at=NOW - dt.timedelta(hours=24, minutes=20),
+                                               status="success"))
+    lock = try_lock(engine, sync_lock_name("residence"))  # the sync, holding its source's lock
+    assert lock is not None
+    with lock:
+        first = build_digest(engine, settings, TODAY, now=NOW)
+        assert first.cut_short and first.until == started
+        _fix_window(engine, settings, first, NOW)
+    again = build_digest(engine, settings, TODAY, now=NOW + dt.timedelta(hours=2))
+    assert [s.source for s in again.stale_sources] == [s.source for s in first.stale_sources] == ["residence"]
