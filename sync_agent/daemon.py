@@ -61,6 +61,7 @@ from sync_agent.config import Settings
 from sync_agent.errors import AlreadyRunning
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
+from sync_agent.privacy import redact_text
 from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
 from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import deliveries, sync_runs
@@ -89,6 +90,9 @@ REPORT_WAIT = dt.timedelta(minutes=30)
 #: (the next working day's carries what it held: its window starts at the last digest sent)
 DELIVERY_RETRY_DELAY = dt.timedelta(minutes=15)
 DELIVERY_RETRY_MAX_DELAY = dt.timedelta(hours=2)
+#: tries of a report whose failure a wait may not mend (a recipient refused for good, an error
+#: of the agent's own) before the daemon leaves it to a person, with the reason in ``status``
+UNSURE_RETRIES = 3
 #: ``agent_state`` name prefix of a failed delivery's retry, by job id (``status`` shows it)
 DELIVERY_RETRY_STATE = "delivery_retry:"
 
@@ -254,7 +258,7 @@ class Daemon:
         self._running: dict[str, float] = {}
         self._reconcile_pending = False
         self._reconcile_running = False
-        self._retries: dict[tuple[str, dt.date], int] = {}
+        self._retries: dict[tuple[str, str], int] = {}
         self._signal: int | None = None
         self._lock: StoreLock | None = None
         self.specs: list[JobSpec] = []
@@ -468,12 +472,21 @@ class Daemon:
                 self._reconcile_running = False
             raise
 
-    def _digest(self) -> None:
+    def _digest(self, day: dt.date | None = None) -> None:
+        """Today's digest; ``day``: a retry's, which sends nothing once that day is over (it would
+        send the next day's digest early; the next working day's carries its dossiers)."""
         from sync_agent.alerts import build_digest, send_digest
         from sync_agent.reconcile import reconcile
 
         now = self.clock()
         today = now.date()
+        if day is not None and day != today:
+            log.info("digest_retry_dropped", date=day.isoformat(),
+                     reason="the day is over: the next working day's digest carries its dossiers")
+            self._note_retry(DIGEST_JOB, {"job": DIGEST_JOB, "what": day.isoformat(),
+                                          "attempts": self._retries.get((DIGEST_JOB, day.isoformat()), 0),
+                                          "gave_up_at": now.isoformat()})
+            return
         if not self.calendar.is_working_day(today):
             log.info("digest_skipped", date=today.isoformat(), reason="not a working day",
                      holiday=self.calendar.holiday_name(today))
@@ -485,7 +498,9 @@ class Daemon:
         result = send_digest(self.engine, self.settings, digest, now=now)
         if not result.ok:
             # channels that went are not repeated (the outbox), the failed ones are tried again
-            self._retry_later(DIGEST_JOB, today, self._digest, now)
+            failed = [o.error for o in result.failed if o.error]
+            self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now,
+                              error="; ".join(failed) if failed else None)
         else:
             self._note_retry(DIGEST_JOB, None)
 
@@ -504,8 +519,14 @@ class Daemon:
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailPermanentError):
             raise  # a person must look: trying again cannot help (or could send it twice)
-        except Exception:
-            self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label)
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            from sync_agent.mailer import worth_retrying
+
+            self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label,
+                              error=f"{type(exc).__name__}: {exc}",
+                              transient=worth_retrying(exc) or isinstance(exc, OperationalError))
             raise
         self._note_retry(REPORT_JOB, None)
         log.info("report_job_finished", period=period.label, status=result.status,
@@ -538,29 +559,37 @@ class Daemon:
         return True
 
     def _retry_later(self, job_id: str, day: dt.date, body: Callable[[], None], now: dt.datetime,
-                     what: str | None = None) -> None:
-        """One more try of a failed delivery job in a while (see ``DELIVERY_RETRY_DELAY``; ``day``:
-        the digest's, ``what``: the report's period, for the command ``status`` gives)."""
-        key = (job_id, day)
+                     what: str | None = None, error: str | None = None, transient: bool = True) -> None:
+        """One more try of a failed delivery job in a while (see ``DELIVERY_RETRY_DELAY``): ``day``
+        is the digest's; ``what`` the report's period (tries are counted by it, across days), for
+        the command ``status`` gives; ``error`` what failed; not ``transient``: a failure a wait
+        may not mend, tried ``UNSURE_RETRIES`` times."""
+        what = what or (day.isoformat() if job_id == DIGEST_JOB else None)
+        key = (job_id, what or day.isoformat())
         with self._guard:
             attempts = self._retries.get(key, 0) + 1
-            self._retries = {k: v for k, v in self._retries.items() if k[1] == day}
+            self._retries = {k: v for k, v in self._retries.items() if k[0] != job_id or k == key}
             self._retries[key] = attempts
         when = now + min(DELIVERY_RETRY_DELAY * 2 ** min(attempts - 1, 16), DELIVERY_RETRY_MAX_DELAY)
         day_over = job_id == DIGEST_JOB and when.astimezone(self.tz).date() != day
-        if day_over or self.stop.is_set():
+        unsure = not transient and attempts > UNSURE_RETRIES
+        shown = redact_text(error) if error else None
+        if day_over or unsure or self.stop.is_set():
             # stopping: the next start's catch-up sends a report still due (and today's digest)
-            log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1,
-                      reason="the day is over: the next digest carries its items" if day_over else "stopping",
+            reason = ("the day is over: the next digest carries its items" if day_over
+                      else "a wait may not mend this failure" if unsure else "stopping")
+            log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1, reason=reason, error=shown,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
+                                      **({"error": shown} if shown else {}),
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
         retry_id = f"{job_id}:retry"
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
                                id=retry_id, replace_existing=True, misfire_grace_time=3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
-        self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}), "attempt": attempts,
+        self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
+                                  **({"error": shown} if shown else {}), "attempt": attempts,
                                   "at": when.isoformat()})
 
     def _note_retry(self, job_id: str, value: dict[str, Any] | None) -> None:

@@ -235,7 +235,8 @@ def _log_retry(state: RetryCallState) -> None:
                 wait=round(float(wait), 2))
 
 
-def _worth_retrying(exc: BaseException) -> bool:
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether a failed send may go through later: the server down or busy, a 4xx reply."""
     return isinstance(exc, MailTransientError) or (isinstance(exc, RecipientsRefused) and exc.transient)
 
 
@@ -251,7 +252,7 @@ def send_email(smtp: SmtpSettings, msg: EmailMessage, *, sleep: Callable[[float]
     retrying = Retrying(
         stop=stop_after_attempt(max(1, smtp.max_attempts)),
         wait=wait_exponential(multiplier=BACKOFF_INITIAL, max=BACKOFF_MAX),
-        retry=retry_if_exception(_worth_retrying),
+        retry=retry_if_exception(worth_retrying),
         before_sleep=_log_retry,
         sleep=sleep,
         reraise=True,

@@ -118,7 +118,9 @@ class AgentStatus:
     #: the report waiting for its sources: ``{"period", "sources", "since"}`` (see the daemon)
     report_waiting: Mapping[str, Any] | None = None
     #: failed deliveries: ``{"job", "attempt", "at"}`` while the daemon will try again,
-    #: ``{"job", "attempts", "gave_up_at"}`` once it gave up (a digest whose day is over)
+    #: ``{"job", "attempts", "gave_up_at"}`` once it gave up (a digest whose day is over, a report
+    #: failing in a way a wait may not mend); with ``what`` (the period, the digest's day) and
+    #: ``error`` (the last failure) when known
     delivery_retries: tuple[Mapping[str, Any], ...] = ()
     #: every delivery left ``sending`` too long (see ``in_doubt_deliveries``)
     in_doubt: tuple[LastDelivery, ...] = ()
@@ -315,7 +317,8 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         period = f" --period {note['what']}" if note.get("what") else ""
         return f"sync-agent report{period} --send"
     if note.get("job") == DIGEST_JOB:
-        return "sync-agent alerts --send (the next working day's digest carries its dossiers anyway)"
+        day = f" --date {note['what']}" if note.get("what") else ""
+        return f"sync-agent alerts --send{day} (the next working day's digest carries its dossiers anyway)"
     return "see the log"
 
 
@@ -384,12 +387,13 @@ def render_text(st: AgentStatus) -> str:
         def local(key: str, r: Mapping[str, Any] = r) -> str:
             return t(dt.datetime.fromisoformat(r[key]).astimezone(st.now.tzinfo))
 
+        failure = f" ({r['error']})" if r.get("error") else ""
         if "at" in r:
-            lines.append(f"{r['job']}: delivery failed; the daemon tries again at {local('at')} "
+            lines.append(f"{r['job']}: delivery failed{failure}; the daemon tries again at {local('at')} "
                          f"(try {r['attempt']})")
         else:
-            lines.append(f"{r['job']}: delivery failed; the daemon gave up after {r['attempts']} more tries "
-                         f"at {local('gave_up_at')}; send it by hand: {_by_hand(r)}")
+            lines.append(f"{r['job']}: delivery failed{failure}; the daemon gave up after {r['attempts']} more "
+                         f"tries at {local('gave_up_at')}; send it by hand: {_by_hand(r)}")
     lines.append("")
     lines.append("next jobs:")
     for j in st.next_jobs:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import structlog
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from sync_agent import logging as agent_logging
 from sync_agent import notifiers
@@ -288,10 +288,11 @@ def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
     with digest_failing_on_a_webhook(write_config, monkeypatch) as (rx, settings, engine, d):
         st = collect_status(engine, settings, now=crafted.NOW)
         retry_at = crafted.NOW + DELIVERY_RETRY_DELAY
-        assert [dict(r) for r in st.delivery_retries] == [
-            {"job": "alerts:digest", "attempt": 1, "at": retry_at.isoformat()}]
-        assert (f"alerts:digest: delivery failed; the daemon tries again at {retry_at:%Y-%m-%d %H:%M:%S} "
-                "(try 1)") in status_text(st)
+        [note] = [dict(r) for r in st.delivery_retries]
+        assert note == {"job": "alerts:digest", "what": "2026-02-12", "attempt": 1, "at": retry_at.isoformat(),
+                        "error": f"WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)"}
+        assert (f"alerts:digest: delivery failed (WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)); the "
+                f"daemon tries again at {retry_at:%Y-%m-%d %H:%M:%S} (try 1)") in status_text(st)
         late = dt.datetime.combine(crafted.TODAY, dt.time(23, 45), tzinfo=ICT)
         d._retry_later("alerts:digest", crafted.TODAY, d._digest, late)  # its next try would be tomorrow
         [gave_up] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
@@ -398,3 +399,67 @@ def test_a_new_install_does_not_send_the_report_that_fell_due_before_it(write_co
     running_since(engine, dt.datetime(2026, 11, 20, 8, 0, tzinfo=ICT))  # first synced after the 15th
     d._schedule_catch_ups(now)
     assert d.scheduler.get_jobs() == []
+
+
+def test_a_digest_retry_that_runs_after_midnight_sends_nothing(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """It rebuilt the digest of the day the clock said: the next day's went at midnight, and its
+    07:30 digest sent nothing."""
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    clock = [dt.datetime.combine(crafted.TODAY, dt.time(21, 59, 59), tzinfo=ICT)]
+    with webhook_receiver(statuses=[503] * 8) as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        crafted.load(engine)
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d.specs = job_specs(settings, clock[0])
+        d._digest()
+        job = d.scheduler.get_job("alerts:digest:retry")
+        assert job is not None
+        clock[0] = dt.datetime.combine(crafted.TODAY + dt.timedelta(days=1), dt.time(0, 0, 1), tzinfo=ICT)
+        rx.statuses.clear()
+        sent = len(rx.requests)
+        job.func()  # a moment late, past midnight
+        assert len(rx.requests) == sent
+    with read_connection(engine) as conn:
+        keys = conn.execute(select(deliveries.c.key)).scalars().all()
+    assert "alerts:2026-02-13" not in keys
+
+
+def test_a_report_failing_for_a_reason_a_retry_cannot_mend_is_given_up_with_the_reason(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipient refused for good (5xx) was tried every two hours for ever, status saying only
+    when the next try was."""
+    import sync_agent.report as report_package
+    from sync_agent.mailer import RecipientsRefused
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise RecipientsRefused({"ttpvhcc@example.gov.vn": (550, "no such user")})
+
+    monkeypatch.setattr(report_package, "send_period_report", refused)
+    for _ in range(5):
+        with pytest.raises(RecipientsRefused):
+            d._report()
+        note = retry_note(d)
+        if "at" not in note:
+            break
+        clock[0] = dt.datetime.fromisoformat(note["at"])
+    assert "gave_up_at" in note and "550 no such user" in note["error"]
+    text = status_text(collect_status(engine, settings, now=clock[0]))
+    assert "550 no such user" in text and "sync-agent report --period 2026-03 --send" in text
+
+
+def test_a_report_retried_across_midnight_keeps_counting(write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, crafted.NOW)
+    now = crafted.NOW
+    for _ in range(12):
+        d._retry_later("report:monthly", now.date(), lambda: None, now, what="2026-02")
+        note = retry_note(d)
+        now = dt.datetime.fromisoformat(note["at"])
+    assert now.date() > crafted.TODAY and note["attempt"] == 12
