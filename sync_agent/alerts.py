@@ -502,16 +502,20 @@ def subject(digest: Digest) -> str:
     c = {k: vn_number(v) for k, v in digest.counts().items()}
     # the first digest's flags are those of the whole history: not "new" in a phone's inbox
     flags_word = "cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)" if digest.first else "cảnh báo mới"
+    # "0 mới" from a source that is down is not "no new dossier"
+    stale = " (có hệ thống chưa cập nhật dữ liệu)" if digest.stale_sources else ""
     return (f"[{digest.ward_name}] Bản tin hồ sơ ngày {vn_date(digest.date)}: {c['new']} mới, "
-            f"{c['due_soon']} sắp đến hạn, {c['overdue']} quá hạn, {c['new_flags']} {flags_word}")
+            f"{c['due_soon']} sắp đến hạn, {c['overdue']} quá hạn, {c['new_flags']} {flags_word}{stale}")
 
 
 def summary_text(digest: Digest) -> str:
     """One short Vietnamese sentence (an SMS gateway's message)."""
     c = {k: vn_number(v) for k, v in digest.counts().items()}
+    stale = (f" Lưu ý: {len(digest.stale_sources)} hệ thống chưa cập nhật dữ liệu, số liệu có thể thiếu."
+             if digest.stale_sources else "")
     return (f"{digest.ward_name} {vn_date(digest.date)}: {c['new']} hồ sơ mới, {c['due_soon']} hồ sơ "
             f"sắp đến hạn ({digest.due_within_working_days} ngày làm việc), {c['overdue']} hồ sơ quá hạn, "
-            f"{c['new_flags']} cảnh báo mới.")
+            f"{c['new_flags']} cảnh báo mới.{stale}")
 
 
 #: said by the first digest ever sent: its flags are those the first reconciliation of the whole
@@ -533,18 +537,22 @@ def _source_notes(digest: Digest, zone: dt.tzinfo) -> list[str]:
     for s in digest.stale_sources:
         label = source_label(s.source)
         if s.last_success is None:
-            notes.append(f"Lưu ý: {label} chưa đồng bộ thành công lần nào: hồ sơ của hệ thống này có thể chưa "
-                         "đầy đủ. Cán bộ CNTT kiểm tra bằng lệnh sync-agent status.")
+            notes.append(f"Lưu ý: dữ liệu hệ thống {label} chưa đồng bộ thành công lần nào; bản tin có thể chưa "
+                         "có hoặc chưa đủ hồ sơ của hệ thống này. Đề nghị cán bộ CNTT kiểm tra bằng lệnh "
+                         "sync-agent status.")
         else:
             last = s.last_success.astimezone(zone)
-            notes.append(f"Lưu ý: dữ liệu của {label} chưa được cập nhật từ {last:%H:%M} ngày {last:%d/%m/%Y} "
-                         "(lần đồng bộ thành công gần nhất): hồ sơ mới, hạn và tình trạng của hệ thống này "
-                         "có thể chưa đầy đủ. Cán bộ CNTT kiểm tra bằng lệnh sync-agent status.")
+            notes.append(f"Lưu ý: dữ liệu hệ thống {label} chưa được cập nhật kể từ {last:%H:%M} ngày "
+                         f"{last:%d/%m/%Y}; bản tin có thể thiếu hồ sơ mới của hệ thống này, tình trạng và ngày "
+                         "hẹn trả của hồ sơ có thể đã thay đổi. Đề nghị cán bộ CNTT kiểm tra bằng lệnh "
+                         "sync-agent status.")
     if digest.report_waiting is not None:
-        label, behind = digest.report_waiting
-        year, month = label.split("-")
-        notes.append(f"Báo cáo tháng {month}/{year} chưa gửi được: đang chờ đồng bộ xong dữ liệu của "
-                     f"{', '.join(source_label(s) for s in behind)}; báo cáo tự gửi khi dữ liệu đã đủ.")
+        period, behind = digest.report_waiting
+        year, month = period.split("-")
+        labels = [source_label(s) for s in behind]
+        names = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " và " + labels[-1]
+        notes.append(f"Lưu ý: báo cáo tháng {month}/{year} chưa được gửi vì đang chờ dữ liệu của hệ thống {names} "
+                     "được đồng bộ đến hết kỳ báo cáo; báo cáo sẽ được gửi tự động sau đó.")
     return notes
 
 
@@ -574,7 +582,7 @@ def _sections(digest: Digest, zone: dt.tzinfo) -> list[tuple[str, str, Sequence[
     """(title, what one item is called, items) per section."""
     since = digest.since.astimezone(zone)
     # the first digest has no previous one to count from: it names where its window starts
-    new_since = f"từ {since:%H:%M} ngày {since:%d/%m/%Y}" if digest.first else "kể từ bản tin trước"
+    new_since = f"kể từ {since:%H:%M} ngày {since:%d/%m/%Y}" if digest.first else "kể từ bản tin trước"
     return [
         (f"Hồ sơ mới {new_since} ({vn_number(len(digest.new))})", "hồ sơ", digest.new),
         (f"Hồ sơ sắp đến hạn trong {digest.due_within_working_days} ngày làm việc "

@@ -173,13 +173,13 @@ def render_text(report: PeriodReport, limit: int | None = None) -> str:
     lines += [f"  - {_flag_line(i)}" for i in shown]
     if len(shown) < len(report.bypassed):
         lines.append(f"  ... và {vn.number(len(report.bypassed) - len(shown))} hồ sơ khác "
-                     "(xem trang “Hồ sơ cần kiểm tra” của tệp .xlsx đính kèm)")
+                     "(xem trang tính “Hồ sơ cần kiểm tra” trong tệp Excel đính kèm)")
     lines += ["", f"Cảnh báo khác đang mở: {vn.number(len(report.other_flags))}"]
     shown = report.other_flags if limit is None else report.other_flags[:limit]
     lines += [f"  - {vn.FLAG_LABELS.get(i.kind, i.kind)}: {_flag_line(i)}" for i in shown]
     if len(shown) < len(report.other_flags):
         lines.append(f"  ... và {vn.number(len(report.other_flags) - len(shown))} cảnh báo khác "
-                     "(xem trang “Hồ sơ cần kiểm tra” của tệp .xlsx đính kèm)")
+                     "(xem trang tính “Hồ sơ cần kiểm tra” trong tệp Excel đính kèm)")
     lines += ["", "Tình trạng đồng bộ dữ liệu"]
     for s in report.sources:
         state = (f"CHƯA CẬP NHẬT quá {report.stale_after_hours} giờ" if s.stale

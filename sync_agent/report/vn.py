@@ -79,4 +79,5 @@ def quarantined_text(n: int) -> str:
 def quarantined_acknowledged_text(n: int) -> str:
     """What the report says of quarantined records an operator acknowledged: nothing to check,
     but the figures still lack them."""
-    return f"{count(n)} bản ghi sai định dạng đã được cán bộ CNTT xem xét, không tính vào số liệu"
+    return (f"{count(n)} bản ghi sai định dạng không được tính vào số liệu "
+            "(cán bộ CNTT đã xem xét, không cần kiểm tra thêm)")

@@ -27,6 +27,7 @@ from sync_agent.alerts import (
     render_text,
     send_digest,
     subject,
+    summary_text,
 )
 from sync_agent.config import Settings, load_settings
 from sync_agent.locks import sync_lock_name, try_lock
@@ -112,8 +113,9 @@ def test_the_first_digest_says_its_flags_are_those_of_the_whole_history(engine: 
     later = dataclasses.replace(first, first=False)
     assert FIRST_DIGEST_NOTE not in render_text(later) + html.unescape(render_html(later))
     n = len(first.new_flags)
-    assert subject(first).endswith(f", {n} cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)")
-    assert subject(later).endswith(f", {n} cảnh báo mới")
+    fresh = dataclasses.replace(first, stale_sources=())
+    assert subject(fresh).endswith(f", {n} cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)")
+    assert subject(dataclasses.replace(fresh, first=False)).endswith(f", {n} cảnh báo mới")
 
 
 def test_the_first_digest_does_not_speak_of_a_previous_digest(engine: Engine, settings: Settings) -> None:
@@ -121,7 +123,7 @@ def test_the_first_digest_does_not_speak_of_a_previous_digest(engine: Engine, se
     crafted.load(engine, last_digest=None)
     first = build_digest(engine, settings, TODAY, now=NOW)
     since = first.since.astimezone(ICT)
-    title = f"Hồ sơ mới từ {since:%H:%M} ngày {since:%d/%m/%Y} ({len(first.new)})"
+    title = f"Hồ sơ mới kể từ {since:%H:%M} ngày {since:%d/%m/%Y} ({len(first.new)})"
     for text in (render_text(first), html.unescape(render_html(first))):
         assert "bản tin trước" not in text and title in text
     later = dataclasses.replace(first, first=False)
@@ -334,16 +336,19 @@ def test_the_digest_says_which_source_s_data_is_stale(engine: Engine, settings: 
     assert [(s.source, s.last_success) for s in digest.stale_sources] == [
         ("one_stop", (NOW - 30 * hour).astimezone(ICT)), ("household_business", None)]
     text = render_text(digest)
-    assert ("Lưu ý: dữ liệu của Một cửa (HTTT giải quyết TTHC thành phố) chưa được cập nhật từ 01:30 ngày "
-            "11/02/2026") in text
-    assert "Đăng ký hộ kinh doanh chưa đồng bộ thành công lần nào" in text
-    assert "có thể chưa đầy đủ" in html.unescape(render_html(digest))
+    assert ("Lưu ý: dữ liệu hệ thống Một cửa (HTTT giải quyết TTHC thành phố) chưa được cập nhật kể từ 01:30 "
+            "ngày 11/02/2026") in text
+    assert "Lưu ý: dữ liệu hệ thống Đăng ký hộ kinh doanh chưa đồng bộ thành công lần nào" in text
+    assert "bản tin có thể thiếu hồ sơ mới của hệ thống này" in html.unescape(render_html(digest))
     stale = digest.as_json()["stale_sources"]
     assert stale == [{"source": "one_stop", "last_success": (NOW - 30 * hour).astimezone(ICT).isoformat()},
                      {"source": "household_business", "last_success": None}]
+    assert subject(digest).endswith(" (có hệ thống chưa cập nhật dữ liệu)")
+    assert summary_text(digest).endswith(" Lưu ý: 2 hệ thống chưa cập nhật dữ liệu, số liệu có thể thiếu.")
     synced(engine, {"one_stop": NOW - hour, "household_business": NOW - hour})
     fresh = build_digest(engine, settings, TODAY, now=NOW)
     assert fresh.stale_sources == () and "Lưu ý: dữ liệu" not in render_text(fresh)
+    assert "chưa cập nhật" not in subject(fresh) + summary_text(fresh)
 
 
 def test_the_digest_says_the_monthly_report_waits_for_a_source(engine: Engine, settings: Settings) -> None:
@@ -354,7 +359,8 @@ def test_the_digest_says_the_monthly_report_waits_for_a_source(engine: Engine, s
     mark_report_waiting(engine, Period.parse("2026-02"), ("civil_status",), NOW)
     digest = build_digest(engine, settings, TODAY, now=NOW)
     assert digest.report_waiting == ("2026-02", ("civil_status",))
-    note = "Báo cáo tháng 02/2026 chưa gửi được: đang chờ đồng bộ xong dữ liệu của Hộ tịch (Bộ Tư pháp)"
+    note = ("Lưu ý: báo cáo tháng 02/2026 chưa được gửi vì đang chờ dữ liệu của hệ thống Hộ tịch (Bộ Tư pháp) "
+            "được đồng bộ đến hết kỳ báo cáo")
     assert note in render_text(digest) and note in html.unescape(render_html(digest))
     assert digest.as_json()["report_waiting"] == {"period": "2026-02", "sources": ["civil_status"]}
     # sent by hand meanwhile: the daemon forgets the wait only at its next check, the digest now
@@ -363,7 +369,7 @@ def test_the_digest_says_the_monthly_report_waits_for_a_source(engine: Engine, s
         conn.execute(deliveries.insert().values(key="report:2026-02", channel="email", message_id="<m@x>",
                                                 status="sent", created_at=NOW, updated_at=NOW, sent_at=NOW))
     after = build_digest(engine, settings, TODAY, now=NOW)
-    assert after.report_waiting is None and "chưa gửi được" not in render_text(after)
+    assert after.report_waiting is None and "chưa được gửi" not in render_text(after)
 
 
 def test_a_digest_rebuilt_on_its_saved_window_tells_the_sources_as_they_were_then(
