@@ -177,6 +177,8 @@ def _send_once(smtp: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> 
         raise MailPermanentError(
             f"{where}: TLS certificate not trusted ({exc.verify_message}); "
             "set smtp.ca_file to the CA that signed it") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # cut off mid-handshake: a restart, a load
+        raise MailTransientError(f"{where}: TLS handshake cut off: {exc.reason or exc}") from None
     except ssl.SSLError as exc:
         raise MailPermanentError(f"{where}: TLS failed: {exc.reason or exc}") from None
     except smtplib.SMTPConnectError as exc:

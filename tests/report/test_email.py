@@ -326,6 +326,36 @@ def test_implicit_tls(ca: tuple[Path, Path]) -> None:
     assert len(server.inbox.messages) == 1
 
 
+def test_a_tls_handshake_cut_off_by_the_server_is_transient() -> None:
+    """A server restarting, or an overloaded relay, closes the connection during the handshake:
+    worth another try (it was taken for a bad TLS setup and never tried again)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def cut_off() -> None:
+        while len(accepted) < 2:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(4096)  # the ClientHello
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=cut_off, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MailTransientError, match="TLS handshake cut off"):
+            send_email(smtp_for(port, security="ssl", max_attempts=2), _msg())
+    finally:
+        listener.close()
+    assert len(accepted) == 2  # tried again
+
+
 def test_wrong_password_is_permanent(ca: tuple[Path, Path]) -> None:
     cert, key = ca
     inbox = Inbox()
