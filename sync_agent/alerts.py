@@ -260,7 +260,8 @@ def _fix_window(engine: Engine, settings: Settings, digest: Digest, now: dt.date
             day = dt.date.fromisoformat(name.rsplit(":", 1)[-1])
             if (digest.date - day).days > WINDOW_KEPT_DAYS:
                 forget_state(conn, name)
-    if saved is None or (saved.since, saved.until) == (digest.since, digest.until):
+    if saved is None or (saved.since, saved.until, saved.made_at) == (
+            digest.since, digest.until, digest.made_at or digest.until):
         return digest
     return build_digest(engine, settings, digest.date)
 

@@ -410,3 +410,27 @@ def test_a_digest_cut_short_and_rebuilt_tells_the_sources_as_its_first_send_did(
         _fix_window(engine, settings, first, NOW)
     again = build_digest(engine, settings, TODAY, now=NOW + dt.timedelta(hours=2))
     assert [s.source for s in again.stale_sources] == [s.source for s in first.stale_sources] == ["residence"]
+
+
+def test_two_first_sends_of_a_cut_short_digest_carry_one_stale_list(engine: Engine, settings: Settings) -> None:
+    """The 07:30 job and a person's `alerts --send` a few minutes later, both cut short at one
+    sync's start: same window, but each measured the sources at its own making."""
+    from sync_agent.alerts import _fix_window
+
+    crafted.load(engine)
+    started = NOW - dt.timedelta(minutes=30)
+    running_sync(engine, "residence", started)
+    synced(engine, {s: NOW - dt.timedelta(hours=1) for s in ("one_stop", "civil_status", "household_business")})
+    with write_transaction(engine) as conn:  # residence: 23 h 55 min old at 07:30, stale by 07:36
+        conn.execute(sync_runs.insert().values(source="residence", started_at=NOW - dt.timedelta(hours=25),
+                                               finished_at=NOW - dt.timedelta(hours=23, minutes=55),
+                                               status="success"))
+    lock = try_lock(engine, sync_lock_name("residence"))
+    assert lock is not None
+    with lock:
+        job = build_digest(engine, settings, TODAY, now=NOW)
+        person = build_digest(engine, settings, TODAY, now=NOW + dt.timedelta(minutes=6))
+        assert (job.until, person.until) == (started, started)
+        assert job.stale_sources == () and [s.source for s in person.stale_sources] == ["residence"]
+        _fix_window(engine, settings, job, NOW)
+        assert _fix_window(engine, settings, person, NOW + dt.timedelta(minutes=6)).stale_sources == ()
