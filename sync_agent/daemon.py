@@ -259,6 +259,9 @@ class Daemon:
         self._reconcile_pending = False
         self._reconcile_running = False
         self._retries: dict[tuple[str, str], int] = {}
+        #: of those, the failures a wait may not mend; and the last failure's text
+        self._unsure: dict[tuple[str, str], int] = {}
+        self._last_error: dict[tuple[str, str], str] = {}
         self._signal: int | None = None
         self._lock: StoreLock | None = None
         self.specs: list[JobSpec] = []
@@ -481,10 +484,18 @@ class Daemon:
         now = self.clock()
         today = now.date()
         if day is not None and day != today:
+            from sync_agent.alerts import digest_key
+
             log.info("digest_retry_dropped", date=day.isoformat(),
                      reason="the day is over: the next working day's digest carries its dossiers")
+            if delivered(self.engine, digest_key(day)):  # sent by hand meanwhile
+                self._note_retry(DIGEST_JOB, None)
+                return
+            key = (DIGEST_JOB, day.isoformat())
+            error = self._last_error.get(key)
             self._note_retry(DIGEST_JOB, {"job": DIGEST_JOB, "what": day.isoformat(),
-                                          "attempts": self._retries.get((DIGEST_JOB, day.isoformat()), 0),
+                                          **({"error": error} if error else {}),
+                                          "attempts": max(self._retries.get(key, 0) - 1, 0),
                                           "gave_up_at": now.isoformat()})
             return
         if not self.calendar.is_working_day(today):
@@ -507,7 +518,7 @@ class Daemon:
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
         period: a wait past the next period's end must not skip it)."""
-        from sync_agent.mailer import DeliveryInDoubt, MailPermanentError
+        from sync_agent.mailer import DeliveryInDoubt, MailInDoubt, MailPermanentError
         from sync_agent.report import send_period_report
         from sync_agent.report.period import Period
 
@@ -517,16 +528,13 @@ class Daemon:
             if self._report_must_wait(period, now):
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
-        except (DeliveryInDoubt, MailPermanentError):
-            raise  # a person must look: trying again cannot help (or could send it twice)
+        except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
+            # a person must look: trying again cannot help (or could send it twice)
+            self._give_up(REPORT_JOB, period.label, _one_line(exc), now)
+            raise
         except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            from sync_agent.mailer import worth_retrying
-
             self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label,
-                              error=f"{type(exc).__name__}: {exc}",
-                              transient=worth_retrying(exc) or isinstance(exc, OperationalError))
+                              error=_one_line(exc), transient=_may_pass(exc))
             raise
         self._note_retry(REPORT_JOB, None)
         log.info("report_job_finished", period=period.label, status=result.status,
@@ -566,18 +574,23 @@ class Daemon:
         may not mend, tried ``UNSURE_RETRIES`` times."""
         what = what or (day.isoformat() if job_id == DIGEST_JOB else None)
         key = (job_id, what or day.isoformat())
+        shown = redact_text(error) if error else None
         with self._guard:
             attempts = self._retries.get(key, 0) + 1
+            unsure = self._unsure.get(key, 0) + (0 if transient else 1)
             self._retries = {k: v for k, v in self._retries.items() if k[0] != job_id or k == key}
-            self._retries[key] = attempts
+            self._unsure = {k: v for k, v in self._unsure.items() if k[0] != job_id or k == key}
+            self._last_error = {k: v for k, v in self._last_error.items() if k[0] != job_id or k == key}
+            self._retries[key], self._unsure[key] = attempts, unsure
+            if shown:
+                self._last_error[key] = shown
         when = now + min(DELIVERY_RETRY_DELAY * 2 ** min(attempts - 1, 16), DELIVERY_RETRY_MAX_DELAY)
         day_over = job_id == DIGEST_JOB and when.astimezone(self.tz).date() != day
-        unsure = not transient and attempts > UNSURE_RETRIES
-        shown = redact_text(error) if error else None
-        if day_over or unsure or self.stop.is_set():
+        hopeless = unsure > UNSURE_RETRIES
+        if day_over or hopeless or self.stop.is_set():
             # stopping: the next start's catch-up sends a report still due (and today's digest)
             reason = ("the day is over: the next digest carries its items" if day_over
-                      else "a wait may not mend this failure" if unsure else "stopping")
+                      else "a wait may not mend this failure" if hopeless else "stopping")
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1, reason=reason, error=shown,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
@@ -591,6 +604,16 @@ class Daemon:
         self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
                                   **({"error": shown} if shown else {}), "attempt": attempts,
                                   "at": when.isoformat()})
+
+    def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime) -> None:
+        """A delivery no retry may mend (or that may have gone already): no more tries, and
+        ``status`` says why instead of a retry that will not come."""
+        key = (job_id, what)
+        shown = redact_text(error)
+        log.error("delivery_given_up", job=job_id, what=what, error=shown,
+                  hint="see `sync-agent status`; send by hand once the cause is fixed")
+        self._note_retry(job_id, {"job": job_id, "what": what, "error": shown,
+                                  "attempts": max(self._retries.get(key, 0), 0), "gave_up_at": now.isoformat()})
 
     def _note_retry(self, job_id: str, value: dict[str, Any] | None) -> None:
         """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The
@@ -638,7 +661,7 @@ class Daemon:
 
             if (now > due and self.calendar.is_working_day(today)
                     and not delivered(self.engine, digest_key(today))):
-                self.scheduler.add_job(self._wrap(f"{DIGEST_JOB}:catch-up", self._digest),
+                self.scheduler.add_job(self._wrap(f"{DIGEST_JOB}:catch-up", partial(self._digest, today)),
                                        trigger=DateTrigger(when, timezone=self.tz),
                                        id=f"{DIGEST_JOB}:catch-up", misfire_grace_time=3600)
                 log.info("digest_catch_up_scheduled", date=today.isoformat(), at=when.isoformat())
@@ -672,3 +695,31 @@ def run_daemon(settings: Settings, engine: Engine, every_seconds: float | None =
 
 
 __all__: Sequence[str] = ["Daemon", "JobSpec", "job_specs", "next_working_digest", "run_daemon"]
+
+
+def _one_line(exc: BaseException) -> str:
+    """A failure as one line for ``status`` and the log: the driver's own message for a
+    database error (SQLAlchemy's adds the statement and its parameters on further lines)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """Whether a failed report may go through on a later try: SMTP down or busy (4xx), a store
+    busy or its server unreachable; not a refusal for good, a read-only or missing database, an
+    error of the agent's own."""
+    from sqlalchemy.exc import DBAPIError
+
+    from sync_agent.mailer import worth_retrying
+
+    if worth_retrying(exc):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        text = str(exc.orig).lower()
+        return any(word in text for word in ("database is locked", "database table is locked", "busy",
+                                             "could not connect", "connection refused", "server closed",
+                                             "terminating connection", "deadlock detected"))
+    return False
+

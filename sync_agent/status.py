@@ -298,8 +298,8 @@ def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
             prefix = _KIND_PREFIX.get(note.get("job", ""), "")
             # a report is settled by its own period's; a digest by any later one (it carries the
             # window the failed one left open)
-            same = (d.key == f"{prefix}{note['what']}") if note.get("what") else \
-                d.key.startswith(prefix, autoescape=True)
+            same = (d.key == f"{prefix}{note['what']}") if note.get("what") and note.get("job") == REPORT_JOB \
+                else d.key.startswith(prefix, autoescape=True)
             went_since = conn.execute(select(d.id).where(same, d.status == SENT, d.sent_at > noted_at)
                                       .limit(1)).first()
             if went_since is None:

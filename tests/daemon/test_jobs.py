@@ -463,3 +463,114 @@ def test_a_report_retried_across_midnight_keeps_counting(write_config: Callable[
         note = retry_note(d)
         now = dt.datetime.fromisoformat(note["at"])
     assert now.date() > crafted.TODAY and note["attempt"] == 12
+
+
+def test_a_catch_up_digest_that_runs_after_midnight_sends_nothing(write_config: Callable[..., Path]) -> None:
+    """Started at 23:59 with the day's digest unsent, its catch-up ran at 00:01 and sent the
+    next day's digest at midnight."""
+    with webhook_receiver() as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        crafted.load(engine)
+        clock = [dt.datetime.combine(crafted.TODAY, dt.time(23, 59), tzinfo=ICT)]
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d.specs = job_specs(settings, clock[0])
+        d._schedule_catch_ups(clock[0])
+        job = d.scheduler.get_job("alerts:digest:catch-up")
+        assert job is not None
+        clock[0] = dt.datetime.combine(crafted.TODAY + dt.timedelta(days=1), dt.time(0, 1), tzinfo=ICT)
+        job.func()
+        assert rx.requests == []
+
+
+def failing_report(monkeypatch: pytest.MonkeyPatch, d: Daemon, *failures: BaseException) -> None:
+    import sync_agent.report as report_package
+
+    queue = list(failures)
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
+
+    def send(*args: Any, **kwargs: Any) -> Any:
+        raise queue.pop(0)
+
+    monkeypatch.setattr(report_package, "send_period_report", send)
+
+
+def test_a_report_failing_for_good_after_a_retry_says_so_instead_of_a_retry_that_will_not_come(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.mailer import MailInDoubt, MailPermanentError, MailTransientError
+
+    for last in (MailPermanentError("127.0.0.1:25: login refused (535)"),
+                 MailInDoubt("connection lost after the message was sent")):
+        settings, engine = setup(write_config, REPORT)
+        d = daemon_at(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
+        failing_report(monkeypatch, d, MailTransientError("127.0.0.1:25: cannot connect"), last)
+        with pytest.raises(MailTransientError):
+            d._report()
+        assert "at" in retry_note(d)
+        with pytest.raises(type(last)):
+            d._report()
+        note = retry_note(d)
+        assert "at" not in note and str(last) in note["error"] and note["what"] == "2026-03"
+        d.scheduler.remove_all_jobs()
+        engine.dispose()
+
+
+def test_a_dropped_digest_retry_notes_the_tries_made_and_the_last_error(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    clock = [dt.datetime.combine(crafted.TODAY, dt.time(23, 30), tzinfo=ICT)]
+    with webhook_receiver(statuses=[503] * 8) as rx:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
+        crafted.load(engine)
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d.specs = job_specs(settings, clock[0])
+        d._digest()  # fails; a retry at 23:45
+        clock[0] = dt.datetime.combine(crafted.TODAY + dt.timedelta(days=1), dt.time(0, 10), tzinfo=ICT)
+        d._digest(crafted.TODAY)  # the retry, late: dropped
+    note = retry_note(d)
+    assert note["attempts"] == 0 and "HTTP 503" in note["error"] and note["what"] == "2026-02-12"
+
+
+def test_a_store_error_a_wait_will_not_mend_is_not_retried_for_ever(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    readonly = OperationalError("INSERT INTO deliveries ...", {"key": "report:2026-03"},
+                                sqlite3.OperationalError("attempt to write a readonly database"))
+    failing_report(monkeypatch, d, *[readonly] * 5)
+    for _ in range(5):
+        with pytest.raises(OperationalError):
+            d._report()
+        note = retry_note(d)
+        if "at" not in note:
+            break
+        clock[0] = dt.datetime.fromisoformat(note["at"])
+    assert note["error"] == "OperationalError: attempt to write a readonly database" and note["attempts"] == 3
+
+
+def test_failures_a_wait_may_mend_do_not_use_up_the_tries_of_one_it_may_not(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, crafted.NOW)
+    now = crafted.NOW
+    for transient in (True, True, True, False):
+        d._retry_later("report:monthly", now.date(), lambda: None, now, what="2026-02", transient=transient)
+        now = dt.datetime.fromisoformat(retry_note(d)["at"])
+    assert retry_note(d)["attempt"] == 4
+
+
+def test_a_digest_given_up_is_settled_by_the_next_digest_sent(write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._note_retry("alerts:digest", {"job": "alerts:digest", "what": "2026-02-12", "attempts": 2,
+                                    "gave_up_at": crafted.NOW.isoformat()})
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    with write_transaction(engine) as conn:  # the next day's digest, sent by hand
+        conn.execute(deliveries.insert().values(key="alerts:2026-02-13", channel="email", message_id="<m>",
+                                                status="sent", created_at=later, updated_at=later, sent_at=later))
+    assert collect_status(engine, settings, now=crafted.NOW).delivery_retries == ()
