@@ -489,7 +489,7 @@ class Daemon:
             log.info("digest_retry_dropped", date=day.isoformat(),
                      reason="the day is over: the next working day's digest carries its dossiers")
             if delivered(self.engine, digest_key(day)):  # sent by hand meanwhile
-                self._note_retry(DIGEST_JOB, None)
+                self._settle(DIGEST_JOB, day.isoformat())
                 return
             key = (DIGEST_JOB, day.isoformat())
             error = self._last_error.get(key)
@@ -502,18 +502,29 @@ class Daemon:
             log.info("digest_skipped", date=today.isoformat(), reason="not a working day",
                      holiday=self.calendar.holiday_name(today))
             return
-        # records a sync stored before now but whose reconciliation is still queued would get
-        # cases dated before this digest's end once it ran, after the digest: in no digest at all
-        reconcile(self.engine, self.tz)
-        digest = build_digest(self.engine, self.settings, today, now=now)
-        result = send_digest(self.engine, self.settings, digest, now=now)
-        if not result.ok:
-            # channels that went are not repeated (the outbox), the failed ones are tried again
-            failed = [o.error for o in result.failed if o.error]
-            self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now,
-                              error="; ".join(failed) if failed else None)
+        try:
+            # records a sync stored before now but whose reconciliation is still queued would get
+            # cases dated before this digest's end once it ran, after the digest: in no digest at all
+            reconcile(self.engine, self.tz)
+            digest = build_digest(self.engine, self.settings, today, now=now)
+            result = send_digest(self.engine, self.settings, digest, now=now)
+        except Exception as exc:  # the store busy or its server restarting: tried again
+            if _may_pass(exc):
+                self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=_one_line(exc))
+            else:
+                self._give_up(DIGEST_JOB, today.isoformat(), _one_line(exc), now)
+            raise
+        if result.ok:
+            self._settle(DIGEST_JOB, today.isoformat())
+            return
+        # channels that went are not repeated (the outbox), the failed ones are tried again, if
+        # a wait may mend one of them (not one in doubt, not a refusal)
+        failed = "; ".join(o.error for o in result.failed if o.error) or "delivery failed"
+        if any(o.may_pass for o in result.failed):
+            self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=failed)
         else:
-            self._note_retry(DIGEST_JOB, None)
+            self._give_up(DIGEST_JOB, today.isoformat(), failed, now,
+                          in_doubt=any(o.in_doubt for o in result.failed))
 
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
@@ -526,17 +537,19 @@ class Daemon:
         period = period or Period.latest_complete(now.date(), self.settings.agent.period_start_day)
         try:
             if self._report_must_wait(period, now):
+                self._settle(REPORT_JOB, period.label)  # the wait, in status, says what comes next
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
             # a person must look: trying again cannot help (or could send it twice)
-            self._give_up(REPORT_JOB, period.label, _one_line(exc), now)
+            self._give_up(REPORT_JOB, period.label, _one_line(exc), now,
+                          in_doubt=isinstance(exc, (DeliveryInDoubt, MailInDoubt)))
             raise
         except Exception as exc:
             self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label,
                               error=_one_line(exc), transient=_may_pass(exc))
             raise
-        self._note_retry(REPORT_JOB, None)
+        self._settle(REPORT_JOB, period.label)
         log.info("report_job_finished", period=period.label, status=result.status,
                  message_id=result.message_id)
 
@@ -575,12 +588,14 @@ class Daemon:
         what = what or (day.isoformat() if job_id == DIGEST_JOB else None)
         key = (job_id, what or day.isoformat())
         shown = redact_text(error) if error else None
+        # a digest's tries are of its day only; a report's stay by period until it goes (_settle)
+        keep = (lambda k: k[0] != job_id or k == key) if job_id == DIGEST_JOB else (lambda k: True)
         with self._guard:
             attempts = self._retries.get(key, 0) + 1
             unsure = self._unsure.get(key, 0) + (0 if transient else 1)
-            self._retries = {k: v for k, v in self._retries.items() if k[0] != job_id or k == key}
-            self._unsure = {k: v for k, v in self._unsure.items() if k[0] != job_id or k == key}
-            self._last_error = {k: v for k, v in self._last_error.items() if k[0] != job_id or k == key}
+            self._retries = {k: v for k, v in self._retries.items() if keep(k)}
+            self._unsure = {k: v for k, v in self._unsure.items() if keep(k)}
+            self._last_error = {k: v for k, v in self._last_error.items() if keep(k)}
             self._retries[key], self._unsure[key] = attempts, unsure
             if shown:
                 self._last_error[key] = shown
@@ -597,34 +612,53 @@ class Daemon:
                                       **({"error": shown} if shown else {}),
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
-        retry_id = f"{job_id}:retry"
+        # one retry per report period (the next period's failure must not replace this one's); a
+        # report's retry runs however late it comes (a host asleep), a digest's day check drops it
+        retry_id = f"{job_id}:retry" + (f":{what}" if job_id == REPORT_JOB and what else "")
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
-                               id=retry_id, replace_existing=True, misfire_grace_time=3600)
+                               id=retry_id, replace_existing=True,
+                               misfire_grace_time=None if job_id == REPORT_JOB else 3600)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
         self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
                                   **({"error": shown} if shown else {}), "attempt": attempts,
                                   "at": when.isoformat()})
 
-    def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime) -> None:
-        """A delivery no retry may mend (or that may have gone already): no more tries, and
-        ``status`` says why instead of a retry that will not come."""
+    def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime, in_doubt: bool = False) -> None:
+        """A delivery no retry may mend (or that may have gone already: ``in_doubt``): no more
+        tries, and ``status`` says why instead of a retry that will not come."""
         key = (job_id, what)
         shown = redact_text(error)
-        log.error("delivery_given_up", job=job_id, what=what, error=shown,
+        retry_id = f"{job_id}:retry" + (f":{what}" if job_id == REPORT_JOB else "")
+        with contextlib.suppress(Exception):  # a retry scheduled for an earlier failure
+            self.scheduler.remove_job(retry_id)
+        log.error("delivery_given_up", job=job_id, what=what, error=shown, in_doubt=in_doubt,
                   hint="see `sync-agent status`; send by hand once the cause is fixed")
         self._note_retry(job_id, {"job": job_id, "what": what, "error": shown,
+                                  **({"in_doubt": True} if in_doubt else {}),
                                   "attempts": max(self._retries.get(key, 0), 0), "gave_up_at": now.isoformat()})
 
-    def _note_retry(self, job_id: str, value: dict[str, Any] | None) -> None:
-        """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it). The
-        retry itself lives in the scheduler; a store that cannot be written must not stop it."""
+    def _settle(self, job_id: str, what: str) -> None:
+        """``what`` went (or waits, for a report): forget its tries and its note."""
+        key = (job_id, what)
+        with self._guard:
+            for table in (self._retries, self._unsure, self._last_error):
+                table.pop(key, None)
+        self._note_retry(job_id, None, what=what)
+
+    def _note_retry(self, job_id: str, value: dict[str, Any] | None, what: str | None = None) -> None:
+        """Keep what ``status`` shows of a failed delivery (``None``: it went, forget it): one note
+        per report period (one period's success does not hide another's failure), one for the
+        digest. The retry itself lives in the scheduler; a store that cannot be written must not
+        stop it."""
+        what = what or (value or {}).get("what")
+        name = DELIVERY_RETRY_STATE + job_id + (f":{what}" if job_id == REPORT_JOB and what else "")
         try:
             with write_transaction(self.engine) as conn:
                 if value is None:
-                    forget_state(conn, DELIVERY_RETRY_STATE + job_id)
+                    forget_state(conn, name)
                 else:
                     # the real time, not the job's: what went in this run must not count as later
-                    write_state(conn, DELIVERY_RETRY_STATE + job_id, json.dumps(value), dt.datetime.now(dt.UTC))
+                    write_state(conn, name, json.dumps(value), dt.datetime.now(dt.UTC))
         except Exception as exc:
             log.warning("delivery_retry_not_noted", job=job_id, error=f"{type(exc).__name__}: {exc}")
 
@@ -649,7 +683,7 @@ class Daemon:
                          reason="the agent first synced after this report fell due",
                          hint=f"to send it anyway: sync-agent report --period {period.label} --send")
             elif period is not None:
-                self.scheduler.add_job(self._wrap(f"{REPORT_JOB}:catch-up", self._report),
+                self.scheduler.add_job(self._wrap(f"{REPORT_JOB}:catch-up", partial(self._report, period)),
                                        trigger=DateTrigger(when, timezone=self.tz),
                                        id=f"{REPORT_JOB}:catch-up", misfire_grace_time=None)
                 log.info("report_catch_up_scheduled", period=period.label, at=when.isoformat())
@@ -670,9 +704,12 @@ class Daemon:
 
     def _on_missed(self, event: JobEvent) -> None:
         run_time = getattr(event, "scheduled_run_time", None)
+        once = any(part in event.job_id for part in (":retry", ":catch-up", ":wait:"))
         log.warning("job_missed", job=event.job_id,
                     scheduled=run_time.isoformat() if run_time else None,
-                    note="later than its misfire grace time; the next run is on schedule")
+                    note="later than its misfire grace time; " + (
+                        "a one-time job: not run (a digest's next day carries it)" if once
+                        else "the next run is on schedule"))
 
     def _on_error(self, event: JobExecutionEvent) -> None:
         exc = event.exception

@@ -52,6 +52,10 @@ class NotifyOutcome:
     channel: str
     status: str  # sent | already_sent | failed
     error: str | None = None
+    #: failed in a way a later try may mend (not a refusal, not one that may have been delivered)
+    may_pass: bool = True
+    #: failed after the message may have gone: resent only by a person, with ``--force``
+    in_doubt: bool = False
 
     @property
     def ok(self) -> bool:
@@ -101,7 +105,7 @@ class Notifier(abc.ABC):
                 on_sent: Callable[[Connection], None] | None = None) -> NotifyOutcome:
         """Send ``digest`` unless the outbox says it already went (or may have) on this channel;
         ``on_sent(conn)`` runs in the transaction that records it as sent."""
-        from sync_agent.mailer import deliver_once
+        from sync_agent.mailer import DeliveryInDoubt, MailInDoubt, MailPermanentError, RecipientsRefused, deliver_once
 
         try:
             result = deliver_once(engine, digest.key, self.channel,
@@ -109,7 +113,11 @@ class Notifier(abc.ABC):
                                   force=force, now=now, ward_code=digest.ward_code or None,
                                   domain=self.message_domain(), describe=self.describe, on_sent=on_sent)
         except Exception as exc:  # logged by the outbox; the other channels still go
-            return NotifyOutcome(self.channel, FAILED, redact_text(f"{type(exc).__name__}: {exc}"))
+            in_doubt = isinstance(exc, DeliveryInDoubt | MailInDoubt) or getattr(exc, "delivered", False) is None
+            refused = isinstance(exc, MailPermanentError) or getattr(exc, "refused_for_good", False) or (
+                isinstance(exc, RecipientsRefused) and not exc.transient)
+            return NotifyOutcome(self.channel, FAILED, redact_text(f"{type(exc).__name__}: {exc}"),
+                                 may_pass=not (in_doubt or refused), in_doubt=in_doubt)
         return NotifyOutcome(self.channel, ALREADY_SENT if result.already_sent else SENT)
 
 
@@ -167,9 +175,11 @@ class WebhookError(Exception):
     out): the outbox then keeps it "sending" and never resends it without ``--force``.
     """
 
-    def __init__(self, message: str, delivered: bool | None = False) -> None:
+    def __init__(self, message: str, delivered: bool | None = False, refused_for_good: bool = False) -> None:
         super().__init__(message)
         self.delivered = delivered
+        #: a 4xx other than 408/429: the same request will be refused again
+        self.refused_for_good = refused_for_good
 
 
 @dataclass(frozen=True)
@@ -244,7 +254,8 @@ class WebhookNotifier(Notifier):
                     return
                 last = f"HTTP {resp.status_code}"
                 if resp.status_code not in self.RETRY_STATUSES:
-                    raise WebhookError(f"{message.url}: {last} (not retried)")
+                    raise WebhookError(f"{message.url}: {last} (not retried)",
+                                       refused_for_good=400 <= resp.status_code < 500)
                 wait = parse_retry_after(resp.headers.get("Retry-After"), dt.datetime.now(dt.UTC))
             if attempt == self.max_attempts:
                 break

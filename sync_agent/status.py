@@ -312,13 +312,17 @@ _KIND_PREFIX = {DIGEST_JOB: "alerts:", REPORT_JOB: "report:"}
 
 
 def _by_hand(note: Mapping[str, Any]) -> str:
-    """How a person sends what the daemon gave up on."""
+    """How a person sends what the daemon gave up on (one that may have gone already: only after
+    checking that it did not, and with ``--force``, which the outbox otherwise refuses)."""
+    force = " --force" if note.get("in_doubt") else ""
+    check = "check with the recipients that it did not arrive, then " if force else ""
     if note.get("job") == REPORT_JOB:
         period = f" --period {note['what']}" if note.get("what") else ""
-        return f"sync-agent report{period} --send"
+        return f"{check}sync-agent report{period} --send{force}"
     if note.get("job") == DIGEST_JOB:
         day = f" --date {note['what']}" if note.get("what") else ""
-        return f"sync-agent alerts --send{day} (the next working day's digest carries its dossiers anyway)"
+        return (f"{check}sync-agent alerts --send{day}{force} (the next working day's digest carries its "
+                "dossiers anyway)")
     return "see the log"
 
 
@@ -388,7 +392,10 @@ def render_text(st: AgentStatus) -> str:
             return t(dt.datetime.fromisoformat(r[key]).astimezone(st.now.tzinfo))
 
         failure = f" ({r['error']})" if r.get("error") else ""
-        if "at" in r:
+        if "at" in r and not st.daemon_running:  # its retry went with it; its catch-up comes at start
+            lines.append(f"{r['job']}: delivery failed{failure}; the daemon stopped before its try at "
+                         f"{local('at')}: its next start sends what is still due")
+        elif "at" in r:
             lines.append(f"{r['job']}: delivery failed{failure}; the daemon tries again at {local('at')} "
                          f"(try {r['attempt']})")
         else:

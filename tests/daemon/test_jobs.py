@@ -22,6 +22,7 @@ from sync_agent import notifiers
 from sync_agent.alerts import build_digest, last_digest_at, send_digest
 from sync_agent.config import Settings, load_settings
 from sync_agent.daemon import DELIVERY_RETRY_DELAY, DELIVERY_RETRY_MAX_DELAY, Daemon, job_specs
+from sync_agent.locks import try_lock
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
@@ -236,7 +237,7 @@ def test_a_database_error_while_checking_is_retried(
     d = daemon_at(settings, engine, dt.datetime(2026, 12, 15, 8, 0, tzinfo=ICT))
     with pytest.raises(RuntimeError):
         d._report()
-    assert d.scheduler.get_job("report:monthly:retry") is not None
+    assert d.scheduler.get_job("report:monthly:retry:2026-12") is not None
 
 
 def test_a_source_configured_to_start_after_the_period_is_not_waited_for(
@@ -286,13 +287,17 @@ def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callabl
 def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
         write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     with digest_failing_on_a_webhook(write_config, monkeypatch) as (rx, settings, engine, d):
-        st = collect_status(engine, settings, now=crafted.NOW)
+        with try_lock(engine, "daemon"):  # the daemon runs
+            st = collect_status(engine, settings, now=crafted.NOW)
         retry_at = crafted.NOW + DELIVERY_RETRY_DELAY
         [note] = [dict(r) for r in st.delivery_retries]
         assert note == {"job": "alerts:digest", "what": "2026-02-12", "attempt": 1, "at": retry_at.isoformat(),
                         "error": f"WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)"}
-        assert (f"alerts:digest: delivery failed (WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)); the "
-                f"daemon tries again at {retry_at:%Y-%m-%d %H:%M:%S} (try 1)") in status_text(st)
+        failed = f"alerts:digest: delivery failed (WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)); the daemon"
+        assert f"{failed} tries again at {retry_at:%Y-%m-%d %H:%M:%S} (try 1)" in status_text(st)
+        # stopped, its retry went with it: no promise of one, its next start's catch-up instead
+        assert (f"{failed} stopped before its try at {retry_at:%Y-%m-%d %H:%M:%S}: its next start sends what is "
+                "still due") in status_text(collect_status(engine, settings, now=crafted.NOW))
         late = dt.datetime.combine(crafted.TODAY, dt.time(23, 45), tzinfo=ICT)
         d._retry_later("alerts:digest", crafted.TODAY, d._digest, late)  # its next try would be tomorrow
         [gave_up] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
@@ -574,3 +579,158 @@ def test_a_digest_given_up_is_settled_by_the_next_digest_sent(write_config: Call
         conn.execute(deliveries.insert().values(key="alerts:2026-02-13", channel="email", message_id="<m>",
                                                 status="sent", created_at=later, updated_at=later, sent_at=later))
     assert collect_status(engine, settings, now=crafted.NOW).delivery_retries == ()
+
+
+def test_a_report_retry_runs_however_late_it_comes(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host asleep for more than an hour past the retry's time made APScheduler drop it: the
+    report was never tried again while the daemon ran."""
+    from sync_agent.mailer import MailTransientError
+
+    settings, engine = setup(write_config, REPORT)
+    d = daemon_at(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
+    failing_report(monkeypatch, d, MailTransientError("127.0.0.1:25: cannot connect"))
+    with pytest.raises(MailTransientError):
+        d._report()
+    job = d.scheduler.get_job("report:monthly:retry:2026-03")
+    assert job is not None and job.misfire_grace_time is None
+
+
+def sent_report(monkeypatch: pytest.MonkeyPatch, sent: list[str]) -> None:
+    import types
+
+    import sync_agent.report as report_package
+
+    def send(_engine: Any, _settings: Any, period: Any, **_kwargs: Any) -> Any:
+        sent.append(period.label)
+        return types.SimpleNamespace(status="sent", message_id="<m@x>")
+
+    monkeypatch.setattr(report_package, "send_period_report", send)
+
+
+def test_one_period_s_report_going_does_not_hide_another_s_failure(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.mailer import MailPermanentError
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    failing_report(monkeypatch, d, MailPermanentError("127.0.0.1:25: message refused: 552 too big"))
+    with pytest.raises(MailPermanentError):
+        d._report()
+    clock[0] = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    sent: list[str] = []
+    sent_report(monkeypatch, sent)
+    d._report()
+    assert sent == ["2026-04"]
+    [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+    assert note["what"] == "2026-03" and "gave_up_at" in note
+
+
+def test_the_next_period_s_failure_does_not_replace_this_one_s_retry(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.mailer import MailTransientError
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    failing_report(monkeypatch, d, *[MailTransientError("smtp.example: cannot connect: gaierror")] * 2)
+    d.scheduler.start(paused=True)
+    try:
+        with pytest.raises(MailTransientError):
+            d._report()
+        clock[0] = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+        with pytest.raises(MailTransientError):
+            d._report()
+        retries = sorted(j.id for j in d.scheduler.get_jobs() if ":retry" in j.id)
+    finally:
+        d.scheduler.shutdown(wait=False)
+    assert retries == ["report:monthly:retry:2026-03", "report:monthly:retry:2026-04"]
+    assert sorted(n["what"] for n in collect_status(engine, settings, now=clock[0]).delivery_retries) == [
+        "2026-03", "2026-04"]
+
+
+def test_the_report_catch_up_sends_the_period_it_was_scheduled_for(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scheduled at 23:59 on the 14th for November's, it ran at 00:01 and sent December's early,
+    and November's never."""
+    settings, engine = setup(write_config, REPORT)
+    running_since(engine, dt.datetime(2026, 11, 1, 8, 0, tzinfo=ICT))
+    sent: list[str] = []
+    sent_report(monkeypatch, sent)
+    clock = [dt.datetime(2026, 12, 14, 23, 59, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
+    d._schedule_catch_ups(clock[0])
+    job = d.scheduler.get_job("report:monthly:catch-up")
+    assert job is not None
+    clock[0] = dt.datetime(2026, 12, 15, 0, 1, tzinfo=ICT)
+    job.func()
+    assert sent == ["2026-11"]
+
+
+def test_a_digest_failing_on_a_busy_store_is_tried_again(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    import sync_agent.reconcile as reconcile_module
+
+    settings, engine = setup(write_config, '[[alerts.webhooks]]\nurl = "http://127.0.0.1:9/hook"\n')
+    d = daemon_at(settings, engine, crafted.NOW)
+
+    def busy(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(reconcile_module, "reconcile", busy)
+    with pytest.raises(OperationalError):
+        d._digest()
+    assert d.scheduler.get_job("alerts:digest:retry") is not None
+    assert retry_note(d)["error"] == "OperationalError: database is locked"
+
+
+def test_a_digest_that_may_have_gone_is_not_retried_and_status_says_how_to_resend_it(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook's answer timed out after the body went: every retry met DeliveryInDoubt until
+    the night, and status then advised a plain --send, which the outbox refuses."""
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    calls: list[int] = []
+
+    def send(self: Any, message: Any) -> None:
+        calls.append(1)
+        raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
+
+    monkeypatch.setattr(WebhookNotifier, "send", send)
+    settings, engine = setup(write_config, '[[alerts.webhooks]]\nurl = "http://127.0.0.1:9/hook"\n')
+    crafted.load(engine)
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._digest()
+    assert d.scheduler.get_job("alerts:digest:retry") is None and len(calls) == 1
+    note = retry_note(d)
+    assert note["in_doubt"] and "gave_up_at" in note
+    assert ("check with the recipients that it did not arrive, then sync-agent alerts --send --date 2026-02-12 "
+            "--force") in status_text(collect_status(engine, settings, now=crafted.NOW))
+
+
+def test_a_report_retry_that_must_wait_leaves_no_retry_promise(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.mailer import MailTransientError
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    failing_report(monkeypatch, d, MailTransientError("127.0.0.1:25: cannot connect"))
+    with pytest.raises(MailTransientError):
+        d._report()
+    clock[0] = dt.datetime(2026, 3, 15, 8, 15, tzinfo=ICT)
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: True)  # a source fell behind
+    from sync_agent.report.period import Period
+
+    d._report(Period.parse("2026-03", 15))
+    assert collect_status(engine, settings, now=clock[0]).delivery_retries == ()
