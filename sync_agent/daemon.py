@@ -319,12 +319,16 @@ class Daemon:
                 self._job_function(spec), trigger=spec.trigger, id=spec.id, name=spec.description,
                 misfire_grace_time=spec.misfire_grace_time, replace_existing=True,
             )
-        # retries scheduled by a daemon that stopped are gone with it: the catch-ups replace them
-        # (one it had given up on stays shown, until a later delivery of its kind goes)
+        # retries scheduled by a daemon that stopped are gone with it: their notes now say the
+        # daemon gave up (a catch-up sends only the latest report and today's digest, and then
+        # settles the note; an older one is left to a person, as status says)
         with write_transaction(self.engine) as conn:
             for name, value in read_states(conn, DELIVERY_RETRY_STATE).items():
-                if "at" in json.loads(value):
-                    forget_state(conn, name)
+                note = json.loads(value)
+                if "at" in note:
+                    gave_up = {k: v for k, v in note.items() if k not in ("at", "attempt")}
+                    gave_up.update(attempts=max(int(note.get("attempt", 1)) - 1, 0), gave_up_at=now.isoformat())
+                    write_state(conn, name, json.dumps(gave_up), dt.datetime.now(dt.UTC))
         self._schedule_catch_ups(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
@@ -520,11 +524,14 @@ class Daemon:
         # channels that went are not repeated (the outbox), the failed ones are tried again, if
         # a wait may mend one of them (not one in doubt, not a refusal)
         failed = "; ".join(o.error for o in result.failed if o.error) or "delivery failed"
-        if any(o.may_pass for o in result.failed):
+        # a person's --send under way (its row young): it goes, or fails, there; tried again after
+        busy = any(o.claimed_elsewhere for o in result.failed) and self._being_sent(digest.key)
+        if busy or any(o.may_pass for o in result.failed):
             self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=failed)
         else:
             self._give_up(DIGEST_JOB, today.isoformat(), failed, now,
-                          in_doubt=any(o.in_doubt for o in result.failed))
+                          in_doubt=any(o.in_doubt for o in result.failed),
+                          channels=[o.channel for o in result.failed if o.in_doubt])
 
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
@@ -541,6 +548,11 @@ class Daemon:
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
+            if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}"):
+                # another process (a person's --send) is sending it now: it goes, or fails, there
+                self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now,
+                                  what=period.label, error=_one_line(exc))
+                raise
             # a person must look: trying again cannot help (or could send it twice)
             self._give_up(REPORT_JOB, period.label, _one_line(exc), now,
                           in_doubt=isinstance(exc, (DeliveryInDoubt, MailInDoubt)))
@@ -613,17 +625,17 @@ class Daemon:
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
         # one retry per report period (the next period's failure must not replace this one's); a
-        # report's retry runs however late it comes (a host asleep), a digest's day check drops it
+        # retry runs however late it comes (a host asleep): a digest's, the next day, drops itself
         retry_id = f"{job_id}:retry" + (f":{what}" if job_id == REPORT_JOB and what else "")
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
-                               id=retry_id, replace_existing=True,
-                               misfire_grace_time=None if job_id == REPORT_JOB else 3600)
+                               id=retry_id, replace_existing=True, misfire_grace_time=None)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
         self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
                                   **({"error": shown} if shown else {}), "attempt": attempts,
                                   "at": when.isoformat()})
 
-    def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime, in_doubt: bool = False) -> None:
+    def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime, in_doubt: bool = False,
+                 channels: Sequence[str] = ()) -> None:
         """A delivery no retry may mend (or that may have gone already: ``in_doubt``): no more
         tries, and ``status`` says why instead of a retry that will not come."""
         key = (job_id, what)
@@ -635,7 +647,20 @@ class Daemon:
                   hint="see `sync-agent status`; send by hand once the cause is fixed")
         self._note_retry(job_id, {"job": job_id, "what": what, "error": shown,
                                   **({"in_doubt": True} if in_doubt else {}),
+                                  **({"channels": list(channels)} if channels else {}),
                                   "attempts": max(self._retries.get(key, 0), 0), "gave_up_at": now.isoformat()})
+
+    def _being_sent(self, key: str) -> bool:
+        """Whether another process is sending ``key`` now: its outbox row is being prepared or
+        sent, and younger than the slowest send the configuration allows (older: in doubt)."""
+        from sync_agent.status import in_doubt_after
+
+        since = dt.datetime.now(dt.UTC) - in_doubt_after(self.settings)
+        with read_connection(self.engine) as conn:
+            row = conn.execute(select(deliveries.c.id).where(
+                deliveries.c.key == key, deliveries.c.status.in_(("preparing", "sending")),
+                deliveries.c.updated_at > since).limit(1)).first()
+        return row is not None
 
     def _settle(self, job_id: str, what: str) -> None:
         """``what`` went (or waits, for a report): forget its tries and its note."""
@@ -697,7 +722,7 @@ class Daemon:
                     and not delivered(self.engine, digest_key(today))):
                 self.scheduler.add_job(self._wrap(f"{DIGEST_JOB}:catch-up", partial(self._digest, today)),
                                        trigger=DateTrigger(when, timezone=self.tz),
-                                       id=f"{DIGEST_JOB}:catch-up", misfire_grace_time=3600)
+                                       id=f"{DIGEST_JOB}:catch-up", misfire_grace_time=None)
                 log.info("digest_catch_up_scheduled", date=today.isoformat(), at=when.isoformat())
 
     # --- scheduler events ---------------------------------------------------------------------

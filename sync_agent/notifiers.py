@@ -56,6 +56,9 @@ class NotifyOutcome:
     may_pass: bool = True
     #: failed after the message may have gone: resent only by a person, with ``--force``
     in_doubt: bool = False
+    #: the outbox row was another attempt's (``sending``): a process sending it now, or one that
+    #: died or lost the line (the daemon tells the two apart by the row's age)
+    claimed_elsewhere: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,7 +120,8 @@ class Notifier(abc.ABC):
             refused = isinstance(exc, MailPermanentError) or getattr(exc, "refused_for_good", False) or (
                 isinstance(exc, RecipientsRefused) and not exc.transient)
             return NotifyOutcome(self.channel, FAILED, redact_text(f"{type(exc).__name__}: {exc}"),
-                                 may_pass=not (in_doubt or refused), in_doubt=in_doubt)
+                                 may_pass=not (in_doubt or refused), in_doubt=in_doubt,
+                                 claimed_elsewhere=isinstance(exc, DeliveryInDoubt))
         return NotifyOutcome(self.channel, ALREADY_SENT if result.already_sent else SENT)
 
 

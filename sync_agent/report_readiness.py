@@ -45,7 +45,7 @@ def mark_report_waiting(engine: Engine, period: Period, behind: tuple[str, ...],
         row = read_state(conn, REPORT_WAITING_STATE)
         old = json.loads(row) if row else None
         if not behind:
-            if old is not None:
+            if old is not None and old.get("period") == period.label:  # not another period's wait
                 forget_state(conn, REPORT_WAITING_STATE)
             return
         since = old["since"] if old and old.get("period") == period.label else now.isoformat()

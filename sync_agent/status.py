@@ -321,8 +321,10 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         return f"{check}sync-agent report{period} --send{force}"
     if note.get("job") == DIGEST_JOB:
         day = f" --date {note['what']}" if note.get("what") else ""
-        return (f"{check}sync-agent alerts --send{day}{force} (the next working day's digest carries its "
-                "dossiers anyway)")
+        # --force resends every channel: only the ones in doubt, by name
+        channels = [f" --channel {c}" for c in note.get("channels", [])] if force else []
+        commands = "; ".join(f"sync-agent alerts --send{day}{force}{c}" for c in channels or [""])
+        return f"{check}{commands} (the next working day's digest carries its dossiers anyway)"
     return "see the log"
 
 
@@ -392,9 +394,10 @@ def render_text(st: AgentStatus) -> str:
             return t(dt.datetime.fromisoformat(r[key]).astimezone(st.now.tzinfo))
 
         failure = f" ({r['error']})" if r.get("error") else ""
-        if "at" in r and not st.daemon_running:  # its retry went with it; its catch-up comes at start
+        if "at" in r and not st.daemon_running:  # its retry went with it
             lines.append(f"{r['job']}: delivery failed{failure}; the daemon stopped before its try at "
-                         f"{local('at')}: its next start sends what is still due")
+                         f"{local('at')}: its next start sends the latest report and today's digest if "
+                         f"still due; otherwise: {_by_hand(r)}")
         elif "at" in r:
             lines.append(f"{r['job']}: delivery failed{failure}; the daemon tries again at {local('at')} "
                          f"(try {r['attempt']})")

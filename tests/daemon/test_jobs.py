@@ -296,8 +296,9 @@ def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
         failed = f"alerts:digest: delivery failed (WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)); the daemon"
         assert f"{failed} tries again at {retry_at:%Y-%m-%d %H:%M:%S} (try 1)" in status_text(st)
         # stopped, its retry went with it: no promise of one, its next start's catch-up instead
-        assert (f"{failed} stopped before its try at {retry_at:%Y-%m-%d %H:%M:%S}: its next start sends what is "
-                "still due") in status_text(collect_status(engine, settings, now=crafted.NOW))
+        assert (f"{failed} stopped before its try at {retry_at:%Y-%m-%d %H:%M:%S}: its next start sends the latest "
+                "report and today's digest if still due; otherwise: sync-agent alerts --send --date 2026-02-12") in \
+            status_text(collect_status(engine, settings, now=crafted.NOW))
         late = dt.datetime.combine(crafted.TODAY, dt.time(23, 45), tzinfo=ICT)
         d._retry_later("alerts:digest", crafted.TODAY, d._digest, late)  # its next try would be tomorrow
         [gave_up] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
@@ -734,3 +735,103 @@ def test_a_report_retry_that_must_wait_leaves_no_retry_promise(
 
     d._report(Period.parse("2026-03", 15))
     assert collect_status(engine, settings, now=clock[0]).delivery_retries == ()
+
+
+def test_a_digest_in_doubt_on_one_channel_is_resent_on_that_one_only(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--force` resends every channel: the advice names the one in doubt."""
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    original = WebhookNotifier.send
+    bad_url = "http://127.0.0.1:9/hook"
+
+    def send(self: Any, message: Any) -> None:
+        if message.url == bad_url:
+            raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
+        original(self, message)
+
+    with webhook_receiver() as ok:
+        monkeypatch.setattr(WebhookNotifier, "send", send)
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{ok.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{bad_url}"\n')
+        crafted.load(engine)
+        daemon_at(settings, engine, crafted.NOW)._digest()
+        assert len(ok.requests) == 1
+    text = status_text(collect_status(engine, settings, now=crafted.NOW))
+    assert f"sync-agent alerts --send --date 2026-02-12 --force --channel webhook:{bad_url}" in text
+
+
+def test_a_report_being_sent_by_a_person_when_its_retry_comes_is_tried_again(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read 'tries again at 08:15', a person ran `report --send` at 08:15: the retry met their
+    row 'sending' and was given up as in doubt; their send then failed too, and nothing was left."""
+    import sync_agent.report.deliver as deliver_module
+    from sync_agent.mailer import DeliveryInDoubt, MailTransientError
+    from sync_agent.report import send_period_report
+    from sync_agent.report.period import Period
+
+    settings, engine = setup(write_config, REPORT)
+    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, clock[0])
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
+
+    def smtp_down(*_args: Any, **_kwargs: Any) -> None:
+        raise MailTransientError("smtp.example:25: cannot connect")
+
+    monkeypatch.setattr(deliver_module, "send_email", smtp_down)
+    with pytest.raises(MailTransientError):
+        d._report()
+    retry = d.scheduler.get_job("report:monthly:retry:2026-03")
+    assert retry is not None
+    clock[0] = dt.datetime(2026, 3, 15, 8, 15, tzinfo=ICT)
+
+    def person_s_smtp(*_args: Any, **_kwargs: Any) -> None:  # the daemon's retry fires meanwhile
+        with pytest.raises(DeliveryInDoubt):
+            retry.func()
+        raise MailTransientError("smtp.example:25: cannot connect")
+
+    monkeypatch.setattr(deliver_module, "send_email", person_s_smtp)
+    with pytest.raises(MailTransientError):
+        send_period_report(engine, settings, Period.parse("2026-03", 15), now=clock[0])
+    assert d.scheduler.get_job("report:monthly:retry:2026-03") is not None
+    assert "at" in retry_note(d) and not retry_note(d).get("in_doubt")
+
+
+def test_a_digest_retry_runs_however_late_it_comes(write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, '[[alerts.webhooks]]\nurl = "http://127.0.0.1:9/hook"\n')
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._retry_later("alerts:digest", crafted.TODAY, lambda: None, crafted.NOW, error="WebhookError: HTTP 503")
+    job = d.scheduler.get_job("alerts:digest:retry")
+    assert job is not None and job.misfire_grace_time is None  # past midnight the day check drops it
+
+
+def test_one_period_s_check_keeps_another_period_s_wait(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting, report_waiting
+
+    _settings, engine = setup(write_config, REPORT)
+    at = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    mark_report_waiting(engine, Period.parse("2026-04", 15), ("residence",), at)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), (), at)  # March's retry: nothing behind it
+    waiting = report_waiting(engine)
+    assert waiting is not None and waiting["period"] == "2026-04"
+
+
+def test_a_retry_a_stopped_daemon_left_is_shown_as_given_up_after_a_restart(
+        write_config: Callable[..., Path]) -> None:
+    """Started again on 15/04 before April's send time, the daemon catches up no older report:
+    March's note was dropped, and March was never sent nor shown."""
+    settings, engine = setup(write_config, REPORT)
+    march = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    d = daemon_at(settings, engine, march)
+    d._retry_later("report:monthly", march.date(), lambda: None, march, what="2026-03",
+                   error="MailTransientError: cannot connect")
+    later = dt.datetime(2026, 4, 15, 7, 0, tzinfo=ICT)
+    restarted = Daemon(settings, engine, clock=lambda: later)
+    restarted.start()
+    restarted.scheduler.shutdown(wait=False)
+    [note] = collect_status(engine, settings, now=later).delivery_retries
+    assert note["what"] == "2026-03" and "gave_up_at" in note and "at" not in note
+    assert "sync-agent report --period 2026-03 --send" in status_text(collect_status(engine, settings, now=later))
