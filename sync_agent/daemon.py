@@ -63,8 +63,8 @@ from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
 from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
-from sync_agent.store.state import forget_state, read_states, write_state
-from sync_agent.store.tables import deliveries, sync_runs
+from sync_agent.store.state import forget_state, write_state
+from sync_agent.store.tables import agent_state, deliveries, sync_runs
 
 if TYPE_CHECKING:
     from sync_agent.report.period import Period
@@ -231,7 +231,12 @@ def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> A
     period = Period.latest_complete(now.astimezone(tz).date(), settings.agent.period_start_day)
     if now < report_send_moment(period.end, settings):
         return None
-    return None if delivered(engine, f"report:{period.label}") else period
+    # one 'sending' may have gone: status shows it in doubt, for a person to check and resend
+    with read_connection(engine) as conn:
+        held = conn.execute(select(deliveries.c.id).where(deliveries.c.key == f"report:{period.label}",
+                                                          deliveries.c.status.in_(("sent", "sending")))
+                            .limit(1)).first()
+    return None if held is not None else period
 
 
 # --- the daemon -----------------------------------------------------------------------------
@@ -262,6 +267,8 @@ class Daemon:
         #: of those, the failures a wait may not mend; and the last failure's text
         self._unsure: dict[tuple[str, str], int] = {}
         self._last_error: dict[tuple[str, str], str] = {}
+        #: (outbox key, channel) this daemon's own attempt left in doubt: not "being sent" by another
+        self._own_doubt: set[tuple[str, str]] = set()
         self._signal: int | None = None
         self._lock: StoreLock | None = None
         self.specs: list[JobSpec] = []
@@ -323,12 +330,15 @@ class Daemon:
         # daemon gave up (a catch-up sends only the latest report and today's digest, and then
         # settles the note; an older one is left to a person, as status says)
         with write_transaction(self.engine) as conn:
-            for name, value in read_states(conn, DELIVERY_RETRY_STATE).items():
+            rows = conn.execute(select(agent_state.c.name, agent_state.c.value, agent_state.c.updated_at)
+                                .where(agent_state.c.name.startswith(DELIVERY_RETRY_STATE, autoescape=True))).all()
+            for name, value, noted_at in rows:
                 note = json.loads(value)
                 if "at" in note:
                     gave_up = {k: v for k, v in note.items() if k not in ("at", "attempt")}
                     gave_up.update(attempts=max(int(note.get("attempt", 1)) - 1, 0), gave_up_at=now.isoformat())
-                    write_state(conn, name, json.dumps(gave_up), dt.datetime.now(dt.UTC))
+                    # its own time kept: a delivery sent by hand while the daemon was down settles it
+                    write_state(conn, name, json.dumps(gave_up), noted_at)
         self._schedule_catch_ups(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
@@ -492,13 +502,20 @@ class Daemon:
 
             log.info("digest_retry_dropped", date=day.isoformat(),
                      reason="the day is over: the next working day's digest carries its dossiers")
-            if delivered(self.engine, digest_key(day)):  # sent by hand meanwhile
+            with read_connection(self.engine) as conn:
+                rows = conn.execute(select(deliveries.c.channel, deliveries.c.status)
+                                    .where(deliveries.c.key == digest_key(day))).all()
+            if rows and all(status == "sent" for _, status in rows):  # sent by hand meanwhile
                 self._settle(DIGEST_JOB, day.isoformat())
                 return
             key = (DIGEST_JOB, day.isoformat())
             error = self._last_error.get(key)
+            doubt = [c for c, status in rows if status == "sending"]
+            others = [c for c, status in rows if status not in ("sent", "sending")]
             self._note_retry(DIGEST_JOB, {"job": DIGEST_JOB, "what": day.isoformat(),
                                           **({"error": error} if error else {}),
+                                          **({"in_doubt": True, "channels": doubt} if doubt else {}),
+                                          **({"other_channels": others} if others else {}),
                                           "attempts": max(self._retries.get(key, 0) - 1, 0),
                                           "gave_up_at": now.isoformat()})
             return
@@ -524,14 +541,18 @@ class Daemon:
         # channels that went are not repeated (the outbox), the failed ones are tried again, if
         # a wait may mend one of them (not one in doubt, not a refusal)
         failed = "; ".join(o.error for o in result.failed if o.error) or "delivery failed"
+        with self._guard:
+            self._own_doubt.update((digest.key, o.channel) for o in result.failed
+                                   if o.in_doubt and not o.claimed_elsewhere)
         # a person's --send under way (its row young): it goes, or fails, there; tried again after
-        busy = any(o.claimed_elsewhere for o in result.failed) and self._being_sent(digest.key)
+        busy = self._being_sent(digest.key, [o.channel for o in result.failed if o.claimed_elsewhere])
         if busy or any(o.may_pass for o in result.failed):
             self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=failed)
         else:
             self._give_up(DIGEST_JOB, today.isoformat(), failed, now,
                           in_doubt=any(o.in_doubt for o in result.failed),
-                          channels=[o.channel for o in result.failed if o.in_doubt])
+                          channels=[o.channel for o in result.failed if o.in_doubt],
+                          others=[o.channel for o in result.failed if not o.in_doubt])
 
     def _report(self, period: Period | None = None) -> None:
         """Send the latest complete period's report, or ``period``'s (a report waiting keeps its
@@ -548,7 +569,10 @@ class Daemon:
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
-            if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}"):
+            if isinstance(exc, MailInDoubt):
+                with self._guard:
+                    self._own_doubt.add((f"report:{period.label}", "email"))
+            if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}", ["email"]):
                 # another process (a person's --send) is sending it now: it goes, or fails, there
                 self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now,
                                   what=period.label, error=_one_line(exc))
@@ -635,7 +659,7 @@ class Daemon:
                                   "at": when.isoformat()})
 
     def _give_up(self, job_id: str, what: str, error: str, now: dt.datetime, in_doubt: bool = False,
-                 channels: Sequence[str] = ()) -> None:
+                 channels: Sequence[str] = (), others: Sequence[str] = ()) -> None:
         """A delivery no retry may mend (or that may have gone already: ``in_doubt``): no more
         tries, and ``status`` says why instead of a retry that will not come."""
         key = (job_id, what)
@@ -648,19 +672,22 @@ class Daemon:
         self._note_retry(job_id, {"job": job_id, "what": what, "error": shown,
                                   **({"in_doubt": True} if in_doubt else {}),
                                   **({"channels": list(channels)} if channels else {}),
+                                  **({"other_channels": list(others)} if others else {}),
                                   "attempts": max(self._retries.get(key, 0), 0), "gave_up_at": now.isoformat()})
 
-    def _being_sent(self, key: str) -> bool:
-        """Whether another process is sending ``key`` now: its outbox row is being prepared or
-        sent, and younger than the slowest send the configuration allows (older: in doubt)."""
+    def _being_sent(self, key: str, channels: Sequence[str]) -> bool:
+        """Whether another process is sending ``key`` on one of ``channels`` now: its outbox row
+        is being prepared or sent, younger than the slowest send the configuration allows (older:
+        in doubt), and not one this daemon left in doubt itself."""
         from sync_agent.status import in_doubt_after
 
         since = dt.datetime.now(dt.UTC) - in_doubt_after(self.settings)
         with read_connection(self.engine) as conn:
-            row = conn.execute(select(deliveries.c.id).where(
-                deliveries.c.key == key, deliveries.c.status.in_(("preparing", "sending")),
-                deliveries.c.updated_at > since).limit(1)).first()
-        return row is not None
+            rows = conn.execute(select(deliveries.c.channel).where(
+                deliveries.c.key == key, deliveries.c.channel.in_(list(channels)),
+                deliveries.c.status.in_(("preparing", "sending")), deliveries.c.updated_at > since)).all()
+        with self._guard:
+            return any((key, channel) not in self._own_doubt for (channel,) in rows)
 
     def _settle(self, job_id: str, what: str) -> None:
         """``what`` went (or waits, for a report): forget its tries and its note."""

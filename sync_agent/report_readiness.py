@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sync_agent.config import Settings
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.runs import get_cursor
-from sync_agent.store.state import forget_state, read_state, write_state
+from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import deliveries
 
 if TYPE_CHECKING:
@@ -34,35 +34,40 @@ def sources_behind(engine: Engine, settings: Settings, period: Period) -> tuple[
     return tuple(name for name, cursor in cursors.items() if cursor is None or cursor < end)
 
 
-#: ``agent_state`` row naming the report that waits for its sources (``status`` shows it)
+#: ``agent_state`` rows of the reports that wait for their sources, one per period (the name
+#: without a period: the single row an earlier release kept)
 REPORT_WAITING_STATE = "report_waiting"
 
 
 def mark_report_waiting(engine: Engine, period: Period, behind: tuple[str, ...], now: dt.datetime) -> None:
     """Remember that ``period``'s report waits for the sources ``behind`` (since when: the first
-    time it waited), or forget it once none is behind."""
+    time it waited), or forget it once none is behind; another period's wait is its own."""
+    name = f"{REPORT_WAITING_STATE}:{period.label}"
     with write_transaction(engine) as conn:
-        row = read_state(conn, REPORT_WAITING_STATE)
-        old = json.loads(row) if row else None
+        old = {json.loads(v).get("period"): (n, json.loads(v))
+               for n, v in read_states(conn, REPORT_WAITING_STATE).items()}
+        mine = old.get(period.label)
         if not behind:
-            if old is not None and old.get("period") == period.label:  # not another period's wait
-                forget_state(conn, REPORT_WAITING_STATE)
+            if mine is not None:
+                forget_state(conn, mine[0])
             return
-        since = old["since"] if old and old.get("period") == period.label else now.isoformat()
-        value = json.dumps({"period": period.label, "sources": list(behind), "since": since})
-        write_state(conn, REPORT_WAITING_STATE, value, now)
+        since = mine[1]["since"] if mine else now.isoformat()
+        if mine is not None and mine[0] != name:  # an earlier release's single row
+            forget_state(conn, mine[0])
+        write_state(conn, name, json.dumps({"period": period.label, "sources": list(behind), "since": since}), now)
 
 
 def report_waiting(engine: Engine) -> dict[str, Any] | None:
-    """``{"period", "sources", "since"}`` of a report waiting for its sources, else ``None``;
-    also ``None`` once that report went (or is going) out, sent by hand meanwhile: the daemon
-    forgets the wait only at its next check."""
+    """``{"period", "sources", "since"}`` of the earliest report waiting for its sources, else
+    ``None``; a wait whose report went (or is going) out meanwhile, sent by hand, is none: the
+    daemon forgets it only at its next check."""
     with read_connection(engine) as conn:
-        row = read_state(conn, REPORT_WAITING_STATE)
-        if not row:
-            return None
-        waiting: dict[str, Any] = json.loads(row)
         d = deliveries.c
-        gone = conn.execute(select(d.id).where(d.key == f"report:{waiting.get('period')}",
-                                               d.status.in_(("sending", "sent"))).limit(1)).first()
-    return None if gone is not None else waiting
+        for value in sorted(read_states(conn, REPORT_WAITING_STATE).values(),
+                            key=lambda v: str(json.loads(v).get("period"))):
+            waiting: dict[str, Any] = json.loads(value)
+            gone = conn.execute(select(d.id).where(d.key == f"report:{waiting.get('period')}",
+                                                   d.status.in_(("sending", "sent"))).limit(1)).first()
+            if gone is None:
+                return waiting
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +102,7 @@ class LastDelivery:
         kind, _, rest = self.key.partition(":")
         if kind == "report":
             return f"sync-agent report --period {rest} --send --force"
-        return f"sync-agent alerts --date {rest} --send --force --channel {self.channel}"
+        return f"sync-agent alerts --date {rest} --send --force --channel {shlex.quote(self.channel)}"
 
 
 @dataclass(frozen=True)
@@ -321,10 +322,12 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         return f"{check}sync-agent report{period} --send{force}"
     if note.get("job") == DIGEST_JOB:
         day = f" --date {note['what']}" if note.get("what") else ""
-        # --force resends every channel: only the ones in doubt, by name
-        channels = [f" --channel {c}" for c in note.get("channels", [])] if force else []
-        commands = "; ".join(f"sync-agent alerts --send{day}{force}{c}" for c in channels or [""])
-        return f"{check}{commands} (the next working day's digest carries its dossiers anyway)"
+        # --force resends every channel: only the ones in doubt, by name; the others without it
+        doubt = [f"{check}sync-agent alerts --send{day}{force} --channel {shlex.quote(c)}"
+                 for c in note.get("channels", [])] if force else []
+        others = [f"sync-agent alerts --send{day} --channel {shlex.quote(c)}" for c in note.get("other_channels", [])]
+        commands = "; ".join(doubt + others) or f"{check}sync-agent alerts --send{day}{force}"
+        return f"{commands} (the next working day's digest carries its dossiers anyway)"
     return "see the log"
 
 

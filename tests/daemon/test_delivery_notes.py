@@ -1,0 +1,240 @@
+"""What the daemon notes of a delivery it could not make, and what it does next, in the cases a
+restart, a person's hand send, a channel in doubt or a second waiting period make hard."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from sync_agent.alerts import digest_key
+from sync_agent.daemon import Daemon, job_specs
+from sync_agent.status import collect_status
+from sync_agent.status import render_text as status_text
+from sync_agent.store.engine import write_transaction
+from sync_agent.store.tables import deliveries
+from tests.daemon import crafted
+from tests.daemon.crafted import ICT
+from tests.daemon.receiver import webhook_receiver
+from tests.daemon.test_jobs import REPORT, daemon_at, setup
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- 1: start() resurrects the note of a delivery sent by hand while the daemon was down -----
+
+def test_a_report_sent_by_hand_while_the_daemon_was_down_stays_settled_after_a_restart(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    march = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    d = daemon_at(settings, engine, march)
+    d._retry_later("report:monthly", march.date(), lambda: None, march, what="2026-03",
+                   error="MailTransientError: cannot connect")
+    time.sleep(0.01)
+    # the daemon is stopped; a person runs `report --period 2026-03 --send`, and it goes
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<m@x>", status="sent", attempts=1,
+            created_at=_utcnow(), updated_at=_utcnow(), sent_at=_utcnow()))
+    time.sleep(0.01)
+    later = dt.datetime(2026, 3, 15, 10, 0, tzinfo=ICT)
+    assert collect_status(engine, settings, now=later).delivery_retries == ()  # moot: hidden
+    restarted = Daemon(settings, engine, clock=lambda: later)
+    restarted.start()
+    restarted.scheduler.shutdown(wait=False)
+    assert restarted.scheduler.get_job("report:monthly:catch-up") is None  # delivered: no catch-up
+    assert collect_status(engine, settings, now=later).delivery_retries == ()
+
+
+def test_a_digest_sent_by_hand_while_the_daemon_was_down_stays_settled_after_a_restart(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, '[[alerts.webhooks]]\nurl = "http://127.0.0.1:9/hook"\n')
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._retry_later("alerts:digest", crafted.TODAY, lambda: None, crafted.NOW, error="WebhookError: HTTP 503")
+    time.sleep(0.01)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key=digest_key(crafted.TODAY), channel="webhook:http://127.0.0.1:9/hook", message_id="<m@x>",
+            status="sent", attempts=1, created_at=_utcnow(), updated_at=_utcnow(), sent_at=_utcnow()))
+    time.sleep(0.01)
+    later = crafted.NOW + dt.timedelta(hours=2)
+    assert collect_status(engine, settings, now=later).delivery_retries == ()
+    restarted = Daemon(settings, engine, clock=lambda: later)
+    restarted.start()
+    restarted.scheduler.shutdown(wait=False)
+    assert collect_status(engine, settings, now=later).delivery_retries == ()
+
+
+# --- 2: in-doubt digest advice drops a channel that failed for another reason --------------
+
+def test_the_advice_for_a_digest_in_doubt_also_names_a_channel_refused_meanwhile(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    doubt_url, refused_url = "http://127.0.0.1:9/doubt", "http://127.0.0.1:9/refused"
+
+    def send(self: Any, message: Any) -> None:
+        if message.url == doubt_url:
+            raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
+        raise WebhookError(f"{message.url}: HTTP 404 (not retried)", refused_for_good=True)
+
+    monkeypatch.setattr(WebhookNotifier, "send", send)
+    settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{doubt_url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{refused_url}"\n')
+    crafted.load(engine)
+    daemon_at(settings, engine, crafted.NOW)._digest()
+    later = crafted.NOW + dt.timedelta(hours=1)
+    text = status_text(collect_status(engine, settings, now=later))
+    assert f"--force --channel webhook:{doubt_url}" in text
+    assert f"sync-agent alerts --send --date 2026-02-12 --channel webhook:{refused_url}" in text
+
+
+# --- 3: _being_sent counts the daemon's own in-doubt row (any channel) as "a person's send" ---
+
+def test_a_channel_the_daemon_itself_left_in_doubt_is_not_taken_for_a_send_under_way(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent import notifiers
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    original = WebhookNotifier.send
+    with webhook_receiver() as a, webhook_receiver(statuses=[503] * 4) as b:
+        def send(self: Any, message: Any) -> None:
+            original(self, message)  # the body reached the receiver...
+            if message.url == a.url:  # ...but for A the answer never came back
+                raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
+
+        monkeypatch.setattr(WebhookNotifier, "send", send)
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
+        crafted.load(engine)
+        clock = [crafted.NOW]
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d.specs = job_specs(settings, clock[0])
+        d._digest()  # A in doubt, B 503: retried (B may pass)
+        assert d.scheduler.get_job("alerts:digest:retry") is not None
+        # the retry, 15 min after the job started: A's row (written when A failed) is < 15 min old
+        with write_transaction(engine) as conn:
+            conn.execute(update(deliveries).where(deliveries.c.channel == f"webhook:{a.url}")
+                         .values(updated_at=_utcnow() - dt.timedelta(minutes=14, seconds=30)))
+        clock[0] = crafted.NOW + dt.timedelta(minutes=15)
+        d.scheduler.get_job("alerts:digest:retry").func()
+        assert len(b.requests) == 5  # B went on this retry
+        [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+        assert note.get("in_doubt") and note.get("channels") == [f"webhook:{a.url}"] and "at" not in note
+        assert len(a.requests) == 1  # never sent twice
+
+
+def test_an_old_channel_in_doubt_and_a_fresh_one_of_the_daemon_s_own_are_left_to_a_person(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A: left 'sending' an hour ago (a process died). B: the daemon's own read timeout now. B's
+    fresh row made A look 'being sent', and the digest was retried though nobody was sending."""
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    a_url, b_url = "http://127.0.0.1:9/a", "http://127.0.0.1:9/b"
+
+    def send(self: Any, message: Any) -> None:
+        raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
+
+    monkeypatch.setattr(WebhookNotifier, "send", send)
+    settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a_url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{b_url}"\n')
+    crafted.load(engine)
+    with write_transaction(engine) as conn:
+        old = _utcnow() - dt.timedelta(hours=1)
+        conn.execute(deliveries.insert().values(
+            key=digest_key(crafted.TODAY), channel=f"webhook:{a_url}", message_id="<a@x>", status="sending",
+            attempts=1, created_at=old, updated_at=old))
+    d = daemon_at(settings, engine, crafted.NOW)
+    d._digest()
+    [note] = collect_status(engine, settings, now=crafted.NOW).delivery_retries
+    assert note.get("in_doubt") and "at" not in note
+
+
+# --- 4: one waiting slot for two periods ------------------------------------------------------
+
+def test_two_periods_waiting_keep_each_its_own_since(write_config: Callable[..., Path]) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting, report_waiting
+
+    _settings, engine = setup(write_config, REPORT)
+    t1 = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), t1)
+    t2 = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    mark_report_waiting(engine, Period.parse("2026-04", 15), ("residence",), t2)
+    t3 = t2 + dt.timedelta(minutes=30)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), t3)
+    w = report_waiting(engine)  # the earliest waiting period, since it began
+    assert w is not None and w["period"] == "2026-03" and w["since"] == t1.isoformat()
+
+
+def test_a_restart_after_the_daemon_s_own_report_in_doubt_does_not_catch_it_up(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.daemon import due_unsent_report
+    from sync_agent.store.tables import sync_runs
+
+    settings, engine = setup(write_config, REPORT)
+    at = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    period = due_unsent_report(engine, settings, at)
+    with write_transaction(engine) as conn:  # the agent existed before the report fell due
+        conn.execute(sync_runs.insert().values(source="residence", started_at=at - dt.timedelta(days=40),
+                                               status="success"))
+        # the daemon's own send, cut off after DATA (MailInDoubt) two minutes ago
+        young = _utcnow() - dt.timedelta(minutes=2)
+        conn.execute(deliveries.insert().values(
+            key=f"report:{period.label}", channel="email", message_id="<r@x>", status="sending",
+            attempts=1, created_at=young, updated_at=young, error="MailInDoubt: connection lost"))
+    d = daemon_at(settings, engine, at)
+    d._give_up("report:monthly", period.label, "MailInDoubt: connection lost", at, in_doubt=True)
+    later = at + dt.timedelta(minutes=3)
+    restarted = Daemon(settings, engine, clock=lambda: later)
+    monkeypatch.setattr(restarted, "_report_must_wait", lambda period, now: False)
+    real_start = restarted.scheduler.start
+    monkeypatch.setattr(restarted.scheduler, "start", lambda *a, **k: real_start(paused=True))
+    restarted.start()
+    assert restarted.scheduler.get_job("report:monthly:catch-up") is None  # in doubt: for a person
+    restarted.scheduler.shutdown(wait=False)
+    [note] = collect_status(engine, settings, now=later).delivery_retries
+    assert note.get("in_doubt") and "at" not in note
+
+
+def test_a_digest_retry_run_the_next_day_keeps_the_note_of_the_channel_that_never_got_it(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent import notifiers
+
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver() as a, webhook_receiver(statuses=[503] * 8) as b:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
+        crafted.load(engine)
+        clock = [crafted.NOW]
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d.specs = job_specs(settings, clock[0])
+        d._digest()
+        assert len(a.requests) == 1
+        [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+        assert "at" in note
+        clock[0] = crafted.NOW + dt.timedelta(days=1)  # the host slept: the retry runs the next morning
+        d.scheduler.get_job("alerts:digest:retry").func()
+        [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+        assert note.get("other_channels") == [f"webhook:{b.url}"] and "at" not in note
+
+
+def test_a_channel_in_the_advice_is_quoted_for_the_shell() -> None:
+    import subprocess
+
+    from sync_agent.status import _by_hand
+
+    url = "https://sms.example.vn/api/send?key=abc&to=0900"
+    advice = _by_hand({"job": "alerts:digest", "what": "2026-02-12", "in_doubt": True,
+                       "channels": [f"webhook:{url}"]})
+    command = advice.split("then ", 1)[1].split(" (the next", 1)[0]
+    out = subprocess.run(["bash", "-c", command.replace("sync-agent", "printf '<%s>\\n'", 1)],
+                         capture_output=True, text=True).stdout
+    assert f"<webhook:{url}>" in out
