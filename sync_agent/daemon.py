@@ -63,7 +63,7 @@ from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
 from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
-from sync_agent.store.state import forget_state, write_state
+from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import agent_state, deliveries, sync_runs
 
 if TYPE_CHECKING:
@@ -223,6 +223,34 @@ def report_send_moment(period_end: dt.date, settings: Settings) -> dt.datetime:
     return dt.datetime.combine(d, settings.report.send_time, tzinfo=settings.agent.timezone)
 
 
+def being_sent(engine: Engine, settings: Settings, key: str, channels: Sequence[str] | None = None) -> bool:
+    """Whether a process is sending ``key`` (on one of ``channels``) now: its outbox row is being
+    prepared or sent, with no failure recorded (an attempt that ended in doubt records why), and
+    younger than the slowest send the configuration allows (older: its process died)."""
+    from sync_agent.status import in_doubt_after
+
+    d = deliveries.c
+    since = dt.datetime.now(dt.UTC) - in_doubt_after(settings)
+    query = select(d.id).where(d.key == key, d.status.in_(("preparing", "sending")), d.error.is_(None),
+                               d.updated_at > since)
+    if channels is not None:
+        query = query.where(d.channel.in_(list(channels)))
+    with read_connection(engine) as conn:
+        return conn.execute(query.limit(1)).first() is not None
+
+
+def fully_sent(engine: Engine, settings: Settings, key: str) -> bool:
+    """Whether ``key`` went on every configured channel (a digest that went on one channel and
+    not another is not)."""
+    from sync_agent.notifiers import load_notifiers
+
+    channels = {n.channel for n in load_notifiers(settings)}
+    with read_connection(engine) as conn:
+        sent = {c for (c,) in conn.execute(select(deliveries.c.channel).where(
+            deliveries.c.key == key, deliveries.c.status == "sent"))}
+    return bool(channels) and channels <= sent
+
+
 def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> Any:
     """The latest complete period whose report is due and not sent, or None."""
     from sync_agent.report.period import Period
@@ -231,12 +259,14 @@ def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> A
     period = Period.latest_complete(now.astimezone(tz).date(), settings.agent.period_start_day)
     if now < report_send_moment(period.end, settings):
         return None
-    # one 'sending' may have gone: status shows it in doubt, for a person to check and resend
+    # one 'sending' that is not being sent now may have gone: status shows it in doubt, for a
+    # person to check and resend (one being sent now: the catch-up meets it and tries later)
+    key = f"report:{period.label}"
     with read_connection(engine) as conn:
-        held = conn.execute(select(deliveries.c.id).where(deliveries.c.key == f"report:{period.label}",
+        held = conn.execute(select(deliveries.c.id).where(deliveries.c.key == key,
                                                           deliveries.c.status.in_(("sent", "sending")))
                             .limit(1)).first()
-    return None if held is not None else period
+    return None if held is not None and not being_sent(engine, settings, key) else period
 
 
 # --- the daemon -----------------------------------------------------------------------------
@@ -267,8 +297,6 @@ class Daemon:
         #: of those, the failures a wait may not mend; and the last failure's text
         self._unsure: dict[tuple[str, str], int] = {}
         self._last_error: dict[tuple[str, str], str] = {}
-        #: (outbox key, channel) this daemon's own attempt left in doubt: not "being sent" by another
-        self._own_doubt: set[tuple[str, str]] = set()
         self._signal: int | None = None
         self._lock: StoreLock | None = None
         self.specs: list[JobSpec] = []
@@ -329,16 +357,7 @@ class Daemon:
         # retries scheduled by a daemon that stopped are gone with it: their notes now say the
         # daemon gave up (a catch-up sends only the latest report and today's digest, and then
         # settles the note; an older one is left to a person, as status says)
-        with write_transaction(self.engine) as conn:
-            rows = conn.execute(select(agent_state.c.name, agent_state.c.value, agent_state.c.updated_at)
-                                .where(agent_state.c.name.startswith(DELIVERY_RETRY_STATE, autoescape=True))).all()
-            for name, value, noted_at in rows:
-                note = json.loads(value)
-                if "at" in note:
-                    gave_up = {k: v for k, v in note.items() if k not in ("at", "attempt")}
-                    gave_up.update(attempts=max(int(note.get("attempt", 1)) - 1, 0), gave_up_at=now.isoformat())
-                    # its own time kept: a delivery sent by hand while the daemon was down settles it
-                    write_state(conn, name, json.dumps(gave_up), noted_at)
+        self._close_what_the_last_daemon_left(now)
         self._schedule_catch_ups(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
@@ -502,16 +521,12 @@ class Daemon:
 
             log.info("digest_retry_dropped", date=day.isoformat(),
                      reason="the day is over: the next working day's digest carries its dossiers")
-            with read_connection(self.engine) as conn:
-                rows = conn.execute(select(deliveries.c.channel, deliveries.c.status)
-                                    .where(deliveries.c.key == digest_key(day))).all()
-            if rows and all(status == "sent" for _, status in rows):  # sent by hand meanwhile
+            if fully_sent(self.engine, self.settings, digest_key(day)):  # sent by hand meanwhile
                 self._settle(DIGEST_JOB, day.isoformat())
                 return
             key = (DIGEST_JOB, day.isoformat())
             error = self._last_error.get(key)
-            doubt = [c for c, status in rows if status == "sending"]
-            others = [c for c, status in rows if status not in ("sent", "sending")]
+            doubt, others = self._unsent_channels(digest_key(day))
             self._note_retry(DIGEST_JOB, {"job": DIGEST_JOB, "what": day.isoformat(),
                                           **({"error": error} if error else {}),
                                           **({"in_doubt": True, "channels": doubt} if doubt else {}),
@@ -541,9 +556,6 @@ class Daemon:
         # channels that went are not repeated (the outbox), the failed ones are tried again, if
         # a wait may mend one of them (not one in doubt, not a refusal)
         failed = "; ".join(o.error for o in result.failed if o.error) or "delivery failed"
-        with self._guard:
-            self._own_doubt.update((digest.key, o.channel) for o in result.failed
-                                   if o.in_doubt and not o.claimed_elsewhere)
         # a person's --send under way (its row young): it goes, or fails, there; tried again after
         busy = self._being_sent(digest.key, [o.channel for o in result.failed if o.claimed_elsewhere])
         if busy or any(o.may_pass for o in result.failed):
@@ -569,9 +581,6 @@ class Daemon:
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
-            if isinstance(exc, MailInDoubt):
-                with self._guard:
-                    self._own_doubt.add((f"report:{period.label}", "email"))
             if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}", ["email"]):
                 # another process (a person's --send) is sending it now: it goes, or fails, there
                 self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now,
@@ -675,19 +684,69 @@ class Daemon:
                                   **({"other_channels": list(others)} if others else {}),
                                   "attempts": max(self._retries.get(key, 0), 0), "gave_up_at": now.isoformat()})
 
-    def _being_sent(self, key: str, channels: Sequence[str]) -> bool:
-        """Whether another process is sending ``key`` on one of ``channels`` now: its outbox row
-        is being prepared or sent, younger than the slowest send the configuration allows (older:
-        in doubt), and not one this daemon left in doubt itself."""
-        from sync_agent.status import in_doubt_after
+    def _close_what_the_last_daemon_left(self, now: dt.datetime) -> None:
+        """At start: the retries and waits of a daemon that stopped are gone with it. Its notes now
+        say it gave up (in doubt where the outbox row may have gone), keeping their time, so that a
+        delivery sent by hand meanwhile settles them; a report that waited for its sources, of a
+        period no catch-up covers (only the latest is), becomes such a note too."""
+        from sync_agent.report.period import Period
+        from sync_agent.report_readiness import REPORT_WAITING_STATE
 
-        since = dt.datetime.now(dt.UTC) - in_doubt_after(self.settings)
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(select(agent_state.c.name, agent_state.c.value, agent_state.c.updated_at)
+                                .where(agent_state.c.name.startswith(DELIVERY_RETRY_STATE, autoescape=True))).all()
+        for name, value, noted_at in rows:
+            note = json.loads(value)
+            if "at" not in note:
+                continue
+            gave_up = {k: v for k, v in note.items() if k not in ("at", "attempt")}
+            gave_up.update(attempts=max(int(note.get("attempt", 1)) - 1, 0), gave_up_at=now.isoformat())
+            what = note.get("what")
+            if what and note.get("job") in (REPORT_JOB, DIGEST_JOB):
+                key = f"report:{what}" if note["job"] == REPORT_JOB else f"alerts:{what}"
+                doubt, others = self._unsent_channels(key) if note["job"] == DIGEST_JOB else (
+                    (["email"], []) if self._left_sending(key) else ([], []))
+                if doubt:
+                    gave_up.update(in_doubt=True, channels=doubt)
+                if others and note["job"] == DIGEST_JOB:
+                    gave_up.update(other_channels=others)
+            with write_transaction(self.engine) as conn:
+                # its own time kept: a delivery sent by hand while the daemon was down settles it
+                write_state(conn, name, json.dumps(gave_up), noted_at)
+        latest = Period.latest_complete(now.astimezone(self.tz).date(), self.settings.agent.period_start_day)
+        with write_transaction(self.engine) as conn:
+            waits = read_states(conn, REPORT_WAITING_STATE)
+        for name, value in waits.items():
+            wait = json.loads(value)
+            label = str(wait.get("period"))
+            if label == latest.label:
+                continue  # the catch-up checks it again
+            if not delivered(self.engine, f"report:{label}"):
+                self._note_retry(REPORT_JOB, {
+                    "job": REPORT_JOB, "what": label, "attempts": 0, "gave_up_at": now.isoformat(),
+                    "error": f"waited for {', '.join(wait.get('sources', []))} when the daemon stopped"})
+            with write_transaction(self.engine) as conn:
+                forget_state(conn, name)
+
+    def _left_sending(self, key: str) -> bool:
         with read_connection(self.engine) as conn:
-            rows = conn.execute(select(deliveries.c.channel).where(
-                deliveries.c.key == key, deliveries.c.channel.in_(list(channels)),
-                deliveries.c.status.in_(("preparing", "sending")), deliveries.c.updated_at > since)).all()
-        with self._guard:
-            return any((key, channel) not in self._own_doubt for (channel,) in rows)
+            row = conn.execute(select(deliveries.c.id).where(deliveries.c.key == key,
+                                                             deliveries.c.status == "sending").limit(1)).first()
+        return row is not None and not being_sent(self.engine, self.settings, key)
+
+    def _unsent_channels(self, key: str) -> tuple[list[str], list[str]]:
+        """The configured channels ``key`` has not gone on: (those left in doubt, the others)."""
+        from sync_agent.notifiers import load_notifiers
+
+        with read_connection(self.engine) as conn:
+            status = dict(conn.execute(select(deliveries.c.channel, deliveries.c.status)
+                                       .where(deliveries.c.key == key)).all())
+        channels = [n.channel for n in load_notifiers(self.settings)]
+        return ([c for c in channels if status.get(c) == "sending"],
+                [c for c in channels if status.get(c) not in ("sent", "sending")])
+
+    def _being_sent(self, key: str, channels: Sequence[str]) -> bool:
+        return being_sent(self.engine, self.settings, key, channels)
 
     def _settle(self, job_id: str, what: str) -> None:
         """``what`` went (or waits, for a report): forget its tries and its note."""
@@ -746,7 +805,7 @@ class Daemon:
             from sync_agent.alerts import digest_key
 
             if (now > due and self.calendar.is_working_day(today)
-                    and not delivered(self.engine, digest_key(today))):
+                    and not fully_sent(self.engine, self.settings, digest_key(today))):
                 self.scheduler.add_job(self._wrap(f"{DIGEST_JOB}:catch-up", partial(self._digest, today)),
                                        trigger=DateTrigger(when, timezone=self.tz),
                                        id=f"{DIGEST_JOB}:catch-up", misfire_grace_time=None)

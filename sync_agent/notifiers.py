@@ -119,7 +119,10 @@ class Notifier(abc.ABC):
             in_doubt = isinstance(exc, DeliveryInDoubt | MailInDoubt) or getattr(exc, "delivered", False) is None
             refused = isinstance(exc, MailPermanentError) or getattr(exc, "refused_for_good", False) or (
                 isinstance(exc, RecipientsRefused) and not exc.transient)
-            return NotifyOutcome(self.channel, FAILED, redact_text(f"{type(exc).__name__}: {exc}"),
+            # one line: a database error's own message, without SQLAlchemy's statement and parameters
+            lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            error = redact_text(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+            return NotifyOutcome(self.channel, FAILED, error,
                                  may_pass=not (in_doubt or refused), in_doubt=in_doubt,
                                  claimed_elsewhere=isinstance(exc, DeliveryInDoubt))
         return NotifyOutcome(self.channel, ALREADY_SENT if result.already_sent else SENT)

@@ -399,8 +399,8 @@ def render_text(st: AgentStatus) -> str:
         failure = f" ({r['error']})" if r.get("error") else ""
         if "at" in r and not st.daemon_running:  # its retry went with it
             lines.append(f"{r['job']}: delivery failed{failure}; the daemon stopped before its try at "
-                         f"{local('at')}: its next start sends the latest report and today's digest if "
-                         f"still due; otherwise: {_by_hand(r)}")
+                         f"{local('at')}: its next start catches up the latest report and today's digest "
+                         f"if still due and not in doubt; otherwise: {_by_hand(r)}")
         elif "at" in r:
             lines.append(f"{r['job']}: delivery failed{failure}; the daemon tries again at {local('at')} "
                          f"(try {r['attempt']})")

@@ -238,3 +238,145 @@ def test_a_channel_in_the_advice_is_quoted_for_the_shell() -> None:
     out = subprocess.run(["bash", "-c", command.replace("sync-agent", "printf '<%s>\\n'", 1)],
                          capture_output=True, text=True).stdout
     assert f"<webhook:{url}>" in out
+
+
+def _ran_long_before(engine: Any) -> None:
+    from sync_agent.store.tables import sync_runs
+
+    with write_transaction(engine) as conn:  # the agent has run since long before
+        conn.execute(sync_runs.insert().values(source="residence", status="success",
+                                               started_at=dt.datetime(2026, 1, 1, tzinfo=ICT)))
+
+
+def paused(d: Daemon, monkeypatch: pytest.MonkeyPatch) -> Daemon:
+    """``d`` whose scheduler starts paused: its catch-ups are scheduled, not run."""
+    start = d.scheduler.start
+    monkeypatch.setattr(d.scheduler, "start", lambda *a, **k: start(paused=True))
+    return d
+
+
+def test_a_wait_no_catch_up_covers_becomes_a_note_to_send_it_by_hand(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """March waited for its sources when the daemon stopped; started again after April's send
+    time, it catches up April only: March's wait was shown (and promised to go by itself) for ever."""
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    march = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), march)
+    april = dt.datetime(2026, 4, 15, 9, 0, tzinfo=ICT)
+    restarted = paused(Daemon(settings, engine, clock=lambda: april), monkeypatch)
+    restarted.start()
+    restarted.scheduler.shutdown(wait=False)
+    st = collect_status(engine, settings, now=april)
+    assert st.report_waiting is None  # April's own catch-up has not run yet
+    [note] = st.delivery_retries
+    assert note["what"] == "2026-03" and "waited for residence" in note["error"] and "gave_up_at" in note
+    assert "sync-agent report --period 2026-03 --send" in status_text(st)
+
+
+def test_an_earlier_release_s_single_wait_of_another_period_is_its_own(write_config: Callable[..., Path]) -> None:
+    import json
+
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting, report_waiting
+    from sync_agent.store.state import write_state
+
+    _settings, engine = setup(write_config, REPORT)
+    at = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    with write_transaction(engine) as conn:
+        write_state(conn, "report_waiting", json.dumps({"period": "2026-04", "sources": ["residence"],
+                                                        "since": "2026-04-15T08:00:00+07:00"}), at)
+    mark_report_waiting(engine, Period.parse("2026-04", 15), ("one_stop",), at + dt.timedelta(minutes=30))
+    w = report_waiting(engine)
+    assert w is not None and (w["period"], w["sources"], w["since"]) == (
+        "2026-04", ["one_stop"], "2026-04-15T08:00:00+07:00")
+
+
+def test_a_digest_retry_run_the_next_day_keeps_a_channel_the_store_never_recorded(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import sync_agent.mailer as mailer
+    from sync_agent import notifiers
+
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver() as a, webhook_receiver() as b:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
+        crafted.load(engine)
+        real_claim = mailer._claim
+
+        def claim(engine: Any, key: str, channel: str, **kw: Any) -> Any:
+            if channel == f"webhook:{b.url}":  # the store busy just when B is claimed: no row
+                raise OperationalError("INSERT", {}, Exception("database is locked"))
+            return real_claim(engine, key, channel, **kw)
+
+        monkeypatch.setattr(mailer, "_claim", claim)
+        clock = [crafted.NOW]
+        d = Daemon(settings, engine, clock=lambda: clock[0])
+        d._digest()
+        clock[0] = crafted.NOW + dt.timedelta(days=1)
+        d.scheduler.get_job("alerts:digest:retry").func()
+    [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+    assert note.get("other_channels") == [f"webhook:{b.url}"]
+
+
+def test_a_person_s_send_under_way_when_the_daemon_starts_is_still_caught_up(
+        write_config: Callable[..., Path]) -> None:
+    """Its row young and with no failure recorded: being sent now. If it fails, the catch-up,
+    meeting it, tries again later; the daemon's own send left in doubt records why, and is not."""
+    from sync_agent.daemon import due_unsent_report
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    at = dt.datetime(2026, 3, 15, 9, 0, tzinfo=ICT)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sending", attempts=1,
+            created_at=_utcnow(), updated_at=_utcnow()))
+    assert due_unsent_report(engine, settings, at) is not None
+    with write_transaction(engine) as conn:
+        conn.execute(update(deliveries).values(error="MailInDoubt: connection lost after the message went"))
+    assert due_unsent_report(engine, settings, at) is None
+
+
+def test_a_retry_note_of_a_report_left_sending_turns_in_doubt_at_a_restart(
+        write_config: Callable[..., Path]) -> None:
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    march = dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)
+    d = daemon_at(settings, engine, march)
+    d._retry_later("report:monthly", march.date(), lambda: None, march, what="2026-03",
+                   error="MailTransientError: cannot connect")
+    t = (march + dt.timedelta(minutes=15)).astimezone(dt.UTC)
+    with write_transaction(engine) as conn:  # its retry's send, cut off after DATA (the power went)
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sending", attempts=2,
+            created_at=t, updated_at=t))
+    later = march + dt.timedelta(hours=2)
+    restarted = Daemon(settings, engine, clock=lambda: later)
+    restarted.start()
+    restarted.scheduler.shutdown(wait=False)
+    [note] = collect_status(engine, settings, now=later).delivery_retries
+    assert note.get("in_doubt") and "--send --force" in status_text(collect_status(engine, settings, now=later))
+
+
+def test_a_restart_catches_up_today_s_digest_one_channel_of_which_never_got_it(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent import notifiers
+
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+    with webhook_receiver() as a, webhook_receiver(statuses=[503] * 4) as b:
+        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
+                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
+        crafted.load(engine)
+        daemon_at(settings, engine, crafted.NOW)._digest()
+        later = crafted.NOW + dt.timedelta(minutes=10)
+        restarted = paused(Daemon(settings, engine, clock=lambda: later), monkeypatch)
+        restarted.start()
+        job = restarted.scheduler.get_job("alerts:digest:catch-up")
+        restarted.scheduler.shutdown(wait=False)
+    assert job is not None

@@ -296,8 +296,9 @@ def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
         failed = f"alerts:digest: delivery failed (WebhookError: {rx.url}: HTTP 503 after 4 attempt(s)); the daemon"
         assert f"{failed} tries again at {retry_at:%Y-%m-%d %H:%M:%S} (try 1)" in status_text(st)
         # stopped, its retry went with it: no promise of one, its next start's catch-up instead
-        assert (f"{failed} stopped before its try at {retry_at:%Y-%m-%d %H:%M:%S}: its next start sends the latest "
-                "report and today's digest if still due; otherwise: sync-agent alerts --send --date 2026-02-12") in \
+        assert (f"{failed} stopped before its try at {retry_at:%Y-%m-%d %H:%M:%S}: its next start catches up the "
+                "latest report and today's digest if still due and not in doubt; otherwise: sync-agent alerts "
+                "--send --date 2026-02-12") in \
             status_text(collect_status(engine, settings, now=crafted.NOW))
         late = dt.datetime.combine(crafted.TODAY, dt.time(23, 45), tzinfo=ICT)
         d._retry_later("alerts:digest", crafted.TODAY, d._digest, late)  # its next try would be tomorrow
