@@ -359,6 +359,7 @@ class Daemon:
         # settles the note; an older one is left to a person, as status says)
         self._close_what_the_last_daemon_left(now)
         self._schedule_catch_ups(now)
+        self._close_the_waits_no_catch_up_covers(now)
         self.scheduler.start()
         jobs = [{"id": j.id, "trigger": str(j.trigger),
                  "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
@@ -653,8 +654,15 @@ class Daemon:
                       else "a wait may not mend this failure" if hopeless else "stopping")
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1, reason=reason, error=shown,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
+            channels: dict[str, Any] = {}
+            if job_id == DIGEST_JOB:  # which channels to send by hand, and how
+                from sync_agent.alerts import digest_key
+
+                doubt, others = self._unsent_channels(digest_key(day))
+                channels = {**({"in_doubt": True, "channels": doubt} if doubt else {}),
+                            **({"other_channels": others} if others else {})}
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
-                                      **({"error": shown} if shown else {}),
+                                      **({"error": shown} if shown else {}), **channels,
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
             return
         # one retry per report period (the next period's failure must not replace this one's); a
@@ -687,10 +695,7 @@ class Daemon:
     def _close_what_the_last_daemon_left(self, now: dt.datetime) -> None:
         """At start: the retries and waits of a daemon that stopped are gone with it. Its notes now
         say it gave up (in doubt where the outbox row may have gone), keeping their time, so that a
-        delivery sent by hand meanwhile settles them; a report that waited for its sources, of a
-        period no catch-up covers (only the latest is), becomes such a note too."""
-        from sync_agent.report.period import Period
-        from sync_agent.report_readiness import REPORT_WAITING_STATE
+        delivery sent by hand meanwhile settles them (the waits: ``_close_the_waits_no_catch_up_covers``)."""
 
         with write_transaction(self.engine) as conn:
             rows = conn.execute(select(agent_state.c.name, agent_state.c.value, agent_state.c.updated_at)
@@ -713,19 +718,35 @@ class Daemon:
             with write_transaction(self.engine) as conn:
                 # its own time kept: a delivery sent by hand while the daemon was down settles it
                 write_state(conn, name, json.dumps(gave_up), noted_at)
+
+    def _close_the_waits_no_catch_up_covers(self, now: dt.datetime) -> None:
+        """A report that waited for its sources when the daemon stopped, and that no catch-up now
+        checks again (only the latest period's is, when one was scheduled), becomes a note to send
+        it by hand (in doubt where its row may have gone), in the transaction that forgets the
+        wait; one being sent now keeps its wait; one that went is forgotten."""
+        from sync_agent.report.period import Period
+        from sync_agent.report_readiness import REPORT_WAITING_STATE
+
         latest = Period.latest_complete(now.astimezone(self.tz).date(), self.settings.agent.period_start_day)
-        with write_transaction(self.engine) as conn:
+        caught_up = self.scheduler.get_job(f"{REPORT_JOB}:catch-up") is not None
+        with read_connection(self.engine) as conn:
             waits = read_states(conn, REPORT_WAITING_STATE)
         for name, value in waits.items():
             wait = json.loads(value)
             label = str(wait.get("period"))
-            if label == latest.label:
-                continue  # the catch-up checks it again
-            if not delivered(self.engine, f"report:{label}"):
-                self._note_retry(REPORT_JOB, {
-                    "job": REPORT_JOB, "what": label, "attempts": 0, "gave_up_at": now.isoformat(),
-                    "error": f"waited for {', '.join(wait.get('sources', []))} when the daemon stopped"})
+            key = f"report:{label}"
+            if (label == latest.label and caught_up) or being_sent(self.engine, self.settings, key):
+                continue  # the catch-up checks it again; or a person's send is under way
+            note = None
+            if not delivered(self.engine, key):
+                note = {"job": REPORT_JOB, "what": label, "attempts": 0, "gave_up_at": now.isoformat(),
+                        "error": f"waited for {', '.join(wait.get('sources', []))} when the daemon stopped"}
+                if self._left_sending(key):
+                    note.update(in_doubt=True, channels=["email"])
             with write_transaction(self.engine) as conn:
+                if note is not None:
+                    write_state(conn, f"{DELIVERY_RETRY_STATE}{REPORT_JOB}:{label}", json.dumps(note),
+                                dt.datetime.now(dt.UTC))
                 forget_state(conn, name)
 
     def _left_sending(self, key: str) -> bool:

@@ -3,6 +3,7 @@ restart, a person's hand send, a channel in doubt or a second waiting period mak
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,13 +11,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
+import sync_agent.daemon as daemon_mod
 from sync_agent.alerts import digest_key
 from sync_agent.daemon import Daemon, job_specs
+from sync_agent.mailer import DeliveryInDoubt
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
-from sync_agent.store.engine import write_transaction
-from sync_agent.store.tables import deliveries
+from sync_agent.store.engine import read_connection, write_transaction
+from sync_agent.store.state import read_states
+from sync_agent.store.tables import deliveries, sync_runs
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
@@ -380,3 +385,162 @@ def test_a_restart_catches_up_today_s_digest_one_channel_of_which_never_got_it(
         job = restarted.scheduler.get_job("alerts:digest:catch-up")
         restarted.scheduler.shutdown(wait=False)
     assert job is not None
+
+
+def _waits(engine: Any) -> dict[str, str]:
+    with read_connection(engine) as conn:
+        return read_states(conn, "report_waiting")
+
+
+def test_a_wait_is_kept_when_its_note_cannot_be_written(write_config: Callable[..., Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), dt.datetime(2026, 3, 15, 8, tzinfo=ICT))
+    real = daemon_mod.write_state
+
+    def flaky(conn: Any, name: str, value: str, at: Any) -> None:
+        if name.startswith("delivery_retry:report:monthly:2026-03"):
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        real(conn, name, value, at)
+
+    monkeypatch.setattr(daemon_mod, "write_state", flaky)
+    april = dt.datetime(2026, 4, 15, 9, 0, tzinfo=ICT)
+    d = paused(Daemon(settings, engine, clock=lambda: april), monkeypatch)
+    with pytest.raises(OperationalError):  # the start fails (systemd starts it again), nothing lost
+        d.start()
+    assert any(json.loads(v).get("period") == "2026-03" for v in _waits(engine).values())
+
+
+def test_the_wait_of_a_period_whose_report_is_in_doubt_becomes_an_in_doubt_note(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), dt.datetime(2026, 3, 15, 8, tzinfo=ICT))
+    old = _utcnow() - dt.timedelta(days=3)
+    with write_transaction(engine) as conn:  # a person's `report --period 2026-03 --send`, cut off after DATA
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sending", attempts=1,
+            created_at=old, updated_at=old, error="MailInDoubt: connection lost"))
+    april = dt.datetime(2026, 4, 15, 9, 0, tzinfo=ICT)
+    d = paused(Daemon(settings, engine, clock=lambda: april), monkeypatch)
+    d.start()
+    d.scheduler.shutdown(wait=False)
+    st = collect_status(engine, settings, now=april)
+    [march] = [n for n in st.delivery_retries if n.get("what") == "2026-03"]
+    assert march.get("in_doubt") and "--send --force" in status_text(st)
+
+
+def test_the_latest_period_s_wait_no_catch_up_covers_becomes_a_note(write_config: Callable[..., Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting, report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    due = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    with write_transaction(engine) as conn:  # installed just before: the first sync began a second late
+        conn.execute(sync_runs.insert().values(source="residence", status="running",
+                                               started_at=due + dt.timedelta(seconds=1)))
+    mark_report_waiting(engine, Period.parse("2026-04", 15), ("residence",), due)  # the 08:00 job waited
+    later = due + dt.timedelta(hours=1)
+    d = paused(Daemon(settings, engine, clock=lambda: later), monkeypatch)
+    d.start()
+    job = d.scheduler.get_job("report:monthly:catch-up")
+    d.scheduler.shutdown(wait=False)
+    assert job is None and report_waiting(engine) is None  # no catch-up: nothing says it goes by itself
+
+
+def test_a_digest_given_up_at_the_end_of_its_day_keeps_the_channel_in_doubt(write_config: Callable[..., Path],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    a_url, b_url = "http://127.0.0.1:9/a", "http://127.0.0.1:9/b"
+
+    def send(self: Any, message: Any) -> None:
+        if message.url == a_url:
+            raise WebhookError(f"{a_url}: ReadTimeout waiting for the answer", delivered=None)
+        raise WebhookError(f"{b_url}: HTTP 503 after 4 attempt(s)")
+
+    monkeypatch.setattr(WebhookNotifier, "send", send)
+    settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a_url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{b_url}"\n')
+    crafted.load(engine)
+    late = dt.datetime.combine(crafted.TODAY, dt.time(23, 50), tzinfo=ICT)
+    d = Daemon(settings, engine, clock=lambda: late)
+    d.specs = job_specs(settings, late)
+    d._digest()
+    [note] = collect_status(engine, settings, now=late).delivery_retries
+    assert note.get("in_doubt") and note.get("channels") == [f"webhook:{a_url}"]
+    assert note.get("other_channels") == [f"webhook:{b_url}"]
+
+
+def test_a_report_whose_sender_was_killed_mid_send_is_retried_then_left_in_doubt_never_resent(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    young = _utcnow() - dt.timedelta(minutes=2)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sending", attempts=1,
+            created_at=young, updated_at=young))
+    at = dt.datetime(2026, 3, 15, 8, 5, tzinfo=ICT)
+    clock = [at]
+    d = paused(Daemon(settings, engine, clock=lambda: clock[0]), monkeypatch)
+    monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
+    d.start()
+    job = d.scheduler.get_job("report:monthly:catch-up")
+    assert job is not None
+    with pytest.raises(DeliveryInDoubt):
+        job.func()
+    [note] = collect_status(engine, settings, now=at).delivery_retries
+    assert "at" in note and not note.get("in_doubt")  # shown as a retry, not in doubt, meanwhile
+    # 16 min later: the row is old, the retry gives up in doubt (nothing resent)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.update().values(updated_at=_utcnow() - dt.timedelta(minutes=18)))
+    clock[0] = at + dt.timedelta(minutes=17)
+    with pytest.raises(DeliveryInDoubt):
+        d.scheduler.get_job("report:monthly:retry:2026-03").func()
+    d.scheduler.shutdown(wait=False)
+    [note] = collect_status(engine, settings, now=clock[0]).delivery_retries
+    assert note.get("in_doubt") and "at" not in note
+    with read_connection(engine) as conn:
+        row = conn.execute(deliveries.select()).one()
+    assert row.attempts == 1 and row.status == "sending"
+
+
+def test_with_no_channel_there_is_no_digest_to_catch_up(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, engine = setup(write_config, "")
+    d = paused(Daemon(settings, engine, clock=lambda: crafted.NOW + dt.timedelta(hours=3)), monkeypatch)
+    d.start()
+    job = d.scheduler.get_job("alerts:digest:catch-up")
+    d.scheduler.shutdown(wait=False)
+    assert job is None
+    assert daemon_mod.fully_sent(engine, settings, digest_key(crafted.TODAY)) is False
+
+
+def test_the_wait_of_a_period_whose_report_went_is_forgotten_without_a_note(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), dt.datetime(2026, 3, 15, 8, tzinfo=ICT))
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sent", attempts=1,
+            created_at=_utcnow(), updated_at=_utcnow(), sent_at=_utcnow()))
+    april = dt.datetime(2026, 4, 15, 9, 0, tzinfo=ICT)
+    for _ in range(2):
+        d = paused(Daemon(settings, engine, clock=lambda: april), monkeypatch)
+        d.start()
+        d.scheduler.shutdown(wait=False)
+    assert _waits(engine) == {}
+    assert collect_status(engine, settings, now=april).delivery_retries == ()
