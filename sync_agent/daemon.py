@@ -655,12 +655,13 @@ class Daemon:
             log.error("delivery_retries_exhausted", job=job_id, attempts=attempts - 1, reason=reason, error=shown,
                       hint="see `sync-agent status`; send by hand with `alerts --send` or `report --send`")
             channels: dict[str, Any] = {}
-            if job_id == DIGEST_JOB:  # which channels to send by hand, and how
+            if job_id == DIGEST_JOB:  # which channels to send by hand, and how (if the store answers)
                 from sync_agent.alerts import digest_key
 
-                doubt, others = self._unsent_channels(digest_key(day))
-                channels = {**({"in_doubt": True, "channels": doubt} if doubt else {}),
-                            **({"other_channels": others} if others else {})}
+                with contextlib.suppress(Exception):
+                    doubt, others = self._unsent_channels(digest_key(day))
+                    channels = {**({"in_doubt": True, "channels": doubt} if doubt else {}),
+                                **({"other_channels": others} if others else {})}
             self._note_retry(job_id, {"job": job_id, **({"what": what} if what else {}),
                                       **({"error": shown} if shown else {}), **channels,
                                       "attempts": attempts - 1, "gave_up_at": now.isoformat()})
@@ -735,10 +736,12 @@ class Daemon:
             wait = json.loads(value)
             label = str(wait.get("period"))
             key = f"report:{label}"
-            if (label == latest.label and caught_up) or being_sent(self.engine, self.settings, key):
-                continue  # the catch-up checks it again; or a person's send is under way
+            if label == latest.label and caught_up:
+                continue  # the catch-up checks it again
+            new_install = label == latest.label and not self._synced_by(
+                report_send_moment(latest.end, self.settings))  # filed by hand: report_catch_up_skipped
             note = None
-            if not delivered(self.engine, key):
+            if not delivered(self.engine, key) and not new_install:
                 note = {"job": REPORT_JOB, "what": label, "attempts": 0, "gave_up_at": now.isoformat(),
                         "error": f"waited for {', '.join(wait.get('sources', []))} when the daemon stopped"}
                 if self._left_sending(key):
@@ -763,8 +766,11 @@ class Daemon:
             status = dict(conn.execute(select(deliveries.c.channel, deliveries.c.status)
                                        .where(deliveries.c.key == key)).all())
         channels = [n.channel for n in load_notifiers(self.settings)]
-        return ([c for c in channels if status.get(c) == "sending"],
-                [c for c in channels if status.get(c) not in ("sent", "sending")])
+        # a channel a person is sending now is neither: it goes, or fails, there
+        busy = {c for c in channels if status.get(c) in ("preparing", "sending")
+                and being_sent(self.engine, self.settings, key, [c])}
+        return ([c for c in channels if status.get(c) == "sending" and c not in busy],
+                [c for c in channels if status.get(c) not in ("sent", "sending") and c not in busy])
 
     def _being_sent(self, key: str, channels: Sequence[str]) -> bool:
         return being_sent(self.engine, self.settings, key, channels)

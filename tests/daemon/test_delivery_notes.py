@@ -544,3 +544,84 @@ def test_the_wait_of_a_period_whose_report_went_is_forgotten_without_a_note(
         d.scheduler.shutdown(wait=False)
     assert _waits(engine) == {}
     assert collect_status(engine, settings, now=april).delivery_retries == ()
+
+
+def test_an_older_wait_becomes_a_note_even_with_a_send_under_way(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """March waited; at April's restart a person's `report --period 2026-03 --send` is under way,
+    so March's wait is kept. That send then fails: nothing of the daemon will ever check March
+    again, yet status and every digest say March WAITS (the digest: 'will be sent automatically')."""
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting, report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    _ran_long_before(engine)
+    mark_report_waiting(engine, Period.parse("2026-03", 15), ("residence",), dt.datetime(2026, 3, 15, 8, tzinfo=ICT))
+    young = _utcnow() - dt.timedelta(seconds=5)
+    with write_transaction(engine) as conn:
+        conn.execute(deliveries.insert().values(
+            key="report:2026-03", channel="email", message_id="<r@x>", status="sending", attempts=1,
+            created_at=young, updated_at=young))
+    april = dt.datetime(2026, 4, 15, 9, 0, tzinfo=ICT)
+    d = paused(Daemon(settings, engine, clock=lambda: april), monkeypatch)
+    d.start()
+    jobs = [j.id for j in d.scheduler.get_jobs()]
+    d.scheduler.shutdown(wait=False)
+    assert not any("2026-03" in j for j in jobs)  # no catch-up covers March: a note says so
+    with write_transaction(engine) as conn:              # the person's send fails (SMTP refused)
+        conn.execute(deliveries.update().values(status="failed", error="MailPermanentError: 550",
+                                                updated_at=_utcnow()))
+    st = collect_status(engine, settings, now=april)
+    text = status_text(st)
+    assert report_waiting(engine) is None and "report 2026-03 WAITING" not in text
+    assert [n for n in st.delivery_retries if n.get("what") == "2026-03"]  # if that send fails: by hand
+
+
+def test_a_new_install_s_wait_for_the_report_the_ward_filed_by_hand_leaves_no_note(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.report.period import Period
+    from sync_agent.report_readiness import mark_report_waiting
+
+    settings, engine = setup(write_config, REPORT)
+    due = dt.datetime(2026, 4, 15, 8, 0, tzinfo=ICT)
+    with write_transaction(engine) as conn:
+        conn.execute(sync_runs.insert().values(source="residence", status="running",
+                                               started_at=due + dt.timedelta(seconds=1)))
+    mark_report_waiting(engine, Period.parse("2026-04", 15), ("residence",), due)
+    later = due + dt.timedelta(hours=1)
+    d = paused(Daemon(settings, engine, clock=lambda: later), monkeypatch)
+    d.start()
+    d.scheduler.shutdown(wait=False)
+    # a month later, the ward having filed April as before (outside the agent), status still says:
+    may = dt.datetime(2026, 5, 20, 9, 0, tzinfo=ICT)
+    text = status_text(collect_status(engine, settings, now=may))
+    assert "waited for residence" not in text and "sync-agent report --period 2026-04 --send" not in text
+
+
+def test_a_channel_a_person_is_sending_now_is_not_called_in_doubt(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent.alerts import digest_key
+    from sync_agent.notifiers import WebhookError, WebhookNotifier
+
+    a_url, b_url = "http://127.0.0.1:9/a", "http://127.0.0.1:9/b"
+
+    def send(self: Any, message: Any) -> None:
+        raise WebhookError(f"{message.url}: HTTP 503 after 4 attempt(s)")
+
+    monkeypatch.setattr(WebhookNotifier, "send", send)
+    settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a_url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{b_url}"\n')
+    crafted.load(engine)
+    late = dt.datetime.combine(crafted.TODAY, dt.time(23, 50), tzinfo=ICT)
+    young = _utcnow() - dt.timedelta(seconds=5)
+    with write_transaction(engine) as conn:  # a person's `alerts --send --channel webhook:a`, under way
+        conn.execute(deliveries.insert().values(
+            key=digest_key(crafted.TODAY), channel=f"webhook:{a_url}", message_id="<d@x>", status="sending",
+            attempts=1, created_at=young, updated_at=young))
+    d = Daemon(settings, engine, clock=lambda: late)
+    d.specs = job_specs(settings, late)
+    d._digest()
+    st = collect_status(engine, settings, now=late)
+    text = status_text(st)
+    [note] = st.delivery_retries
+    assert not note.get("in_doubt") and f"--force --channel webhook:{a_url}" not in text
