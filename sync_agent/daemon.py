@@ -724,7 +724,8 @@ class Daemon:
         """A report that waited for its sources when the daemon stopped, and that no catch-up now
         checks again (only the latest period's is, when one was scheduled), becomes a note to send
         it by hand (in doubt where its row may have gone), in the transaction that forgets the
-        wait; one being sent now keeps its wait; one that went is forgotten."""
+        wait; a person's send of it under way settles that note once it goes. One that went, and
+        a new install's (the report the ward filed by hand), are forgotten without a note."""
         from sync_agent.report.period import Period
         from sync_agent.report_readiness import REPORT_WAITING_STATE
 
