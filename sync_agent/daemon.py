@@ -58,7 +58,7 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.errors import AlreadyRunning
+from sync_agent.errors import AlreadyRunning, one_line
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
@@ -547,9 +547,9 @@ class Daemon:
             result = send_digest(self.engine, self.settings, digest, now=now)
         except Exception as exc:  # the store busy or its server restarting: tried again
             if _may_pass(exc):
-                self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=_one_line(exc))
+                self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=one_line(exc))
             else:
-                self._give_up(DIGEST_JOB, today.isoformat(), _one_line(exc), now)
+                self._give_up(DIGEST_JOB, today.isoformat(), one_line(exc), now)
             raise
         if result.ok:
             self._settle(DIGEST_JOB, today.isoformat())
@@ -585,15 +585,15 @@ class Daemon:
             if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}", ["email"]):
                 # another process (a person's --send) is sending it now: it goes, or fails, there
                 self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now,
-                                  what=period.label, error=_one_line(exc))
+                                  what=period.label, error=one_line(exc))
                 raise
             # a person must look: trying again cannot help (or could send it twice)
-            self._give_up(REPORT_JOB, period.label, _one_line(exc), now,
+            self._give_up(REPORT_JOB, period.label, one_line(exc), now,
                           in_doubt=isinstance(exc, (DeliveryInDoubt, MailInDoubt)))
             raise
         except Exception as exc:
             self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now, what=period.label,
-                              error=_one_line(exc), transient=_may_pass(exc))
+                              error=one_line(exc), transient=_may_pass(exc))
             raise
         self._settle(REPORT_JOB, period.label)
         log.info("report_job_finished", period=period.label, status=result.status,
@@ -871,13 +871,6 @@ def run_daemon(settings: Settings, engine: Engine, every_seconds: float | None =
 
 
 __all__: Sequence[str] = ["Daemon", "JobSpec", "job_specs", "next_working_digest", "run_daemon"]
-
-
-def _one_line(exc: BaseException) -> str:
-    """A failure as one line for ``status`` and the log: the driver's own message for a
-    database error (SQLAlchemy's adds the statement and its parameters on further lines)."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _may_pass(exc: BaseException) -> bool:

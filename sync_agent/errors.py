@@ -59,3 +59,17 @@ class RecordError(SyncAgentError):
 
 class AlreadyRunning(SyncAgentError):
     """Another agent process already holds the store's single-instance lock."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A failure's message on one line, for ``status``, the log and a one-line error: the
+    driver's own message for a database error (SQLAlchemy's adds the statement, its parameters
+    and a link on further lines)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """``first_line`` after the failure's type."""
+    return f"{type(exc).__name__}: {first_line(exc)}"
+

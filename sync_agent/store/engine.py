@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from sync_agent.errors import ConfigError
+from sync_agent.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -238,7 +238,7 @@ def open_engine(url: str, migrate_schema: bool = True) -> Engine:
         if migrate_schema:
             migrate(engine)
     except (SQLAlchemyError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = first_line(exc)
         shown = make_url(url).render_as_string(hide_password=True)
         raise ConfigError("agent.database_url", f"cannot open database {shown}: {reason}") from None
     return engine
