@@ -223,20 +223,44 @@ def report_send_moment(period_end: dt.date, settings: Settings) -> dt.datetime:
     return dt.datetime.combine(d, settings.report.send_time, tzinfo=settings.agent.timezone)
 
 
-def being_sent(engine: Engine, settings: Settings, key: str, channels: Sequence[str] | None = None) -> bool:
-    """Whether a process is sending ``key`` (on one of ``channels``) now: its outbox row is being
-    prepared or sent, with no failure recorded (an attempt that ended in doubt records why), and
-    younger than the slowest send the configuration allows (older: its process died)."""
-    from sync_agent.status import in_doubt_after
+@dataclass(frozen=True)
+class Outbox:
+    """One message's outbox rows, by channel, read once: what went, what may have, what is being
+    sent now."""
 
-    d = deliveries.c
-    since = dt.datetime.now(dt.UTC) - in_doubt_after(settings)
-    query = select(d.id).where(d.key == key, d.status.in_(("preparing", "sending")), d.error.is_(None),
-                               d.updated_at > since)
-    if channels is not None:
-        query = query.where(d.channel.in_(list(channels)))
-    with read_connection(engine) as conn:
-        return conn.execute(query.limit(1)).first() is not None
+    status: dict[str, str]
+    #: channels a process is sending now: the row is being prepared or sent, with no failure
+    #: recorded (an attempt that ended in doubt records why), and younger than the slowest send
+    #: the configuration allows (older: its process died)
+    under_way: frozenset[str]
+
+    @classmethod
+    def of(cls, engine: Engine, settings: Settings, key: str) -> Outbox:
+        from sync_agent.status import in_doubt_after
+
+        d = deliveries.c
+        since = dt.datetime.now(dt.UTC) - in_doubt_after(settings)
+        with read_connection(engine) as conn:
+            rows = conn.execute(select(d.channel, d.status, d.error, d.updated_at).where(d.key == key)).all()
+        return cls({r.channel: r.status for r in rows}, frozenset(
+            r.channel for r in rows
+            if r.status in ("preparing", "sending") and r.error is None and r.updated_at > since))
+
+    def being_sent(self, channels: Sequence[str] | None = None) -> bool:
+        return bool(self.under_way if channels is None else self.under_way & set(channels))
+
+    def left_sending(self) -> bool:
+        """A row 'sending' that nobody is sending now: it may have gone."""
+        return "sending" in self.status.values() and not self.under_way
+
+    def sent_on_all(self, channels: Sequence[str]) -> bool:
+        return bool(channels) and all(self.status.get(c) == "sent" for c in channels)
+
+    def unsent(self, channels: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Of ``channels``, those not gone and not being sent now: (left in doubt, the others)."""
+        idle = [c for c in channels if c not in self.under_way]
+        return ([c for c in idle if self.status.get(c) == "sending"],
+                [c for c in idle if self.status.get(c) not in ("sent", "sending")])
 
 
 def fully_sent(engine: Engine, settings: Settings, key: str) -> bool:
@@ -244,11 +268,7 @@ def fully_sent(engine: Engine, settings: Settings, key: str) -> bool:
     not another is not)."""
     from sync_agent.notifiers import load_notifiers
 
-    channels = {n.channel for n in load_notifiers(settings)}
-    with read_connection(engine) as conn:
-        sent = {c for (c,) in conn.execute(select(deliveries.c.channel).where(
-            deliveries.c.key == key, deliveries.c.status == "sent"))}
-    return bool(channels) and channels <= sent
+    return Outbox.of(engine, settings, key).sent_on_all([n.channel for n in load_notifiers(settings)])
 
 
 def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> Any:
@@ -261,12 +281,9 @@ def due_unsent_report(engine: Engine, settings: Settings, now: dt.datetime) -> A
         return None
     # one 'sending' that is not being sent now may have gone: status shows it in doubt, for a
     # person to check and resend (one being sent now: the catch-up meets it and tries later)
-    key = f"report:{period.label}"
-    with read_connection(engine) as conn:
-        held = conn.execute(select(deliveries.c.id).where(deliveries.c.key == key,
-                                                          deliveries.c.status.in_(("sent", "sending")))
-                            .limit(1)).first()
-    return None if held is not None and not being_sent(engine, settings, key) else period
+    outbox = Outbox.of(engine, settings, f"report:{period.label}")
+    held = {"sent", "sending"} & set(outbox.status.values())
+    return None if held and not outbox.being_sent() else period
 
 
 # --- the daemon -----------------------------------------------------------------------------
@@ -558,7 +575,8 @@ class Daemon:
         # a wait may mend one of them (not one in doubt, not a refusal)
         failed = "; ".join(o.error for o in result.failed if o.error) or "delivery failed"
         # a person's --send under way (its row young): it goes, or fails, there; tried again after
-        busy = self._being_sent(digest.key, [o.channel for o in result.failed if o.claimed_elsewhere])
+        busy = Outbox.of(self.engine, self.settings, digest.key).being_sent(
+            [o.channel for o in result.failed if o.claimed_elsewhere])
         if busy or any(o.may_pass for o in result.failed):
             self._retry_later(DIGEST_JOB, today, partial(self._digest, today), now, error=failed)
         else:
@@ -582,7 +600,8 @@ class Daemon:
                 return
             result = send_period_report(self.engine, self.settings, period, now=now)
         except (DeliveryInDoubt, MailInDoubt, MailPermanentError) as exc:
-            if isinstance(exc, DeliveryInDoubt) and self._being_sent(f"report:{period.label}", ["email"]):
+            if isinstance(exc, DeliveryInDoubt) and Outbox.of(
+                    self.engine, self.settings, f"report:{period.label}").being_sent(["email"]):
                 # another process (a person's --send) is sending it now: it goes, or fails, there
                 self._retry_later(REPORT_JOB, now.date(), partial(self._report, period), now,
                                   what=period.label, error=one_line(exc))
@@ -711,7 +730,7 @@ class Daemon:
             if what and note.get("job") in (REPORT_JOB, DIGEST_JOB):
                 key = f"report:{what}" if note["job"] == REPORT_JOB else f"alerts:{what}"
                 doubt, others = self._unsent_channels(key) if note["job"] == DIGEST_JOB else (
-                    (["email"], []) if self._left_sending(key) else ([], []))
+                    (["email"], []) if Outbox.of(self.engine, self.settings, key).left_sending() else ([], []))
                 if doubt:
                     gave_up.update(in_doubt=True, channels=doubt)
                 if others and note["job"] == DIGEST_JOB:
@@ -742,10 +761,11 @@ class Daemon:
             new_install = label == latest.label and not self._synced_by(
                 report_send_moment(latest.end, self.settings))  # filed by hand: report_catch_up_skipped
             note = None
-            if not delivered(self.engine, key) and not new_install:
+            outbox = Outbox.of(self.engine, self.settings, key)
+            if "sent" not in outbox.status.values() and not new_install:
                 note = {"job": REPORT_JOB, "what": label, "attempts": 0, "gave_up_at": now.isoformat(),
                         "error": f"waited for {', '.join(wait.get('sources', []))} when the daemon stopped"}
-                if self._left_sending(key):
+                if outbox.left_sending():
                     note.update(in_doubt=True, channels=["email"])
             with write_transaction(self.engine) as conn:
                 if note is not None:
@@ -753,28 +773,12 @@ class Daemon:
                                 dt.datetime.now(dt.UTC))
                 forget_state(conn, name)
 
-    def _left_sending(self, key: str) -> bool:
-        with read_connection(self.engine) as conn:
-            row = conn.execute(select(deliveries.c.id).where(deliveries.c.key == key,
-                                                             deliveries.c.status == "sending").limit(1)).first()
-        return row is not None and not being_sent(self.engine, self.settings, key)
-
     def _unsent_channels(self, key: str) -> tuple[list[str], list[str]]:
-        """The configured channels ``key`` has not gone on: (those left in doubt, the others)."""
+        """The configured channels ``key`` has not gone on and nobody is sending now: (those left
+        in doubt, the others)."""
         from sync_agent.notifiers import load_notifiers
 
-        with read_connection(self.engine) as conn:
-            status = dict(conn.execute(select(deliveries.c.channel, deliveries.c.status)
-                                       .where(deliveries.c.key == key)).all())
-        channels = [n.channel for n in load_notifiers(self.settings)]
-        # a channel a person is sending now is neither: it goes, or fails, there
-        busy = {c for c in channels if status.get(c) in ("preparing", "sending")
-                and being_sent(self.engine, self.settings, key, [c])}
-        return ([c for c in channels if status.get(c) == "sending" and c not in busy],
-                [c for c in channels if status.get(c) not in ("sent", "sending") and c not in busy])
-
-    def _being_sent(self, key: str, channels: Sequence[str]) -> bool:
-        return being_sent(self.engine, self.settings, key, channels)
+        return Outbox.of(self.engine, self.settings, key).unsent([n.channel for n in load_notifiers(self.settings)])
 
     def _settle(self, job_id: str, what: str) -> None:
         """``what`` went (or waits, for a report): forget its tries and its note."""
