@@ -34,7 +34,7 @@ from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store.engine import read_connection, write_transaction
-from sync_agent.store.runs import RUNNING, SUCCESS, get_run
+from sync_agent.store.runs import RUNNING, get_run, last_success
 from sync_agent.store.state import forget_state, read_state, read_states, write_state, write_state_once
 from sync_agent.store.tables import case_links, cases, deliveries, dossiers, flags, sync_runs
 
@@ -391,9 +391,7 @@ def _stale_sources(conn: Connection, settings: Settings, now: dt.datetime) -> tu
     for cs in settings.connectors:
         if not cs.enabled:
             continue
-        last = conn.execute(select(func.max(sync_runs.c.finished_at))
-                            .where(sync_runs.c.source == cs.name, sync_runs.c.status == SUCCESS,
-                                   sync_runs.c.finished_at <= now)).scalar()
+        last = last_success(conn, cs.name, by=now)
         if last is None or now - last > stale_after:
             out.append(StaleSource(cs.name, None if last is None else last.astimezone(tz)))
     return tuple(out)

@@ -163,12 +163,19 @@ class SourceHealth:
     cursor: dt.datetime | None
 
 
+def last_success(conn: Connection, source: str, by: dt.datetime | None = None) -> dt.datetime | None:
+    """When ``source``'s last successful sync finished (by ``by``, when given), if one did."""
+    query = select(func.max(sync_runs.c.finished_at)).where(sync_runs.c.source == source,
+                                                            sync_runs.c.status == SUCCESS)
+    if by is not None:
+        query = query.where(sync_runs.c.finished_at <= by)
+    found: dt.datetime | None = conn.execute(query).scalar()
+    return found
+
+
 def source_health(conn: Connection, source: str) -> SourceHealth:
     """What ``status`` and the report's sync-health table show for one source."""
-    last_success = conn.execute(
-        select(func.max(sync_runs.c.finished_at))
-        .where(sync_runs.c.source == source, sync_runs.c.status == SUCCESS)
-    ).scalar()
+    success = last_success(conn, source)
     runs = recent_runs(conn, source, limit=50)
     # Failed or crashed runs since the last success; a run stopped on request (a daemon stopped
     # for a restart ends its sync at a page boundary) is neither a failure nor a success
@@ -178,7 +185,7 @@ def source_health(conn: Connection, source: str) -> SourceHealth:
             break
         if run.status == FAILED or (run.status == INTERRUPTED and run.error != STOPPED_ON_REQUEST):
             failures += 1
-    return SourceHealth(source=source, last_success=last_success, last_run=runs[0] if runs else None,
+    return SourceHealth(source=source, last_success=success, last_run=runs[0] if runs else None,
                         failures_in_a_row=failures, cursor=get_cursor(conn, source))
 
 
