@@ -7,7 +7,9 @@ value crafted or mangled upstream could compute, link out or break a row in the 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -33,6 +35,21 @@ def xlsx_text(value: str) -> tuple[str, bool]:
     clean = _ILLEGAL_IN_XLSX.sub("", value)
     return clean, bool(_NOT_TEXT_IN_XLSX.match(clean))
 
+
+
+def csv_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> bytes:
+    """One table as CSV for Excel and scripts: UTF-8 with a byte-order mark (Excel reads a file
+    without one in the machine's ANSI code page), CRLF lines, days and times written as staff
+    read them, text as text (``csv_text``)."""
+    from sync_agent.report import vn
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    for row in body:
+        w.writerow(vn.datetime(v) if isinstance(v, dt.datetime) else vn.date(v) if isinstance(v, dt.date)
+                   else "" if v is None else csv_text(v) for v in row)
+    return buf.getvalue().encode("utf-8-sig")
 
 
 def table_sheet(wb: Any, title: str, header: Sequence[str], body: Iterable[Sequence[Any]],

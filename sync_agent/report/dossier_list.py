@@ -13,7 +13,6 @@ Applicant names are masked as in every file the report writes; no ID number is s
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
 from sync_agent.model import ENDED, Channel, Status
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report import vn
-from sync_agent.report.cells import csv_text, table_sheet
+from sync_agent.report.cells import csv_table, table_sheet
 from sync_agent.report.counting import counted_subquery, figure_conditions
 from sync_agent.report.period import Period
 from sync_agent.store.records import chunks
@@ -305,12 +304,7 @@ def uncounted_rows(items: Sequence[UncountedDossier]) -> Iterator[tuple[Any, ...
 def build_dossier_csv(items: Sequence[CountedDossier]) -> bytes:
     """The list for scripts and text tools: UTF-8 with a byte-order mark, CRLF lines (Excel users
     open the .xlsx: a CSV's separator depends on the machine's regional settings)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(HEADER)
-    for row in rows(items):
-        w.writerow(vn.date(v) if isinstance(v, dt.date) else csv_text(v) for v in row)
-    return buf.getvalue().encode("utf-8-sig")
+    return csv_table(HEADER, rows(items))
 
 
 #: column widths of the spreadsheet, in characters, by header

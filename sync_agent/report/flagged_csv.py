@@ -8,14 +8,11 @@ same rows as a sheet (``flagged_rows``).
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
 from collections.abc import Iterator
 
 from sync_agent.report import vn
 from sync_agent.report.build import PeriodReport
-from sync_agent.report.cells import csv_text
+from sync_agent.report.cells import csv_table
 
 HEADER = (
     "Loại cảnh báo", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Người nộp (đã che)", "Ngày nộp",
@@ -39,10 +36,4 @@ def flagged_rows(report: PeriodReport) -> Iterator[tuple[object, ...]]:
 
 def build_csv(report: PeriodReport) -> bytes:
     """All rows (no limit), encoded ``utf-8-sig``."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(HEADER)
-    for row in flagged_rows(report):
-        w.writerow(vn.datetime(v) if isinstance(v, dt.datetime) else vn.date(v) if isinstance(v, dt.date)
-                   else "" if v is None else csv_text(v) for v in row)
-    return buf.getvalue().encode("utf-8-sig")
+    return csv_table(HEADER, flagged_rows(report))
