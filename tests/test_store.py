@@ -183,28 +183,33 @@ def test_a_lock_file_an_older_release_left_behind_does_not_block_the_upgrade(tmp
         sleeper.wait()
 
 
-def test_two_commands_starting_on_an_old_store_both_open_it(db_url: str) -> None:
-    """One upgrades under the daemon lock; the other waits for it rather than taking it for a
-    running daemon."""
-    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
-
-    store_at(db_url, "0007")
-    barrier = threading.Barrier(2)
+def opened_at_once(db_url: str, processes: int) -> list[BaseException]:
+    """``processes`` threads opening the store at the same instant; what they raised."""
+    barrier = threading.Barrier(processes)
     errors: list[BaseException] = []
 
     def start() -> None:
         barrier.wait()
         try:
             open_engine(db_url).dispose()
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(2)]
+    threads = [threading.Thread(target=start) for _ in range(processes)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_two_commands_starting_on_an_old_store_both_open_it(db_url: str) -> None:
+    """One upgrades under the daemon lock; the other waits for it rather than taking it for a
+    running daemon."""
+    from sync_agent.store.engine import HEAD_REVISION, stored_revisions
+
+    store_at(db_url, "0007")
+    assert opened_at_once(db_url, 2) == []
     eng = open_engine(db_url)
     assert stored_revisions(eng) == {HEAD_REVISION}
     eng.dispose()
@@ -221,26 +226,9 @@ def test_opening_a_current_store_does_not_load_alembic(db_url: str) -> None:
 def test_processes_starting_together_on_a_new_store_all_open_it(db_url: str) -> None:
     """The daemon and an operator's command starting at once on a new database: one creates
     the schema, the others wait for it (PostgreSQL raced: 'duplicate key value ... pg_type')."""
-    import threading
-
     from sync_agent.store.engine import HEAD_REVISION, stored_revisions
 
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            open_engine(db_url).dispose()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert opened_at_once(db_url, 4) == []
     eng = open_engine(db_url)
     try:
         assert stored_revisions(eng) == {HEAD_REVISION}

@@ -25,7 +25,7 @@ from sync_agent.store.tables import deliveries, sync_runs
 from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
-from tests.daemon.test_jobs import REPORT, daemon_at, setup
+from tests.daemon.test_jobs import REPORT, daemon_at, setup, ticking
 
 
 def _utcnow() -> dt.datetime:
@@ -119,9 +119,7 @@ def test_a_channel_the_daemon_itself_left_in_doubt_is_not_taken_for_a_send_under
         settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
                                                f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
         crafted.load(engine)
-        clock = [crafted.NOW]
-        d = Daemon(settings, engine, clock=lambda: clock[0])
-        d.specs = job_specs(settings, clock[0])
+        d, clock = ticking(settings, engine, crafted.NOW)
         d._digest()  # A in doubt, B 503: retried (B may pass)
         assert d.scheduler.get_job("alerts:digest:retry") is not None
         # the retry, 15 min after the job started: A's row (written when A failed) is < 15 min old
@@ -218,9 +216,7 @@ def test_a_digest_retry_run_the_next_day_keeps_the_note_of_the_channel_that_neve
         settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
                                                f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
         crafted.load(engine)
-        clock = [crafted.NOW]
-        d = Daemon(settings, engine, clock=lambda: clock[0])
-        d.specs = job_specs(settings, clock[0])
+        d, clock = ticking(settings, engine, crafted.NOW)
         d._digest()
         assert len(a.requests) == 1
         [note] = collect_status(engine, settings, now=clock[0]).delivery_retries

@@ -34,6 +34,14 @@ from tests.daemon.receiver import webhook_receiver
 REPORT = '[report]\nrecipients = ["ttpvhcc@example.gov.vn"]\nsend_day = 15\nsend_time = "08:00"\n'
 
 
+def ticking(settings: Settings, engine: Engine, start: dt.datetime) -> tuple[Daemon, list[dt.datetime]]:
+    """A daemon whose clock the test moves (``clock[0] = ...``), its jobs as of ``start``."""
+    clock = [start]
+    d = Daemon(settings, engine, clock=lambda: clock[0])
+    d.specs = job_specs(settings, start)
+    return d, clock
+
+
 def daemon_at(settings: Settings, engine: Engine, now: dt.datetime) -> Daemon:
     d = Daemon(settings, engine, clock=lambda: now)
     d.specs = job_specs(settings, now)
@@ -440,9 +448,7 @@ def test_a_report_failing_for_a_reason_a_retry_cannot_mend_is_given_up_with_the_
     from sync_agent.mailer import RecipientsRefused
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
 
     def refused(*args: Any, **kwargs: Any) -> Any:
@@ -478,9 +484,7 @@ def test_a_catch_up_digest_that_runs_after_midnight_sends_nothing(write_config: 
     with webhook_receiver() as rx:
         settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{rx.url}"\n')
         crafted.load(engine)
-        clock = [dt.datetime.combine(crafted.TODAY, dt.time(23, 59), tzinfo=ICT)]
-        d = Daemon(settings, engine, clock=lambda: clock[0])
-        d.specs = job_specs(settings, clock[0])
+        d, clock = ticking(settings, engine, dt.datetime.combine(crafted.TODAY, dt.time(23, 59), tzinfo=ICT))
         d._schedule_catch_ups(clock[0])
         job = d.scheduler.get_job("alerts:digest:catch-up")
         assert job is not None
@@ -544,9 +548,7 @@ def test_a_store_error_a_wait_will_not_mend_is_not_retried_for_ever(
     from sqlalchemy.exc import OperationalError
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     readonly = OperationalError("INSERT INTO deliveries ...", {"key": "report:2026-03"},
                                 sqlite3.OperationalError("attempt to write a readonly database"))
     failing_report(monkeypatch, d, *[readonly] * 5)
@@ -615,9 +617,7 @@ def test_one_period_s_report_going_does_not_hide_another_s_failure(
     from sync_agent.mailer import MailPermanentError
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     failing_report(monkeypatch, d, MailPermanentError("127.0.0.1:25: message refused: 552 too big"))
     with pytest.raises(MailPermanentError):
         d._report()
@@ -635,9 +635,7 @@ def test_the_next_period_s_failure_does_not_replace_this_one_s_retry(
     from sync_agent.mailer import MailTransientError
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     failing_report(monkeypatch, d, *[MailTransientError("smtp.example: cannot connect: gaierror")] * 2)
     d.scheduler.start(paused=True)
     try:
@@ -662,9 +660,7 @@ def test_the_report_catch_up_sends_the_period_it_was_scheduled_for(
     running_since(engine, dt.datetime(2026, 11, 1, 8, 0, tzinfo=ICT))
     sent: list[str] = []
     sent_report(monkeypatch, sent)
-    clock = [dt.datetime(2026, 12, 14, 23, 59, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 12, 14, 23, 59, tzinfo=ICT))
     monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
     d._schedule_catch_ups(clock[0])
     job = d.scheduler.get_job("report:monthly:catch-up")
@@ -724,9 +720,7 @@ def test_a_report_retry_that_must_wait_leaves_no_retry_promise(
     from sync_agent.mailer import MailTransientError
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     failing_report(monkeypatch, d, MailTransientError("127.0.0.1:25: cannot connect"))
     with pytest.raises(MailTransientError):
         d._report()
@@ -772,9 +766,7 @@ def test_a_report_being_sent_by_a_person_when_its_retry_comes_is_tried_again(
     from sync_agent.report.period import Period
 
     settings, engine = setup(write_config, REPORT)
-    clock = [dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT)]
-    d = Daemon(settings, engine, clock=lambda: clock[0])
-    d.specs = job_specs(settings, clock[0])
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
     monkeypatch.setattr(d, "_report_must_wait", lambda period, now: False)
 
     def smtp_down(*_args: Any, **_kwargs: Any) -> None:
