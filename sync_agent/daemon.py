@@ -687,7 +687,7 @@ class Daemon:
             return
         # one retry per report period (the next period's failure must not replace this one's); a
         # retry runs however late it comes (a host asleep): a digest's, the next day, drops itself
-        retry_id = f"{job_id}:retry" + (f":{what}" if job_id == REPORT_JOB and what else "")
+        retry_id = _per_period(f"{job_id}:retry", job_id, what)
         self.scheduler.add_job(self._wrap(retry_id, body), trigger=DateTrigger(when, timezone=self.tz),
                                id=retry_id, replace_existing=True, misfire_grace_time=None)
         log.warning("delivery_retry_scheduled", job=job_id, at=when.isoformat(), attempt=attempts)
@@ -701,7 +701,7 @@ class Daemon:
         tries, and ``status`` says why instead of a retry that will not come."""
         key = (job_id, what)
         shown = redact_text(error)
-        retry_id = f"{job_id}:retry" + (f":{what}" if job_id == REPORT_JOB else "")
+        retry_id = _per_period(f"{job_id}:retry", job_id, what)
         with contextlib.suppress(Exception):  # a retry scheduled for an earlier failure
             self.scheduler.remove_job(retry_id)
         log.error("delivery_given_up", job=job_id, what=what, error=shown, in_doubt=in_doubt,
@@ -769,8 +769,8 @@ class Daemon:
                     note.update(in_doubt=True, channels=["email"])
             with write_transaction(self.engine) as conn:
                 if note is not None:
-                    write_state(conn, f"{DELIVERY_RETRY_STATE}{REPORT_JOB}:{label}", json.dumps(note),
-                                dt.datetime.now(dt.UTC))
+                    name_of_note = _per_period(DELIVERY_RETRY_STATE + REPORT_JOB, REPORT_JOB, label)
+                    write_state(conn, name_of_note, json.dumps(note), dt.datetime.now(dt.UTC))
                 forget_state(conn, name)
 
     def _unsent_channels(self, key: str) -> tuple[list[str], list[str]]:
@@ -794,7 +794,7 @@ class Daemon:
         digest. The retry itself lives in the scheduler; a store that cannot be written must not
         stop it."""
         what = what or (value or {}).get("what")
-        name = DELIVERY_RETRY_STATE + job_id + (f":{what}" if job_id == REPORT_JOB and what else "")
+        name = _per_period(DELIVERY_RETRY_STATE + job_id, job_id, what)
         try:
             with write_transaction(self.engine) as conn:
                 if value is None:
@@ -895,4 +895,10 @@ def _may_pass(exc: BaseException) -> bool:
                                              "could not connect", "connection refused", "server closed",
                                              "terminating connection", "deadlock detected"))
     return False
+
+
+def _per_period(name: str, job_id: str, what: str | None) -> str:
+    """``name`` of a report's retry job or note, one per period (the next period's must not
+    replace this one's); a digest has one."""
+    return f"{name}:{what}" if job_id == REPORT_JOB and what else name
 
