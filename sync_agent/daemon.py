@@ -717,7 +717,7 @@ class Daemon:
         say it gave up (in doubt where the outbox row may have gone), keeping their time, so that a
         delivery sent by hand meanwhile settles them (the waits: ``_close_the_waits_no_catch_up_covers``)."""
 
-        with write_transaction(self.engine) as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(select(agent_state.c.name, agent_state.c.value, agent_state.c.updated_at)
                                 .where(agent_state.c.name.startswith(DELIVERY_RETRY_STATE, autoescape=True))).all()
         for name, value, noted_at in rows:
