@@ -36,7 +36,10 @@ def command(click_ctx: click.Context, source: str | None, include_settled: bool,
     if not items:
         click.echo("no quarantined records" if include_settled else "no quarantined records to check")
         return
-    click.echo(f"{'id':>5}  {'source':<20} {'source id':<38} {'last seen':<19} {'seen':>4} {'run':>5}  "
+    # Widths from the rows: a source's ids may be longer than the usual (a UUID with a prefix).
+    src_w = max(20, *(len(i.source) for i in items))
+    id_w = max(38, *(len(i.source_id or "-") for i in items))
+    click.echo(f"{'id':>5}  {'source':<{src_w}} {'source id':<{id_w}} {'last seen':<19} {'seen':>4} {'run':>5}  "
                "state: reason")
     for i in items:
         seen = i.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
@@ -46,9 +49,8 @@ def command(click_ctx: click.Context, source: str | None, include_settled: bool,
             state = f"acknowledged {i.acknowledged_at.astimezone(tz):%Y-%m-%d %H:%M} ({i.ack_note})"
         else:
             state = "held"
-        click.echo(f"{i.id:>5}  {i.source:<20} {i.source_id or '-':<38} {seen:<19} {i.times_seen:>4} "
+        click.echo(f"{i.id:>5}  {i.source:<{src_w}} {i.source_id or '-':<{id_w}} {seen:<19} {i.times_seen:>4} "
                    f"{i.last_run_id or '-':>5}  {state}: {i.reason}")
-
 
 @command.command("show")
 @click.argument("item_id", type=int)

@@ -51,6 +51,21 @@ def test_quarantine_lists_what_is_held_with_its_reason(write_config: Callable[..
     engine.dispose()
 
 
+def test_the_list_stays_in_columns_with_a_source_id_longer_than_the_usual(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    engine = open_engine(load_settings(config).agent.database_url)
+    long_id = "HS-" + "0f8e2b7c-3d4a-4c1e-9b6f-2a7d5e8c1b90" + "-v2"  # 42 characters
+    with write_transaction(engine) as conn:
+        save_quarantined(conn, "residence", [dataclasses.replace(BAD_DATE, source_id=long_id), NO_ID], None,
+                         crafted.NOW)
+    code, out, _ = run(config, "quarantine")
+    header, *rows = out.splitlines()
+    column = header.index("last seen")
+    assert code == 0 and len(rows) == 2
+    assert all(row[column:column + 4] == crafted.NOW.strftime("%Y") for row in rows), out
+    engine.dispose()
+
+
 def test_a_record_superseded_by_a_valid_version_is_listed_only_with_all(write_config: Callable[..., Path]) -> None:
     config, engine = store_two_bad_records(write_config)
     with write_transaction(engine) as conn:  # the source fixed CT-7
