@@ -183,7 +183,7 @@ def render_text(report: PeriodReport, limit: int | None = None) -> str:
     lines += ["", "Tình trạng đồng bộ dữ liệu"]
     for s in report.sources:
         state = (f"CHƯA CẬP NHẬT quá {report.stale_after_hours} giờ" if s.stale
-                 else "cần kiểm tra" if s.quarantined else "bình thường")
+                 else "có bản ghi lỗi" if s.quarantined else "bình thường")
         extra = f", lỗi liên tiếp: {s.failures_in_a_row}" if s.failures_in_a_row else ""
         if s.quarantined:
             extra += f"; {vn.quarantined_text(s.quarantined)}"

@@ -114,11 +114,12 @@ def test_a_source_synced_on_time_with_records_held_is_not_called_normal(write_co
     engine.dispose()
     fresh = dataclasses.replace(report, sources=tuple(dataclasses.replace(s, stale=False) for s in report.sources))
     text = render_text(fresh)
-    assert f"Cư trú (Bộ Công an): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; cần kiểm tra; " \
+    assert f"Cư trú (Bộ Công an): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; có bản ghi lỗi; " \
            f"{quarantined_text(2)}" in text
     assert "Một cửa (HTTT giải quyết TTHC thành phố): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; " \
            "bình thường" in text
-    assert "Cần kiểm tra" in render_html(fresh)
+    # not "cần kiểm tra": a reader would look for these records in the sheet "Hồ sơ cần kiểm tra"
+    assert "Có bản ghi lỗi" in render_html(fresh) and "cần kiểm tra;" not in text
 
 
 def test_a_record_sent_in_several_bad_versions_counts_once(write_config: Callable[..., Path]) -> None:
@@ -164,7 +165,7 @@ def test_a_source_whose_held_records_are_all_acknowledged_is_normal_again(write_
     fresh = dataclasses.replace(report, sources=tuple(dataclasses.replace(s, stale=False) for s in report.sources))
     assert ("Cư trú (Bộ Công an): lần đồng bộ thành công gần nhất chưa có; 0 bản ghi; bình thường; "
             f"{quarantined_acknowledged_text(2)}") in render_text(fresh)
-    assert "Cần kiểm tra" not in render_html(fresh) and quarantined_acknowledged_text(2) in render_html(fresh)
+    assert "Có bản ghi lỗi" not in render_html(fresh) and quarantined_acknowledged_text(2) in render_html(fresh)
     code, out, _ = run(config, "status")
     assert code == 0
     assert "[2 quarantined, acknowledged]" in out and "sync-agent quarantine --source residence" not in out
