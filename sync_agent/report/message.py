@@ -46,10 +46,10 @@ def build_message(report: PeriodReport, settings: Settings, message_id: str) -> 
     msg["Message-ID"] = message_id
     msg["Content-Language"] = "vi"
     msg["X-Sync-Agent-Report"] = f"{report.ward_code} {report.period.label}"
-    msg.set_content(render_text(report, limit=EMAIL_TEXT_LIMIT), subtype="plain", charset="utf-8",
-                    cte="quoted-printable")
-    msg.add_alternative(render_html(report), subtype="html", charset="utf-8", cte="quoted-printable")
     xlsx_name, csv_name = attachment_names(report)
+    msg.set_content(render_text(report, limit=EMAIL_TEXT_LIMIT, attached=(xlsx_name, csv_name)), subtype="plain",
+                    charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(render_html(report), subtype="html", charset="utf-8", cte="quoted-printable")
     msg.add_attachment(build_xlsx(report), maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1], filename=xlsx_name)
     # bytes, so the BOM survives; the charset parameter tells mail clients how to show it
     msg.add_attachment(build_csv(report), maintype="text", subtype="csv", filename=csv_name,

@@ -138,8 +138,11 @@ def _flag_line(item: FlaggedDossier) -> str:
     return " | ".join(parts)
 
 
-def render_text(report: PeriodReport, limit: int | None = None) -> str:
-    """The whole report as text: what ``report --format text`` prints and the email's text part."""
+def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[str, str] | None = None) -> str:
+    """The whole report as text: what ``report --format text`` prints and the email's text part.
+
+    ``attached``: the email's spreadsheet and CSV file names, which its text then names, as the
+    HTML part does (a reader whose client shows only the text would not know what they hold)."""
     f = report.total
     lines = [
         f"BÁO CÁO KẾT QUẢ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH - {report.ward_name} (mã {report.ward_code})",
@@ -191,6 +194,10 @@ def render_text(report: PeriodReport, limit: int | None = None) -> str:
             extra += f"; {vn.quarantined_acknowledged_text(s.quarantined_acknowledged)}"
         lines.append(f"  - {vn.source_label(s.source)}: lần đồng bộ thành công gần nhất "
                      f"{vn.datetime(s.last_success)}; {vn.number(s.records)} bản ghi; {state}{extra}")
+    if attached is not None:
+        lines += ["", f"Đính kèm: {attached[0]} (tệp Excel gồm Biểu số 06a/VPCP/KSTT theo lĩnh vực, trang tính "
+                      f"“Theo hệ thống” và trang tính “Hồ sơ cần kiểm tra”); {attached[1]} (danh sách hồ sơ "
+                      "cần kiểm tra, cùng nội dung trang tính đó, dùng khi cần nhập vào phần mềm khác)."]
     lines += ["", f"Lập lúc {vn.datetime(report.generated_at)} bởi sync-agent. "
                   "Tên người nộp đã được che một phần."]
     return "\n".join(lines) + "\n"

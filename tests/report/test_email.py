@@ -157,6 +157,17 @@ def test_report_email_parts_attachments_and_privacy(seeded: Engine) -> None:
     assert "Đ. M. Khang [id-redacted]" in decoded or "Đ. M. K. [id-redacted]" in decoded
 
 
+def test_the_text_part_names_what_is_attached_as_the_html_part_does(seeded: Engine) -> None:
+    report = build_report(seeded, make_settings(), FEB, now=NOW)
+    msg = build_message(report, make_settings(), "<m@x>")
+    text, html = (p.get_content() for p in next(msg.iter_parts()).iter_parts())
+    names = [p.get_filename() for p in msg.iter_attachments()]
+    assert names == ["bieu-06a-2026-02.xlsx", "ho-so-can-kiem-tra-2026-02.csv"]
+    assert "Đính kèm: " in html
+    line = next(line for line in text.splitlines() if line.startswith("Đính kèm: "))
+    assert all(name in line for name in names) and "Biểu số 06a/VPCP/KSTT" in line
+
+
 def test_second_send_is_refused_and_force_resends(engine: Engine) -> None:
     with Server() as server:
         settings = settings_for(server)
