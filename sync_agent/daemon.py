@@ -58,7 +58,7 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.errors import AlreadyRunning, one_line
+from sync_agent.errors import AlreadyRunning, SourceError, WorkFailed, one_line
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
@@ -856,8 +856,11 @@ class Daemon:
 
     def _on_error(self, event: JobExecutionEvent) -> None:
         exc = event.exception
-        log.error("job_failed", job=event.job_id, error=f"{type(exc).__name__}: {exc}",
-                  traceback=event.traceback)
+        # a failure of the world outside (SMTP or a source down, the store busy) is said by its
+        # error, and a retry repeats it for hours; a traceback is kept for the agent's own faults
+        outside = isinstance(exc, WorkFailed | SourceError) or _may_pass(exc)
+        log.error("job_failed", job=event.job_id, error=one_line(exc) if outside else f"{type(exc).__name__}: {exc}",
+                  **({} if outside else {"traceback": event.traceback}))
 
     def _on_max_instances(self, event: JobSubmissionEvent) -> None:
         log.warning("job_skipped_still_running", job=event.job_id)

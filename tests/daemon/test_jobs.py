@@ -23,6 +23,7 @@ from sync_agent.alerts import build_digest, last_digest_at, send_digest
 from sync_agent.config import Settings, load_settings
 from sync_agent.daemon import DELIVERY_RETRY_DELAY, DELIVERY_RETRY_MAX_DELAY, Daemon, job_specs
 from sync_agent.locks import try_lock
+from sync_agent.mailer import MailTransientError
 from sync_agent.status import collect_status
 from sync_agent.status import render_text as status_text
 from sync_agent.store.engine import open_engine, read_connection, write_transaction
@@ -262,9 +263,8 @@ def test_a_source_configured_to_start_after_the_period_is_not_waited_for(
     assert "residence" not in behind and "one_stop" in behind
 
 
-def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callable[..., Path],
-                                                          tmp_path: Path) -> None:
-    """apscheduler's own "Job ... raised an exception" repeated the daemon's ``job_failed``."""
+def job_failed_lines(write_config: Callable[..., Path], tmp_path: Path, exc: Exception) -> list[dict[str, Any]]:
+    """The error lines the daemon logs when a job raises ``exc``."""
     settings, engine = setup(write_config, "")
     log_file = tmp_path / "failed-job.jsonl"
     agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
@@ -273,7 +273,7 @@ def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callabl
 
     def body() -> None:
         done.set()
-        raise RuntimeError("SMTP refused the report")
+        raise exc
 
     d.scheduler.add_job(d._wrap("report:monthly", body), trigger=DateTrigger(dt.datetime.now(ICT)),
                         id="report:monthly")
@@ -286,10 +286,27 @@ def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callabl
     finally:
         d.scheduler.shutdown(wait=True)
         agent_logging.configure(level="INFO", stderr_level="CRITICAL")
-    errors = [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines()
-              if json.loads(x)["level"] in ("error", "critical")]
+    return [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines()
+            if json.loads(x)["level"] in ("error", "critical")]
+
+
+def test_a_failed_job_is_one_error_line_with_its_traceback(write_config: Callable[..., Path],
+                                                          tmp_path: Path) -> None:
+    """apscheduler's own "Job ... raised an exception" repeated the daemon's ``job_failed``."""
+    errors = job_failed_lines(write_config, tmp_path, RuntimeError("SMTP refused the report"))
     assert [e["event"] for e in errors] == ["job_failed"], errors
-    assert errors[0]["job"] == "report:monthly" and "SMTP refused the report" in errors[0]["traceback"]
+    assert errors[0]["job"] == "report:monthly" and errors[0]["error"] == "RuntimeError: SMTP refused the report"
+    assert "in body" in errors[0]["traceback"]
+
+
+def test_a_job_failing_on_the_outside_world_logs_its_error_without_a_traceback(write_config: Callable[..., Path],
+                                                                               tmp_path: Path) -> None:
+    """An SMTP server down for a day is one line every try, not a traceback every two hours: the
+    error names the cause, and a traceback would point only at the agent's own send call."""
+    errors = job_failed_lines(write_config, tmp_path, MailTransientError("SMTP 127.0.0.1:25: connection refused"))
+    assert [e["event"] for e in errors] == ["job_failed"], errors
+    assert errors[0]["error"] == "MailTransientError: SMTP 127.0.0.1:25: connection refused"
+    assert "traceback" not in errors[0]
 
 
 def test_status_shows_a_delivery_the_daemon_will_try_again_then_one_it_gave_up(
