@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping
@@ -57,13 +58,13 @@ class _Read:
     def unchanged(self) -> bool:
         return not (self.moved or self.total_changed)
 
-    def twins(self) -> set[str]:
-        """The source ids seen with more than one update time."""
+    def twins(self) -> dict[str, frozenset[object]]:
+        """The source ids seen with more than one update time, with those times."""
         times: dict[object, set[object]] = {}
         for _total, records in self.sightings:
             for key, at in records:
                 times.setdefault(key, set()).add(at)
-        return {str(key) for key, seen in times.items() if len(seen) > 1}
+        return {str(key): frozenset(seen) for key, seen in times.items() if len(seen) > 1}
 
 
 class HouseholdBusinessConnector(HttpConnector):
@@ -142,13 +143,21 @@ class HouseholdBusinessConnector(HttpConnector):
                                                        settles=one_page)
                 if self.stopping:
                     return
+                if outcome.moved and previous is not None and previous.moved and outcome.twins() == previous.twins():
+                    # The same records twice with the same times in two reads: the source lists
+                    # them twice; a record that moved is not seen again at the times it left. On a
+                    # day still running, filings meanwhile make no two reads alike, and taking the
+                    # twins for moves failed every run of a busy day.
+                    log.warning("source_lists_a_record_twice", source=self.name, days=f"{d1}..{d2}",
+                                source_ids=sorted(outcome.twins()))
+                    outcome = dataclasses.replace(outcome, moved=False)
                 # a day still running: no record can have left it (an update keeps it in the day), so
                 # a changed TongSo is filings that came meanwhile, which skip nothing (a move does)
                 running = _now(tz) < local_midnight(d2 + dt.timedelta(days=1), tz) - DAY_END_MARGIN
                 if not outcome.moved and (running or not outcome.total_changed):
                     # one answer, a day no record can have left yet, or two reads alike record by
                     # record (the second one silent)
-                    settled = (one_page or running or outcome == previous
+                    settled = (one_page or running or (previous is not None and outcome.sightings == previous.sightings)
                                or self._sightings(d1, d2) == outcome.sightings)
                     if self.stopping:
                         return
@@ -157,15 +166,6 @@ class HouseholdBusinessConnector(HttpConnector):
                         if not one_page:  # its last page did not carry the window's end
                             yield build_page((), until=until, checkpoint=checkpoint)
                         break
-                elif outcome == previous:
-                    # Two reads alike, record by record: nothing moved while we read, so nothing
-                    # was skipped. The source lists one record twice with different times, and
-                    # would otherwise stop every run at this window.
-                    log.warning("source_lists_a_record_twice", source=self.name, days=f"{d1}..{d2}",
-                                source_ids=sorted(outcome.twins()))
-                    checkpoint = window_end
-                    yield build_page((), until=until, checkpoint=checkpoint)
-                    break
                 previous = outcome
                 log.info("source_window_changed", source=self.name, days=f"{d1}..{d2}", read=read)
             else:

@@ -956,6 +956,53 @@ def test_household_business_a_record_listed_twice_on_two_pages_does_not_stop_eve
     assert [(e["log_level"], e["source_ids"]) for e in warned] == [("warning", ["HKD00010"])]
 
 
+def test_household_business_a_record_listed_twice_on_a_busy_day_still_running_does_not_fail_the_run(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same two rows for one MaHoSo as above, on the day still running while filings come in
+    # before every request: no two reads are alike, but the twin is the same in each, which a
+    # record that really moved (updated again later) never is
+    until = day(0, 12)
+    monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    fake = HouseholdBusinessFake(items)
+
+    def filing(call: int) -> None:
+        fake.items.append(samples.household_business(MaHoSo=f"NEW{call}", NgayCapNhat=hk_fmt(day(0, 12, call))))
+    fake.before_data = filing
+    server = started(fake)
+    with capture_logs() as logs:
+        pages = list(household(server.url, context, client_for).fetch(day(0, 0), until))
+    assert len(ids(pages)) == 99
+    assert [r.query["trang"] for r in fake.data_requests] == ["1", "2", "3", "1", "2", "3"]  # twice, same twin
+    assert pages[-1].checkpoint == until
+    warned = [e for e in logs if e["event"] == "source_lists_a_record_twice"]
+    assert [(e["log_level"], e["source_ids"]) for e in warned] == [("warning", ["HKD00010"])]
+
+
+def test_household_business_a_twin_whose_times_change_between_reads_is_a_move(
+    started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one MaHoSo listed twice (a stale row at 8:03), and its live row updated during every read:
+    # each read sees other times for it, so the twin cannot be told from a move, and the day
+    # counts as one that kept changing
+    until = day(0, 12)
+    monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(120)])
+    live = {**items[3], "NgayCapNhat": hk_fmt(day(0, 8, 30))}
+    items.append(live)
+    fake = HouseholdBusinessFake(items)
+
+    def updating(call: int) -> None:
+        if call % 3 == 2:  # between page 1 and page 2 of every read
+            live["NgayCapNhat"] = hk_fmt(day(0, 11, call))
+    fake.before_data = updating
+    server = started(fake)
+    with pytest.raises(TransientSourceError, match="kept changing"):
+        list(household(server.url, context, client_for).fetch(day(0, 0), until))
+
+
 def test_household_business_records_at_or_after_until_are_left_for_the_next_run(
     started: Any, context: ConnectorContext, client_for: ClientFor
 ) -> None:
