@@ -282,6 +282,21 @@ def _mask_key(key: str, hasher: IdHasher) -> str:
     return _ID_IN_TEXT.sub(lambda m: f"hmac:{hasher(m.group())}", key)
 
 
+def clean_text_field(text: str | None, applicant_name: str | None = None) -> str | None:
+    """A source's free-text field (a procedure's or field's name, the applicant's name) as it
+    may be stored: ID-shaped digits masked, and the applicant's full name, where the field
+    repeats it, masked as emails show it. These columns are shown in emails and webhooks as
+    they are. Run for every record, so a text without a digit run costs one search."""
+    if not text:
+        return text
+    if _DIGIT_RUN.search(text) is not None:
+        text = _ID_IN_TEXT.sub(ID_PLACEHOLDER, text)
+    # a full name only: one word may be part of another (the given name "An" in "An Khánh")
+    if applicant_name and " " in applicant_name.strip() and applicant_name in text:
+        text = text.replace(applicant_name, mask_name(applicant_name))
+    return text
+
+
 def mask_name(name: str | None) -> str:
     """Mask a Vietnamese full name for emails: keep the family name's initial and the given name.
 

@@ -467,3 +467,28 @@ def test_a_value_written_once_keeps_the_first_writer_s_when_two_write_at_once(en
     for t in threads:
         t.join(20)
     assert got == {"first": "07:30", "second": "07:30"}
+
+
+def stored(engine: Engine, record: DossierRecord) -> dict[str, object]:
+    with write_transaction(engine) as conn:
+        save_records(conn, record.source, [record], TZ, None, NOW)
+    with read_connection(engine) as conn:
+        return dict(conn.execute(select(dossiers).where(dossiers.c.source_id == record.source_id)).one()._mapping)
+
+
+def test_an_id_number_in_a_name_a_source_sends_is_never_stored_in_clear(engine: Engine) -> None:
+    """A source's free text may carry an ID number; these columns reach emails and webhooks."""
+    row = stored(engine, rec("H-1", procedure_name="Đăng ký thường trú (079123456789)",
+                             field_name="Cư trú 123456789", applicant_name="Nguyễn Văn An 079123456789"))
+    assert row["procedure_name"] == "Đăng ký thường trú ([id-redacted])"
+    assert row["field_name"] == "Cư trú [id-redacted]"
+    assert row["applicant_name"] == "Nguyễn Văn An [id-redacted]"
+
+
+def test_the_applicant_s_name_repeated_in_the_procedure_name_is_masked_there(engine: Engine) -> None:
+    """The applicant's own column keeps the name (masked where it is shown); a copy of it in the
+    procedure's name would be shown in clear."""
+    row = stored(engine, rec("H-2", applicant_name="Nguyễn Văn An",
+                             procedure_name="Đăng ký khai sinh cho con của Nguyễn Văn An"))
+    assert row["procedure_name"] == "Đăng ký khai sinh cho con của N. V. An"
+    assert row["applicant_name"] == "Nguyễn Văn An"
