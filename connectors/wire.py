@@ -26,10 +26,10 @@ _FALSE = frozenset({"0", "false"})
 
 def show(value: Any) -> str:
     """A value as it may appear in a quarantine reason: short, with ID-shaped digits masked."""
-    text = repr(value)
+    text = redact_text(repr(value))  # before the cut, which could leave an ID short of a digit
     if len(text) > 60:
         text = text[:57] + "..."
-    return redact_text(text)
+    return text
 
 
 def is_none(value: Any) -> bool:

@@ -93,6 +93,19 @@ def test_an_id_number_typed_into_a_date_is_not_repeated_in_the_reason(
 
 
 @PARAMS
+def test_an_id_number_at_the_end_of_a_long_bad_value_is_not_shown_in_part(
+    source: Source, context: ConnectorContext
+) -> None:
+    # the reason shows the value cut to 60 characters: cut first, the ID would lose a digit or
+    # two and no longer look like one
+    field = source.time_fields[1]
+    value = "A" * 44 + " " + samples.ID_NUMBER + " x"  # cut after its 11th digit
+    out = source.mapping.normalise_item(put(source.sample(), field, value), context)
+    assert isinstance(out, QuarantinedRecord) and field in out.reason
+    assert samples.ID_NUMBER[:8] not in out.reason
+
+
+@PARAMS
 @pytest.mark.parametrize("item", ["text", 12, [1, 2], None])
 def test_an_item_that_is_not_an_object_is_quarantined(
     source: Source, item: Any, context: ConnectorContext
