@@ -492,3 +492,37 @@ def test_the_applicant_s_name_repeated_in_the_procedure_name_is_masked_there(eng
                              procedure_name="Đăng ký khai sinh cho con của Nguyễn Văn An"))
     assert row["procedure_name"] == "Đăng ký khai sinh cho con của N. V. An"
     assert row["applicant_name"] == "Nguyễn Văn An"
+
+
+def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(db_url: str) -> None:
+    from sqlalchemy import update
+
+    from sync_agent.reconcile import reconcile
+    from sync_agent.store.engine import create_store_engine
+    from sync_agent.store.tables import cases
+
+    store_at(db_url, "0008")
+    eng = create_store_engine(db_url)
+    try:
+        with write_transaction(eng) as conn:
+            save_records(conn, "one_stop", [rec("H-1", reception_code="H-1"), rec("H-2", reception_code="H-2")],
+                         TZ, None, NOW)
+        reconcile(eng, TZ, now=NOW)
+        dirty = {"procedure_name": "Khai sinh cho con của Nguyễn Văn An (079123456789)",
+                 "field_name": "Hộ tịch 123456789", "applicant_name": "Nguyễn Văn An"}
+        with write_transaction(eng) as conn:  # as the release before stored them
+            for table in (dossiers, cases):
+                conn.execute(update(table).where(table.c.reception_code == "H-1").values(**dirty))
+    finally:
+        eng.dispose()
+    eng = open_engine(db_url)
+    try:
+        with read_connection(eng) as conn:
+            for table in (dossiers, cases):
+                rows = {r.reception_code: r for r in conn.execute(select(table))}
+                assert rows["H-1"].procedure_name == "Khai sinh cho con của N. V. An ([id-redacted])"
+                assert rows["H-1"].field_name == "Hộ tịch [id-redacted]"
+                assert rows["H-1"].applicant_name == "Nguyễn Văn An"
+                assert rows["H-2"].procedure_name is None
+    finally:
+        eng.dispose()
