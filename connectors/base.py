@@ -78,6 +78,7 @@ class Connector(abc.ABC):
     type_name: ClassVar[str]
     #: connector-specific configuration keys
     options: ClassVar[Mapping[str, Option]] = {}
+
     #: the default and largest page sizes the source accepts
     default_page_size: ClassVar[int] = 100
     max_page_size: ClassVar[int] = 100
@@ -125,7 +126,11 @@ def connector_class(type_name: str, key: str = "type") -> type[Connector]:
     if ep is None:
         known = ", ".join(available_types()) or "none installed"
         raise ConfigError(key, f"unknown connector type {type_name!r} (known: {known})")
-    cls = ep.load()
+    try:
+        cls = ep.load()
+    except Exception as exc:  # the package is broken or half installed: a config error, not a crash
+        raise ConfigError(key, f"the connector type {type_name!r} ({ep.value}) cannot be loaded: "
+                               f"{type(exc).__name__}: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise ConfigError(key, f"entry point {type_name!r} is not a Connector subclass")
     return cls

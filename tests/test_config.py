@@ -195,3 +195,25 @@ def test_check_config_says_valid_only_once_the_database_opened(tmp_path: Path) -
     result = run_cli(config, "check-config", "--offline")
     assert result.returncode == 2 and "agent.database_url" in result.stderr
     assert "valid" not in result.stdout
+
+
+def install_entry_point(site: Path, name: str, value: str) -> None:
+    """A distribution installed in ``site`` (a folder on PYTHONPATH) that declares ``value`` as
+    the connector type ``name``: what pip leaves for a third-party connector package."""
+    dist = site / "ward_extra_connector-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ward-extra-connector\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[sync_agent.connectors]\n{name} = {value}\n")
+
+
+def test_a_connector_package_that_cannot_be_imported_is_refused_in_one_line(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_entry_point(site, "land", "ward_land_connector.connector:LandConnector")  # module missing
+    config = write(tmp_path, example_with('type = "civil_status"', 'type = "land"'))
+    result = run_cli(config, "check-config", "--offline", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: connectors.civil_status.type: the connector type 'land' "
+        "(ward_land_connector.connector:LandConnector) cannot be loaded: "
+        "ModuleNotFoundError: No module named 'ward_land_connector'"]
+
