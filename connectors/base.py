@@ -78,7 +78,10 @@ class Connector(abc.ABC):
     type_name: ClassVar[str]
     #: connector-specific configuration keys
     options: ClassVar[Mapping[str, Option]] = {}
-
+    #: whether the source is the Centre's reception register, whose records tell a dossier
+    #: received at the Centre from one that bypassed it; such a source must be configured
+    #: under the name ``model.RECEPTION_SOURCE``
+    reception_register: ClassVar[bool] = False
     #: the default and largest page sizes the source accepts
     default_page_size: ClassVar[int] = 100
     max_page_size: ClassVar[int] = 100

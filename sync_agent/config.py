@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync_agent.errors import ConfigError
+from sync_agent.model import RECEPTION_SOURCE
 
 DEFAULT_CONFIG_PATH = Path("config/sync-agent.toml")
 CONFIG_ENV = "SYNC_AGENT_CONFIG"
@@ -186,6 +187,7 @@ def parse_settings(
 ) -> Settings:
     env = os.environ if environ is None else environ
     data = _interpolate(data, env, "")
+    installed = option_specs is None
     if option_specs is None:
         from connectors.base import connector_option_specs
 
@@ -200,6 +202,8 @@ def parse_settings(
                    option_specs)
         for name in connectors_table
     )
+    if installed:
+        _check_reception_register(connectors)
     return Settings(
         agent=agent,
         connectors=connectors,
@@ -253,6 +257,18 @@ def _id_hash_key(t: Mapping[str, Any], k: str, env: Mapping[str, str]) -> str:
         raise ConfigError(f"{k}.id_hash_key", f"missing (required): export {ID_HASH_KEY_ENV}, or set "
                                               f'id_hash_key = "${{{ID_HASH_KEY_ENV}}}"')
     return key
+
+
+def _check_reception_register(connectors: Sequence[ConnectorSettings]) -> None:
+    """Reconciliation reads the Centre's reception register from the source of one name: under
+    another, every dossier would be reported as having bypassed the Centre."""
+    from connectors.base import connector_class
+
+    for cs in connectors:
+        if cs.name != RECEPTION_SOURCE and connector_class(cs.type, f"connectors.{cs.name}.type").reception_register:
+            raise ConfigError(f"connectors.{cs.name}", f"the {cs.type!r} connector is the Centre's reception register: "
+                              f"configure it as [connectors.{RECEPTION_SOURCE}], the name reconciliation reads "
+                              "it under")
 
 
 def _connector(name: str, t: Mapping[str, Any],

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from sync_agent.errors import UsageError
+from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.privacy import mask_name
 from sync_agent.reconcile import FLAG_KINDS
 from sync_agent.store.engine import write_transaction
@@ -130,7 +131,7 @@ def _subject_records(conn: Connection, subjects: Sequence[str]) -> dict[str, Any
     for subject in (s for s in subjects if s.startswith("rc:")):
         code = subject[3:]
         row = conn.execute(select(*cols).where(d.reception_code == code)
-                           .order_by(d.source != "one_stop", d.source, d.source_id).limit(1)).first()
+                           .order_by(d.source != RECEPTION_SOURCE, d.source, d.source_id).limit(1)).first()
         if row is not None:
             found[subject] = row
     return found

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+#: the source whose records are the Centre's reception register (``domain.md``): a case without
+#: one of its records bypassed the Centre. A connector of such a register says so
+#: (``Connector.reception_register``), and the configuration must give it this name.
+RECEPTION_SOURCE = "one_stop"
+
 
 class Status(StrEnum):
     """Normalised dossier status (``domain.md``, "Normalised status")."""

@@ -93,6 +93,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Table, bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
+from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.state import read_state, write_state
 from sync_agent.store.tables import case_links, cases
@@ -100,8 +101,6 @@ from sync_agent.store.types import UTCDateTime
 
 log = structlog.get_logger("sync_agent.reconcile")
 
-#: the source whose records are the Centre's reception register
-RECEPTION_SOURCE = "one_stop"
 #: a ministry record without a code may belong to a one_stop record received this close to it
 INFERRED_WITHIN = dt.timedelta(days=2)
 #: how long a time-dependent flag condition must hold before the flag is raised: an unknown code

@@ -217,3 +217,12 @@ def test_a_connector_package_that_cannot_be_imported_is_refused_in_one_line(tmp_
         "(ward_land_connector.connector:LandConnector) cannot be loaded: "
         "ModuleNotFoundError: No module named 'ward_land_connector'"]
 
+
+def test_the_one_stop_connector_under_another_name_is_refused(tmp_path: Path) -> None:
+    """Reconciliation takes the Centre's reception register from the source named ``one_stop``:
+    under another name every dossier would be reported as having bypassed the Centre."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace("[connectors.one_stop]", "[connectors.motcua]", 1)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), environ=SECRETS)
+    assert err.value.key == "connectors.motcua"
+    assert "[connectors.one_stop]" in err.value.message

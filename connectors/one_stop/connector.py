@@ -45,6 +45,7 @@ class OneStopConnector(HttpConnector):
     """
 
     type_name: ClassVar[str] = "one_stop"
+    reception_register: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Option]] = {
         "username": Option(str, required=True, help="account on the one-stop system"),
         "password": Option(str, required=True, secret=True, help="its password (use ${ENV})"),

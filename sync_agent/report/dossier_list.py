@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, or_, select
 
 from sync_agent.flags import KIND_LABELS, dossier_code, stored_details_text
-from sync_agent.model import ENDED, Channel, Status
+from sync_agent.model import ENDED, RECEPTION_SOURCE, Channel, Status
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report import vn
 from sync_agent.report.cells import csv_table, table_sheet
@@ -266,7 +266,7 @@ def _records_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, tuple[tu
         ):
             found.setdefault(r.case_id, []).append((r.source, r.source_id))
     # the reception record first: its code is the one staff look up
-    return {k: tuple(sorted(v, key=lambda r: (r[0] != "one_stop", r))) for k, v in found.items()}
+    return {k: tuple(sorted(v, key=lambda r: (r[0] != RECEPTION_SOURCE, r))) for k, v in found.items()}
 
 
 def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
