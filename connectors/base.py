@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sync_agent.config import ConnectorSettings
 from sync_agent.errors import ConfigError
+from sync_agent.labels import SourceLabels
 from sync_agent.model import Page
 from sync_agent.privacy import IdHasher
 
@@ -78,6 +79,11 @@ class Connector(abc.ABC):
     type_name: ClassVar[str]
     #: connector-specific configuration keys
     options: ClassVar[Mapping[str, Option]] = {}
+    #: the source system's name as Centre staff read it (Vietnamese): in full, in the report's
+    #: tables and the digest, and short, inside a line; a connector without one is shown by
+    #: its configured name
+    label: ClassVar[str | None] = None
+    short_label: ClassVar[str | None] = None
     #: whether the source is the Centre's reception register, whose records tell a dossier
     #: received at the Centre from one that bypassed it; such a source must be configured
     #: under the name ``model.RECEPTION_SOURCE``
@@ -137,6 +143,18 @@ def connector_class(type_name: str, key: str = "type") -> type[Connector]:
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise ConfigError(key, f"entry point {type_name!r} is not a Connector subclass")
     return cls
+
+
+def connector_labels(type_name: str) -> SourceLabels | None:
+    """The labels the connector type ``type_name`` declares; ``None`` if it declares none, or
+    no such type loads."""
+    try:
+        cls = connector_class(type_name)
+    except ConfigError:
+        return None
+    if not cls.label:
+        return None
+    return SourceLabels(full=cls.label, short=cls.short_label or cls.label)
 
 
 def connector_option_specs(type_name: str, key: str) -> Mapping[str, Option]:

@@ -29,7 +29,7 @@ from sync_agent.errors import UsageError
 from sync_agent.flags import details_text as flag_details_text
 from sync_agent.locks import is_held, sync_lock_name
 from sync_agent.privacy import mask_name, redact_text
-from sync_agent.report.vn import FLAG_LABELS, SOURCE_LABELS, STATUS_LABELS
+from sync_agent.report.vn import FLAG_LABELS, STATUS_LABELS, source_label
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
 from sync_agent.report_readiness import report_waiting
@@ -491,10 +491,6 @@ def _details(text: str | None) -> Mapping[str, Any] | str | None:
 
 
 # --- rendering ------------------------------------------------------------------------------
-
-def source_label(source: str) -> str:
-    return SOURCE_LABELS.get(source, source)
-
 
 def subject(digest: Digest) -> str:
     """The email subject: the ward, the date and the counts, readable in a phone's inbox."""

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sync_agent import labels
 from sync_agent.errors import ConfigError
 from sync_agent.model import RECEPTION_SOURCE
 
@@ -203,7 +204,7 @@ def parse_settings(
         for name in connectors_table
     )
     if installed:
-        _check_reception_register(connectors)
+        _check_installed(connectors)
     return Settings(
         agent=agent,
         connectors=connectors,
@@ -259,16 +260,21 @@ def _id_hash_key(t: Mapping[str, Any], k: str, env: Mapping[str, str]) -> str:
     return key
 
 
-def _check_reception_register(connectors: Sequence[ConnectorSettings]) -> None:
-    """Reconciliation reads the Centre's reception register from the source of one name: under
-    another, every dossier would be reported as having bypassed the Centre."""
-    from connectors.base import connector_class
+def _check_installed(connectors: Sequence[ConnectorSettings]) -> None:
+    """What the configured connector classes say of their sources: the Centre's reception
+    register, which reconciliation reads from the source of one name (under another, every
+    dossier would be reported as having bypassed the Centre); and the labels staff read, which
+    follow the connector whatever its table is named."""
+    from connectors.base import connector_class, connector_labels
 
     for cs in connectors:
         if cs.name != RECEPTION_SOURCE and connector_class(cs.type, f"connectors.{cs.name}.type").reception_register:
             raise ConfigError(f"connectors.{cs.name}", f"the {cs.type!r} connector is the Centre's reception register: "
                               f"configure it as [connectors.{RECEPTION_SOURCE}], the name reconciliation reads "
                               "it under")
+        found = connector_labels(cs.type)
+        if found is not None:
+            labels.register(cs.name, found)
 
 
 def _connector(name: str, t: Mapping[str, Any],

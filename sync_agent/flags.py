@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from sync_agent.errors import UsageError
+from sync_agent.labels import short_source_label
 from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.privacy import mask_name
 from sync_agent.reconcile import FLAG_KINDS
@@ -38,10 +39,6 @@ STATUS_LABELS = {
 }
 
 #: Vietnamese labels for what Centre staff read
-#: the source systems by the short names staff use for them (a connector installed from
-#: elsewhere is shown by its own name)
-SOURCE_NAMES = {"one_stop": "Một cửa", "civil_status": "Hộ tịch", "residence": "Cư trú",
-                "household_business": "Đăng ký hộ kinh doanh"}
 #: the kinds' names, the same in ``flags``, the report and the digest (``report.vn`` takes them)
 KIND_LABELS = {
     "bypassed_reception": "Hồ sơ không qua bộ phận tiếp nhận",
@@ -236,7 +233,7 @@ def details_text(details: dict[str, Any]) -> str:
         elif key == "reception_code":
             parts.append(f"mã tiếp nhận {value}")
         else:
-            parts.append(f"{SOURCE_NAMES.get(key, key)}: {STATUS_LABELS.get(str(value), value)}")
+            parts.append(f"{short_source_label(key)}: {STATUS_LABELS.get(str(value), value)}")
     return "; ".join(parts)
 
 

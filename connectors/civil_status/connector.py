@@ -43,6 +43,8 @@ class CivilStatusConnector(HttpConnector):
     """
 
     type_name: ClassVar[str] = "civil_status"
+    label: ClassVar[str | None] = "Hộ tịch (Bộ Tư pháp)"
+    short_label: ClassVar[str | None] = "Hộ tịch"
     options: ClassVar[Mapping[str, Option]] = {
         "client_id": Option(str, required=True, help="OAuth2 client id issued to the ward"),
         "client_secret": Option(str, required=True, secret=True, help="its secret (use ${ENV})"),

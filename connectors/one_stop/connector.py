@@ -45,6 +45,8 @@ class OneStopConnector(HttpConnector):
     """
 
     type_name: ClassVar[str] = "one_stop"
+    label: ClassVar[str | None] = "Một cửa (HTTT giải quyết TTHC thành phố)"
+    short_label: ClassVar[str | None] = "Một cửa"
     reception_register: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Option]] = {
         "username": Option(str, required=True, help="account on the one-stop system"),

@@ -33,6 +33,8 @@ class ResidenceConnector(HttpConnector):
     """
 
     type_name: ClassVar[str] = "residence"
+    label: ClassVar[str | None] = "Cư trú (Bộ Công an)"
+    short_label: ClassVar[str | None] = "Cư trú"
     options: ClassVar[Mapping[str, Option]] = {
         "api_key": Option(str, required=True, secret=True, help="API key issued to the ward (use ${ENV})"),
         "field_code": Option(str, default=mapping.DEFAULT_FIELD_CODE, help="field of procedures"),

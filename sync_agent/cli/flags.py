@@ -7,7 +7,8 @@ import json
 import click
 
 from sync_agent.cli.context import AgentContext
-from sync_agent.flags import KIND_LABELS, SOURCE_NAMES, acknowledge, details_text, list_flags
+from sync_agent.flags import KIND_LABELS, acknowledge, details_text, list_flags
+from sync_agent.labels import short_source_label
 from sync_agent.reconcile import FLAG_KINDS
 from sync_agent.store.engine import read_connection
 
@@ -42,7 +43,7 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
         state = _STATES.get(v.state, v.state) + (" (đã xem)" if v.acknowledged_at else "")
         click.echo(f"#{v.id:<6} {KIND_LABELS[v.kind]} [{state}]")
         click.echo(f"        {v.dossier_code} | {v.procedure_code} {v.procedure_name or ''} | {v.applicant or '-'} | "
-                   f"{', '.join(SOURCE_NAMES.get(x, x) for x in v.sources) or '-'}")
+                   f"{', '.join(short_source_label(x) for x in v.sources) or '-'}")
         click.echo(f"        tiếp nhận {day(v.received_at)}, hẹn trả {day(v.due_at)}, cảnh báo từ {day(v.raised_at)}"
                    + (f", hết {day(v.cleared_at)}" if v.cleared_at else "")
                    + (f"; ghi chú: {v.ack_note}" if v.ack_note else "")

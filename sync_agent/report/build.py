@@ -30,7 +30,7 @@ from sync_agent.report.counting import (
 )
 from sync_agent.report.dossier_list import CountedDossier, UncountedDossier, counted_cases, uncounted_cases
 from sync_agent.report.period import Period
-from sync_agent.report.vn import FLAG_KINDS, SOURCE_LABELS
+from sync_agent.report.vn import FLAG_KINDS, source_label
 from sync_agent.store.engine import read_connection
 from sync_agent.store.quarantined import HeldCounts, held_counts
 from sync_agent.store.records import chunks
@@ -312,7 +312,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         period=period,
         generated_at=at,
         total=Figures.sum(cell.figures for cell in cells),
-        by_source=by_source(cells, SOURCE_LABELS, order=configured),
+        by_source=by_source(cells, {c.source: source_label(c.source) for c in cells}, order=configured),
         by_field=by_field(cells),
         cells=tuple(cells),
         records_by_source=tuple(records.items()),

@@ -65,13 +65,6 @@ CHANNEL_LABELS: Mapping[str, str] = {
     Channel.POSTAL: "Bưu chính",
     Channel.UNKNOWN: "Chưa rõ",
 }
-#: a source's name in the records column, short: the records are listed one after another
-SHORT_SOURCE_LABELS: Mapping[str, str] = {
-    "one_stop": "Một cửa",
-    "civil_status": "Hộ tịch",
-    "residence": "Cư trú",
-    "household_business": "Hộ kinh doanh",
-}
 HEADER = (
     "STT", "Mã hồ sơ", "Thủ tục", "Lĩnh vực", "Hệ thống tiếp nhận", "Người nộp (đã che)", "Kênh nộp",
     "Ngày nộp", "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày kết thúc", "Trạng thái hiện tại",
@@ -274,7 +267,7 @@ def rows(items: Sequence[CountedDossier]) -> Iterator[tuple[Any, ...]]:
     for n, item in enumerate(items, start=1):
         yield (
             n, *_identity_cells(item), item.due_on, item.ended_on, vn.STATUS_LABELS.get(item.status, item.status),
-            SHORT_SOURCE_LABELS.get(item.state_source, item.state_source),
+            vn.short_source_label(item.state_source),
             item.received_class, item.outcome_class, *(item.mark(name) for name in MARK_COLUMNS),
             # a flag's details may hold "; " themselves
             " | ".join(item.notes),
@@ -289,7 +282,7 @@ def _identity_cells(item: ListedDossier) -> tuple[Any, ...]:
 
 
 def _records_text(records: Sequence[tuple[str, str]]) -> str:
-    return "; ".join(f"{SHORT_SOURCE_LABELS.get(s, s)}: {redact_text(sid)}" for s, sid in records)
+    return "; ".join(f"{vn.short_source_label(s)}: {redact_text(sid)}" for s, sid in records)
 
 
 def uncounted_rows(items: Sequence[UncountedDossier]) -> Iterator[tuple[Any, ...]]:

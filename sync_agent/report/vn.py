@@ -14,13 +14,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from sync_agent.flags import KIND_LABELS
+from sync_agent.labels import short_source_label as short_source_label  # the renderers' labels
+from sync_agent.labels import source_label as source_label
 
-SOURCE_LABELS: Mapping[str, str] = {
-    "one_stop": "Một cửa (HTTT giải quyết TTHC thành phố)",
-    "civil_status": "Hộ tịch (Bộ Tư pháp)",
-    "residence": "Cư trú (Bộ Công an)",
-    "household_business": "Đăng ký hộ kinh doanh",
-}
 FLAG_LABELS: Mapping[str, str] = KIND_LABELS
 STATUS_LABELS: Mapping[str, str] = {
     "submitted": "Đã nộp, chưa tiếp nhận",
@@ -36,10 +32,6 @@ STATUS_LABELS: Mapping[str, str] = {
     "withdrawn": "Rút hồ sơ",
 }
 FLAG_KINDS = ("bypassed_reception", "unknown_reception_code", "status_mismatch", "data_quality")
-
-
-def source_label(source: str) -> str:
-    return SOURCE_LABELS.get(source, source)
 
 
 def number(n: int) -> str:
