@@ -152,6 +152,26 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return DEFAULT_CONFIG_PATH
 
 
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """Every secret the configuration holds: the ID hash key, the database's and the SMTP
+    password, the webhooks' credential headers, and each connector's options declared ``secret``."""
+    from sqlalchemy.engine import make_url
+
+    from connectors.base import connector_option_specs
+
+    values = [settings.agent.id_hash_key, settings.smtp.password,
+              make_url(settings.agent.database_url).password or ""]
+    values += [v for w in settings.alerts.webhooks for name, v in w.headers.items()
+               if re.search(r"auth|key|token|secret|pass", name, re.I)]
+    for cs in settings.connectors:
+        try:
+            specs = connector_option_specs(cs.type, f"connectors.{cs.name}.type")
+        except ConfigError:  # settings built by hand, with a type not installed
+            continue
+        values += [str(cs.options[n]) for n, spec in specs.items() if spec.secret and cs.options.get(n)]
+    return tuple(str(v) for v in values if v)
+
+
 def load_settings(
     path: str | os.PathLike[str],
     environ: Mapping[str, str] | None = None,

@@ -12,7 +12,7 @@ import logging
 import logging.handlers
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ _SECRET_IN_TEXT = re.compile(
     re.I,
 )
 REDACTED = "[redacted]"
+#: the secret values the configuration holds, longest first (``mask_values``)
+_secret_values: tuple[str, ...] = ()
+#: shorter values are not masked: they would mask ordinary words and numbers
+_SECRET_MIN_LENGTH = 6
 # keys the pipeline itself adds; never rewritten
 _PIPELINE_KEYS = frozenset({"timestamp", "level", "logger", "run_id"})
 
@@ -42,11 +46,22 @@ def _mask_inline_secret(m: re.Match[str]) -> str:
     return m.group("key") + REDACTED
 
 
+def mask_values(values: Iterable[str]) -> None:
+    """Mask these values (the configuration's secrets) wherever a log line holds them: a
+    library's message may carry a bare password (a URL's user info, an echoed request), which
+    no key name announces, and a third party's secret option may have any name."""
+    global _secret_values
+    _secret_values = tuple(sorted({v for v in values if len(v) >= _SECRET_MIN_LENGTH}, key=len, reverse=True))
+
+
 def redact_value(value: Any, key: str = "") -> Any:
     """Mask a secret-named value, and ID-shaped numbers and inline secrets anywhere inside it."""
     if key and _SECRET_KEYS.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
+        for secret in _secret_values:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
         return _SECRET_IN_TEXT.sub(_mask_inline_secret, redact_text(value))
     if isinstance(value, bool):
         return value

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from sync_agent import logging as agent_logging
-from sync_agent.config import Settings, load_settings, resolve_config_path
+from sync_agent.config import Settings, load_settings, resolve_config_path, secret_values
 from sync_agent.errors import UsageError
 from sync_agent.store.engine import open_engine, refuse_root_on_service_file
 
@@ -33,6 +33,7 @@ class AgentContext:
             refuse_root_on_service_file(agent.log_file, "agent.log_file", "the log")
         agent_logging.configure(level=agent.log_level, log_file=agent.log_file,
                                 stderr_level=stderr_level, stderr_json=stderr_json)
+        agent_logging.mask_values(secret_values(self.settings))
         self._logging_done = True
 
     @cached_property

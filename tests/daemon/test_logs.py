@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import structlog
 
 from sync_agent import logging as agent_logging
@@ -154,3 +155,32 @@ def test_the_executor_s_other_errors_still_reach_the_log(tmp_path: Path) -> None
         agent_logging.configure(level="INFO", stderr_level="CRITICAL")
     events = [json.loads(x)["event"] for x in log_file.read_text(encoding="utf-8").splitlines()]
     assert events == ["Error running job sync:one_stop"]
+
+
+def test_a_configured_secret_is_masked_in_any_line_whatever_its_key(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret is masked by its key's name ("password"), or inside a text after one; a library's
+    message may carry the bare value (a URL's user info, an echo of the request), and a third
+    party's connector may name its secret in Vietnamese. The values the configuration holds as
+    secrets are masked wherever they appear."""
+    from sync_agent.cli.context import AgentContext
+    from tests.test_config import EXAMPLE, SECRETS
+
+    config = tmp_path / "sync-agent.toml"
+    config.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        'log_file = "logs/sync-agent.jsonl"', f'log_file = "{tmp_path / "agent.jsonl"}"'), encoding="utf-8")
+    for name, value in {**SECRETS, "ONE_STOP_PASSWORD": "tiepnhan-2026-mk", "SMTP_PASSWORD": "thu-dien-tu-mk"}.items():
+        monkeypatch.setenv(name, value)
+    ctx = AgentContext(str(config))
+    ctx.setup_logging(stderr_level="CRITICAL")
+    try:
+        structlog.get_logger("sync_agent.test").warning(
+            "login_failed", error="GET http://tiepnhan:tiepnhan-2026-mk@127.0.0.1:8101/ refused",
+            detail=["smtp said: thu-dien-tu-mk is wrong"])
+    finally:
+        for h in logging.getLogger().handlers:
+            h.flush()
+        agent_logging.configure(level="INFO", stderr_level="CRITICAL")
+    text = (tmp_path / "agent.jsonl").read_text(encoding="utf-8")
+    assert "login_failed" in text and "tiepnhan:[redacted]@127.0.0.1" in text
+    assert "tiepnhan-2026-mk" not in text and "thu-dien-tu-mk" not in text
