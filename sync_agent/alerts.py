@@ -28,6 +28,7 @@ from sync_agent.config import Settings
 from sync_agent.errors import UsageError
 from sync_agent.flags import details_text as flag_details_text
 from sync_agent.locks import is_held, sync_lock_name
+from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.privacy import mask_name, redact_text
 from sync_agent.report.vn import FLAG_LABELS, STATUS_LABELS, source_label
 from sync_agent.report.vn import date as vn_date
@@ -172,7 +173,7 @@ class Digest:
         out: dict[str, int] = {}
         for item in self.new:
             out[item.source] = out.get(item.source, 0) + 1
-        return dict(sorted(out.items()))
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] != RECEPTION_SOURCE, kv[0])))
 
     def counts(self) -> dict[str, int]:
         return {"new": len(self.new), "due_soon": len(self.due_soon), "overdue": len(self.overdue),

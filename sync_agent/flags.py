@@ -151,6 +151,8 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
                                      .join_from(case_links, dossiers, dossiers.c.id == case_links.c.dossier_id)
                                      .where(case_links.c.case_id.in_(case_ids[i:i + 500]))):
             sources.setdefault(cid, []).append(src)
+    for found in sources.values():  # the Centre's own register first, as in the report
+        found.sort(key=lambda s: (s != RECEPTION_SOURCE, s))
     gone = _subject_records(conn, [r.subject_key for r in rows if r.case_id is None])
     views = []
     for r in rows:
@@ -158,7 +160,7 @@ def _views(conn: Connection, where: Sequence[Any], limit: int | None = None) -> 
             views.append(FlagView(
                 id=r.id, kind=r.kind, state=r.state, dossier_code=dossier_code(r.subject_key, r.reception_code),
                 procedure_code=r.procedure_code, procedure_name=r.procedure_name,
-                applicant=mask_name(r.applicant_name), sources=tuple(sorted(sources.get(r.case_id, []))),
+                applicant=mask_name(r.applicant_name), sources=tuple(sources.get(r.case_id, [])),
                 received_at=r.received_at, due_at=r.due_at, raised_at=r.raised_at, cleared_at=r.cleared_at,
                 acknowledged_at=r.acknowledged_at, ack_note=r.ack_note, details=_details(r.details),
                 subject=r.subject_key, filed_at=r.submitted_at))

@@ -67,6 +67,8 @@ def test_digest_sections_on_a_crafted_store(engine: Engine, settings: Settings) 
     assert codes(data["new"]) == ["HT-77", "HKD-5", "H01-0001", "CT-9"]
     assert digest.new_by_source() == {"civil_status": 1, "household_business": 1, "one_stop": 1,
                                       "residence": 1}
+    # the Centre's own register first, as in the report
+    assert list(digest.new_by_source()) == ["one_stop", "civil_status", "household_business", "residence"]
     assert digest.backfilled == 2
     # due within 2 working days of Thursday 12 February: today, Friday 13, and Monday 23 (Tết between)
     assert codes(data["due_soon"]) == ["H01-0007", "H01-0001"]

@@ -82,6 +82,7 @@ def test_status_mismatch_counts_a_day_from_when_the_ministry_record_ended(engine
     [flag] = open_flags(engine)
     assert flag.kind == "status_mismatch"
     assert flag.details == {"one_stop": "in_progress", "civil_status": "resolved"}
+    assert flag.sources == ("one_stop", "civil_status")  # the Centre's own register first
     # the Centre's copy catches up: they agree, the flag clears by itself
     save(engine, rec("one_stop", "MC-1", status=Status.DELIVERED, completed_at=changed, updated=changed + DAY))
     result = run(engine, changed + 2 * DAY)
