@@ -304,7 +304,11 @@ def _connector(name: str, t: Mapping[str, Any],
         raise ConfigError(k, "a source name is lower-case letters, digits and '_'")
     ctype = _str(t, k, "type", required=True)
     specs = option_specs(ctype, f"{k}.type")
-    _only_keys(t, k, CONNECTOR_KEYS | set(specs))
+    for key in t:
+        if key not in CONNECTOR_KEYS and key not in specs:
+            own = f"the {ctype} connector's own keys: {', '.join(specs)}; " if specs else ""
+            raise ConfigError(f"{k}.{key}", f"unknown key (misspelt? {own}the common keys: see "
+                                            "config/sync-agent.example.toml)")
     options: dict[str, Any] = {}
     for opt_name, spec in specs.items():
         options[opt_name] = spec.read(t, k, opt_name)

@@ -226,3 +226,11 @@ def test_the_one_stop_connector_under_another_name_is_refused(tmp_path: Path) ->
         load_settings(write(tmp_path, text), environ=SECRETS)
     assert err.value.key == "connectors.motcua"
     assert "[connectors.one_stop]" in err.value.message
+
+
+def test_an_unknown_key_in_a_connector_table_lists_that_connector_s_own_keys(tmp_path: Path) -> None:
+    """The example file cannot list a third party's options; the connector class does."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, example_with('username = "tiepnhan"', 'usename = "tiepnhan"')), environ=SECRETS)
+    assert err.value.key == "connectors.one_stop.usename"
+    assert "the one_stop connector's own keys: username, password" in err.value.message
