@@ -91,7 +91,6 @@ class HouseholdBusinessConnector(HttpConnector):
 
     type_name: ClassVar[str] = "household_business"
     label: ClassVar[str | None] = "Đăng ký hộ kinh doanh"
-    short_label: ClassVar[str | None] = "Hộ kinh doanh"
     options: ClassVar[Mapping[str, Option]] = {
         "username": Option(str, required=True, help="account on the registration system"),
         "password": Option(str, required=True, secret=True, help="its password (use ${ENV})"),
