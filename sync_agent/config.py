@@ -288,10 +288,15 @@ def _check_installed(connectors: Sequence[ConnectorSettings]) -> None:
     from connectors.base import connector_class, connector_labels
 
     for cs in connectors:
-        if cs.name != RECEPTION_SOURCE and connector_class(cs.type, f"connectors.{cs.name}.type").reception_register:
+        register = connector_class(cs.type, f"connectors.{cs.name}.type").reception_register
+        if register and cs.name != RECEPTION_SOURCE:
             raise ConfigError(f"connectors.{cs.name}", f"the {cs.type!r} connector is the Centre's reception register: "
                               f"configure it as [connectors.{RECEPTION_SOURCE}], the name reconciliation reads "
                               "it under")
+        if cs.name == RECEPTION_SOURCE and not register:
+            raise ConfigError(f"connectors.{cs.name}.type", f"the {cs.type!r} connector is not the Centre's reception "
+                              f"register, which reconciliation reads from [connectors.{RECEPTION_SOURCE}]: its "
+                              "dossiers would all count as received at the Centre")
         found = connector_labels(cs.type)
         if found is not None:
             labels.register(cs.name, found)

@@ -228,6 +228,18 @@ def test_the_one_stop_connector_under_another_name_is_refused(tmp_path: Path) ->
     assert "[connectors.one_stop]" in err.value.message
 
 
+def test_another_connector_under_the_reception_register_s_name_is_refused(tmp_path: Path) -> None:
+    """The converse: residence's dossiers read as the Centre's register would all count as
+    received at the Centre."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start, end = text.index("[connectors.one_stop]"), text.index("[connectors.civil_status]")
+    text = (text[:start] + text[end:]).replace("[connectors.residence]", "[connectors.one_stop]", 1)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), environ=SECRETS)
+    assert err.value.key == "connectors.one_stop.type"
+    assert "not the Centre's reception register" in err.value.message
+
+
 def test_an_unknown_key_in_a_connector_table_lists_that_connector_s_own_keys(tmp_path: Path) -> None:
     """The example file cannot list a third party's options; the connector class does."""
     with pytest.raises(ConfigError) as err:
