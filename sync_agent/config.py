@@ -287,6 +287,7 @@ def _check_installed(connectors: Sequence[ConnectorSettings]) -> None:
     follow the connector whatever its table is named."""
     from connectors.base import connector_class, connector_labels
 
+    labels.forget()  # a table of an earlier configuration in this process no longer counts
     for cs in connectors:
         register = connector_class(cs.type, f"connectors.{cs.name}.type").reception_register
         if register and cs.name != RECEPTION_SOURCE:
@@ -297,9 +298,7 @@ def _check_installed(connectors: Sequence[ConnectorSettings]) -> None:
             raise ConfigError(f"connectors.{cs.name}.type", f"the {cs.type!r} connector is not the Centre's reception "
                               f"register, which reconciliation reads from [connectors.{RECEPTION_SOURCE}]: its "
                               "dossiers would all count as received at the Centre")
-        found = connector_labels(cs.type)
-        if found is not None:
-            labels.register(cs.name, found)
+        labels.register(cs.name, connector_labels(cs.type) or labels.SourceLabels(cs.name, cs.name))
 
 
 def _connector(name: str, t: Mapping[str, Any],

@@ -31,6 +31,11 @@ def register(source: str, labels: SourceLabels) -> None:
     _registered[source] = labels
 
 
+def forget() -> None:
+    """Drop what an earlier configuration registered (a process, or a test run, loads several)."""
+    _registered.clear()
+
+
 def labels_of(source: str) -> SourceLabels:
     return _registered.get(source) or _by_type(source) or SourceLabels(source, source)
 

@@ -49,6 +49,7 @@ class LandConnector(Connector):
 def forget_installed() -> None:
     base._entry_points.cache_clear()
     labels._by_type.cache_clear()
+    labels.forget()
 
 
 @pytest.fixture
@@ -107,3 +108,26 @@ def test_a_built_in_connector_under_another_table_name_keeps_its_name(tmp_path: 
 
 def test_a_source_no_connector_names_is_shown_by_its_own_name() -> None:
     assert labels.source_label("nguon_cu") == "nguon_cu"
+
+
+def test_a_configuration_loaded_later_replaces_the_names_of_an_earlier_one(tmp_path: Path) -> None:
+    load_settings(config_with(tmp_path, old="[connectors.civil_status]", new="[connectors.hotich]"), environ=SECRETS)
+    load_settings(config_with(tmp_path), environ=SECRETS)
+    assert labels.source_label("hotich") == "hotich"
+    labels.forget()
+
+
+def test_a_connector_that_declares_no_name_is_shown_by_its_table_name_even_a_built_in_s(
+        land_installed: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ward_land_connector
+
+    monkeypatch.setattr(ward_land_connector.LandConnector, "label", None)
+    forget_installed()
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start, end = text.index("[connectors.civil_status]"), text.index("[connectors.residence]")
+    land_as_civil_status = '[connectors.civil_status]\ntype = "land"\nbase_url = "http://127.0.0.1:8105"\n\n'
+    config = tmp_path / "sync-agent.toml"
+    config.write_text(text[:start] + land_as_civil_status + text[end:], encoding="utf-8")
+    load_settings(config, environ=SECRETS)
+    assert labels.source_label("civil_status") == "civil_status"
+    labels.forget()
