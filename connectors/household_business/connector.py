@@ -144,6 +144,7 @@ class HouseholdBusinessConnector(HttpConnector):
                                                        settles=one_page)
                 if self.stopping:
                     return
+                seen = outcome  # as read: the next read's twins are compared with these
                 if outcome.moved and previous is not None and previous.moved and outcome.twins() == previous.twins():
                     # The same records twice with the same times in two reads: the source lists
                     # them twice; a record that moved is not seen again at the times it left. On a
@@ -167,7 +168,7 @@ class HouseholdBusinessConnector(HttpConnector):
                         if not one_page:  # its last page did not carry the window's end
                             yield build_page((), until=until, checkpoint=checkpoint)
                         break
-                previous = outcome
+                previous = seen
                 log.info("source_window_changed", source=self.name, days=f"{d1}..{d2}", read=read)
             else:
                 if d1 < d2:

@@ -981,6 +981,28 @@ def test_household_business_a_record_listed_twice_on_a_busy_day_still_running_do
     assert [(e["log_level"], e["source_ids"]) for e in warned] == [("warning", ["HKD00010"])]
 
 
+def test_household_business_a_twin_in_a_range_of_past_days_is_told_from_a_move_at_every_read(
+    started: Any, context: ConnectorContext, client_for: ClientFor
+) -> None:
+    # a record listed twice (8:10 on page 1, 11:00 on page 2) on a day that has ended, while two
+    # other records leave the day, during the second read and during the check of the third: the
+    # twin must be told from a move at each read, not only every other one, or the day runs out
+    # of reads and fails the run
+    since, until = day(0, 0), day(1, 12)
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    fake = HouseholdBusinessFake(items)
+
+    def leaving(call: int) -> None:
+        if call in (4, 8):  # before page 2 of the second read, and of the third read's check
+            items[20 + call]["NgayCapNhat"] = hk_fmt(day(1, 9, call))
+    fake.before_data = leaving
+    server = started(fake)
+    pages = list(household(server.url, context, client_for).fetch(since, until))
+    assert len(ids(pages)) == 99
+    check_checkpoints(pages, until)
+
+
 def test_household_business_a_twin_whose_times_change_between_reads_is_a_move(
     started: Any, context: ConnectorContext, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
