@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -292,8 +293,15 @@ def clean_text_field(text: str | None, applicant_name: str | None = None) -> str
     if _DIGIT_RUN.search(text) is not None:
         text = _ID_IN_TEXT.sub(ID_PLACEHOLDER, text)
     # a full name only: one word may be part of another (the given name "An" in "An Khánh")
-    if applicant_name and " " in applicant_name.strip() and applicant_name in text:
-        text = text.replace(applicant_name, mask_name(applicant_name))
+    words = applicant_name.split() if applicant_name else []
+    if len(words) > 1:
+        if not unicodedata.is_normalized("NFC", text):  # decomposed accents, as some systems send
+            text = unicodedata.normalize("NFC", text)
+        given = unicodedata.normalize("NFC", words[-1]).casefold()
+        if given in text.casefold():  # the cheap test first: a regex is built only then
+            name = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(unicodedata.normalize("NFC", w)) for w in words)
+                              + r"(?!\w)", re.IGNORECASE)
+            text = name.sub(mask_name(" ".join(words)), text)
     return text
 
 

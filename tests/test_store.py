@@ -526,3 +526,16 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
                 assert rows["H-2"].procedure_name is None
     finally:
         eng.dispose()
+
+
+@pytest.mark.parametrize("written", ["NGUYỄN VĂN AN", "Nguyễn  Văn An", "nguyễn văn an"])
+def test_the_applicant_s_name_is_masked_there_however_its_case_and_spaces_are_written(engine: Engine,
+                                                                                      written: str) -> None:
+    import unicodedata
+
+    row = stored(engine, rec("H-3", applicant_name="Nguyễn Văn An",
+                             procedure_name=f"Đăng ký khai sinh cho con của {written}"))
+    assert row["procedure_name"] == "Đăng ký khai sinh cho con của N. V. An"
+    decomposed = unicodedata.normalize("NFD", "Nguyễn Văn An")  # as some systems send it
+    row = stored(engine, rec("H-4", applicant_name="Nguyễn Văn An", procedure_name=f"Khai sinh: {decomposed}"))
+    assert row["procedure_name"] == "Khai sinh: N. V. An"
