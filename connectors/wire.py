@@ -27,8 +27,8 @@ _FALSE = frozenset({"0", "false"})
 def show(value: Any) -> str:
     """A value as it may appear in a quarantine reason: short, with ID-shaped digits masked."""
     text = redact_text(repr(value))  # before the cut, which could leave an ID short of a digit
-    if len(text) > 60:
-        text = text[:57] + "..."
+    if len(text) > 60:  # and after it, which could leave a longer run twelve digits long
+        text = redact_text(text[:57]) + "..."
     return text
 
 

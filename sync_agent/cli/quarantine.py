@@ -52,6 +52,7 @@ def command(click_ctx: click.Context, source: str | None, include_settled: bool,
         click.echo(f"{i.id:>5}  {i.source:<{src_w}} {i.source_id or '-':<{id_w}} {seen:<19} {i.times_seen:>4} "
                    f"{i.last_run_id or '-':>5}  {state}: {i.reason}")
 
+
 @command.command("show")
 @click.argument("item_id", type=int)
 @click.pass_obj
