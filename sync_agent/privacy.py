@@ -17,8 +17,9 @@ from typing import Any
 from sync_agent.payload import StoredPayload, orjson_bytes, payload_json
 
 # A Vietnamese personal ID (CCCD) has 12 digits; old ID cards have 9. Anything that looks like
-# one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone.
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
+# one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone. A
+# run is of digits of any script (a full-width keyboard types ０７９…), and ends at any of them.
+_ID_IN_TEXT = re.compile(r"(?<![A-Za-z\d])(\d{9}|\d{12})(?![A-Za-z\d])")
 ID_PLACEHOLDER = "[id-redacted]"
 #: nine digits in a row, which anything ID-shaped contains: a text without them is cleared by
 #: this, which the regex engine scans twice as fast (``_ID_IN_TEXT`` opens with a lookbehind,

@@ -35,7 +35,7 @@ def reference_hash(key: str, id_number: str | None) -> str | None:
     return hmac.new(key.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
-ID_SHAPED = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
+ID_SHAPED = re.compile(r"(?<![A-Za-z\d])(\d{9}|\d{12})(?![A-Za-z\d])")
 
 
 def reference(value: Any, id_keys: frozenset[str]) -> Any:
@@ -193,3 +193,15 @@ def test_an_id_number_as_a_number_or_a_key_is_never_stored_in_clear(payload: dic
     assert got == expected == reference(payload, KEYS)
     for number in ("123456789", "1203004567", "001203004567", "791203004567"):
         assert f'"{number}' not in got.json and f":{number}" not in got.json
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("CCCD：０７９１２３４５６７８９", "CCCD：[id-redacted]"),  # typed with a full-width keyboard
+    ("CMND ٠١٢٣٤٥٦٧٨", "CMND [id-redacted]"),
+    ("mã ０７９１２３４５６７８９０", "mã ０７９１２３４５６７８９０"),  # thirteen digits: not an ID
+    ("1234567890١", "1234567890١"),  # eleven
+])
+def test_an_id_number_in_other_digits_is_masked_whole_or_not_at_all(text: str, masked: str) -> None:
+    """A run of digits of any script is an ID when it has 9 or 12 digits; before, a run of 12
+    full-width digits lost only its first 9 (the run's end was looked for among ASCII digits)."""
+    assert redact_text(text) == masked

@@ -33,7 +33,7 @@ _BATCH = 1000
 
 # ``privacy.clean_text_field`` as it was written with this revision, kept here so that a later
 # change to it cannot change what this migration does
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{9}|\d{12})(?![0-9A-Za-z])")
+_ID_IN_TEXT = re.compile(r"(?<![A-Za-z\d])(\d{9}|\d{12})(?![A-Za-z\d])")
 
 
 def _mask_name(name: str) -> str:
