@@ -246,3 +246,16 @@ def test_an_unknown_key_in_a_connector_table_lists_that_connector_s_own_keys(tmp
         load_settings(write(tmp_path, example_with('username = "tiepnhan"', 'usename = "tiepnhan"')), environ=SECRETS)
     assert err.value.key == "connectors.one_stop.usename"
     assert "the one_stop connector's own keys: username, password" in err.value.message
+
+
+def test_check_config_warns_when_no_reception_register_is_configured(tmp_path: Path) -> None:
+    """Valid (a ward may add the ministries first), but every dossier would then be reported
+    as having bypassed the Centre: the officer installing it must know."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start, end = text.index("[connectors.one_stop]"), text.index("[connectors.civil_status]")
+    result = run_cli(write(tmp_path, text[:start] + text[end:]), "check-config", "--offline")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: no [connectors.one_stop] (the Centre's reception register): every dossier will be "
+            "reported as not received at the Centre") in result.stdout
+    with_it = run_cli(write(tmp_path, text), "check-config", "--offline")
+    assert "warning" not in with_it.stdout

@@ -7,6 +7,7 @@ import click
 from connectors.base import build_connector
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import SourceError, WorkFailed
+from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.sync import connector_context
 
 
@@ -19,6 +20,9 @@ def command(ctx: AgentContext, offline: bool) -> None:
     ctx.engine  # noqa: B018 - opening (and migrating) the store is part of the check
     click.echo(f"configuration {ctx.config_path}: valid")
     click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
+    if not any(cs.name == RECEPTION_SOURCE for cs in settings.connectors):
+        click.echo(f"warning: no [connectors.{RECEPTION_SOURCE}] (the Centre's reception register): every dossier "
+                   "will be reported as not received at the Centre")
     if offline:
         return
     failed = []
