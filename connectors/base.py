@@ -129,6 +129,11 @@ def available_types() -> tuple[str, ...]:
     return tuple(sorted(_entry_points()))
 
 
+def installed_from(type_name: str) -> str:
+    """Where the type's class is installed from (``module:Class``), as its entry point says."""
+    return str(_entry_points()[type_name].value)
+
+
 def connector_class(type_name: str, key: str = "type") -> type[Connector]:
     """The connector class installed under ``type_name``; ``ConfigError`` naming ``key`` if none."""
     ep = _entry_points().get(type_name)

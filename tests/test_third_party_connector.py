@@ -131,3 +131,18 @@ def test_a_connector_that_declares_no_name_is_shown_by_its_table_name_even_a_bui
     load_settings(config, environ=SECRETS)
     assert labels.source_label("civil_status") == "civil_status"
     labels.forget()
+
+
+def test_the_connectors_command_lists_each_installed_type_with_its_keys(land_installed: None) -> None:
+    """What a ward IT officer needs to write a table for a connector just installed."""
+    from click.testing import CliRunner
+
+    from sync_agent.cli import main
+
+    result = CliRunner().invoke(main, ["connectors"], catch_exceptions=False)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert f"land  {LAND}  (ward_land_connector:LandConnector)" in out
+    assert "one_stop  Một cửa (HTTT giải quyết TTHC thành phố)  (connectors.one_stop.connector:OneStopConnector)" in out
+    assert "    password  text, required, secret: its password (use ${ENV})" in out
+    assert "reception register: configure as [connectors.one_stop]" in out

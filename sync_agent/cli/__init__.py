@@ -20,7 +20,7 @@ from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFaile
 # scheduler) inside the command: `sync` is run often and should not start up paying for them.
 COMMAND_MODULES = (
     "sync", "runs", "check_config", "demo", "run", "status", "logs", "alerts", "report", "reconcile", "flags",
-    "quarantine",
+    "quarantine", "connectors",
 )
 
 
