@@ -119,7 +119,9 @@ def _table(title: str, groups: Sequence[Group], total: Figures) -> list[str]:
 
     def row(label: str, f: Figures) -> str:
         ok = "đúng" if f.identity_holds else "SAI"
-        return (f"{label[:width]:<{width}} " + " ".join(f"{vn.number(v):>6}" for v in figure_row(f))
+        if len(label) > width:  # the HTML part and the spreadsheet show it whole
+            label = label[:width - 1].rstrip() + "…"
+        return (f"{label:<{width}} " + " ".join(f"{vn.number(v):>6}" for v in figure_row(f))
                 + f"  {ok}")
 
     lines += [row(g.label, g.figures) for g in groups]

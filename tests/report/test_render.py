@@ -196,3 +196,12 @@ def test_a_bypassed_dossier_that_cites_a_code_says_one_stop_does_not_have_it(
     cited = [cited]
     html, text = render_html(r, limit=None), render_text(r)
     assert CITED_CODE_UNKNOWN in html and f"{cited[0].code} | " in text and CITED_CODE_UNKNOWN in text
+
+
+def test_a_name_too_long_for_the_text_table_is_cut_with_an_ellipsis() -> None:
+    from sync_agent.report.counting import Figures, Group
+    from sync_agent.report.render_text import _table
+
+    long = "Đất đai (Văn phòng đăng ký đất đai thành phố Hải Phòng)"
+    lines = _table("Theo hệ thống tiếp nhận", [Group(key="land", label=long, figures=Figures())], Figures())
+    assert lines[2][:43] == "Đất đai (Văn phòng đăng ký đất đai thành…  "  # the column stays 42 wide
