@@ -157,9 +157,10 @@ def connector_labels(type_name: str) -> SourceLabels | None:
         cls = connector_class(type_name)
     except ConfigError:
         return None
-    if not cls.label:
+    full = cls.label or cls.short_label  # one of the two is enough
+    if not full:
         return None
-    return SourceLabels(full=cls.label, short=cls.short_label or cls.label)
+    return SourceLabels(full=full, short=cls.short_label or full)
 
 
 def connector_option_specs(type_name: str, key: str) -> Mapping[str, Option]:

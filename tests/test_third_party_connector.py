@@ -122,6 +122,7 @@ def test_a_connector_that_declares_no_name_is_shown_by_its_table_name_even_a_bui
     import ward_land_connector
 
     monkeypatch.setattr(ward_land_connector.LandConnector, "label", None)
+    monkeypatch.setattr(ward_land_connector.LandConnector, "short_label", None)
     forget_installed()
     text = EXAMPLE.read_text(encoding="utf-8")
     start, end = text.index("[connectors.civil_status]"), text.index("[connectors.residence]")
@@ -146,3 +147,12 @@ def test_the_connectors_command_lists_each_installed_type_with_its_keys(land_ins
     assert "one_stop  Một cửa (HTTT giải quyết TTHC thành phố)  (connectors.one_stop.connector:OneStopConnector)" in out
     assert "    password  text, required, secret: its password (use ${ENV})" in out
     assert "reception register: configure as [connectors.one_stop]" in out
+
+
+def test_a_connector_that_declares_only_a_short_name_is_shown_by_it_everywhere(
+        land_installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ward_land_connector
+
+    monkeypatch.setattr(ward_land_connector.LandConnector, "label", None)
+    forget_installed()
+    assert (labels.source_label("land"), labels.short_source_label("land")) == ("Đất đai", "Đất đai")
