@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -259,3 +260,29 @@ def test_check_config_warns_when_no_reception_register_is_configured(tmp_path: P
             "reported as not received at the Centre") in result.stdout
     with_it = run_cli(write(tmp_path, text), "check-config", "--offline")
     assert "warning" not in with_it.stdout
+
+
+def test_check_config_warns_of_stored_records_no_table_names_any_more(tmp_path: Path) -> None:
+    """A table renamed on a store in use starts a new source: its records are read again under the
+    new name and the old ones still count, so the report counts that system twice."""
+    from sync_agent.model import Channel, DossierRecord, Status
+    from sync_agent.store.engine import open_engine, write_transaction
+    from sync_agent.store.records import save_records
+
+    config = write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
+    settings = load_settings(config, environ=SECRETS)
+    engine = open_engine(settings.agent.database_url)
+    record = DossierRecord(source="civil_status", source_id="HT-1", procedure_code="1.001193",
+                           status=Status.RECEIVED, source_updated_at=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+                           channel=Channel.ONLINE)
+    with write_transaction(engine) as conn:
+        save_records(conn, "civil_status", [record], settings.agent.timezone, None, dt.datetime.now(dt.UTC))
+    engine.dispose()
+    renamed = write(tmp_path, EXAMPLE.read_text(encoding="utf-8").replace("[connectors.civil_status]",
+                                                                           "[connectors.hotich]", 1))
+    result = run_cli(renamed, "check-config", "--offline")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: the store holds 1 record(s) of the source 'civil_status', which no [connectors] table "
+            "names now; they still count in reports") in result.stdout
+    config = write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))  # named again as it was
+    assert "warning: the store" not in run_cli(config, "check-config", "--offline").stdout

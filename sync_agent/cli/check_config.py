@@ -8,6 +8,8 @@ from connectors.base import build_connector
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import SourceError, WorkFailed
 from sync_agent.model import RECEPTION_SOURCE
+from sync_agent.store.engine import read_connection
+from sync_agent.store.records import count_records
 from sync_agent.sync import connector_context
 
 
@@ -20,6 +22,12 @@ def command(ctx: AgentContext, offline: bool) -> None:
     ctx.engine  # noqa: B018 - opening (and migrating) the store is part of the check
     click.echo(f"configuration {ctx.config_path}: valid")
     click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
+    with read_connection(ctx.engine) as conn:
+        stored = count_records(conn)
+    for source in sorted(set(stored) - set(settings.source_names)):
+        # a table renamed on a store in use: the new name reads the records again, the old still count
+        click.echo(f"warning: the store holds {stored[source]} record(s) of the source {source!r}, which no "
+                   "[connectors] table names now; they still count in reports")
     if not any(cs.name == RECEPTION_SOURCE for cs in settings.connectors):
         click.echo(f"warning: no [connectors.{RECEPTION_SOURCE}] (the Centre's reception register): every dossier "
                    "will be reported as not received at the Centre")
