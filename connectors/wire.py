@@ -26,10 +26,21 @@ _FALSE = frozenset({"0", "false"})
 
 def show(value: Any) -> str:
     """A value as it may appear in a quarantine reason: short, with ID-shaped digits masked."""
-    text = redact_text(repr(value))  # before the cut, which could leave an ID short of a digit
+    # its text masked before ``repr``, which writes a newline as "\n": the ID would follow a letter
+    text = redact_text(repr(_masked(value)))  # and before the cut, which could leave it short of a digit
     if len(text) > 60:  # and after it, which could leave a longer run twelve digits long
         text = redact_text(text[:57]) + "..."
     return text
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, Mapping):
+        return {(redact_text(k) if isinstance(k, str) else k): _masked(v) for k, v in value.items()}
+    return value
 
 
 def is_none(value: Any) -> bool:

@@ -106,6 +106,19 @@ def test_an_id_number_at_the_end_of_a_long_bad_value_is_not_shown_in_part(
 
 
 @PARAMS
+@pytest.mark.parametrize("separator", ["\n", "\t", "\r", "\x0b", "\u200b"])
+def test_an_id_number_after_a_control_character_in_a_bad_value_is_masked(
+    source: Source, context: ConnectorContext, separator: str
+) -> None:
+    # the reason shows the value as Python writes it, where a newline becomes "\n": the ID then
+    # follows a letter, and was not taken for one
+    field = source.time_fields[1]
+    out = source.mapping.normalise_item(put(source.sample(), field, f"ngày{separator}{samples.ID_NUMBER}"), context)
+    assert isinstance(out, QuarantinedRecord) and field in out.reason
+    assert samples.ID_NUMBER not in out.reason and "[id-redacted]" in out.reason
+
+
+@PARAMS
 @pytest.mark.parametrize("item", ["text", 12, [1, 2], None])
 def test_an_item_that_is_not_an_object_is_quarantined(
     source: Source, item: Any, context: ConnectorContext
