@@ -8,6 +8,10 @@ and these columns reach emails and webhooks as they are: this masks them in ``do
 other text), so a store with none costs one scan per table. The first sync after it counts each
 record it changed as updated once: the stored content hash is of the text before.
 
+It also masks what quarantine reasons showed of an ID number in a bad value: cut to 60
+characters first and masked after, a 12-digit ID cut to 10 or 11 digits before the "..."; and
+written out by Python first, an ID after a "\n", "\t" or "\u200b", which then followed a letter.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-29 16:20:00
@@ -56,6 +60,15 @@ def _clean(text: str | None, applicant_name: str | None = None) -> str | None:
     return text
 
 
+_BOUNDARY = r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-f]{2})|(?<=\\u[0-9a-f]{4}))"
+_CUT_ID = re.compile(_BOUNDARY + r"\d{10,11}(?=\.\.\.)")
+_ESCAPED_ID = re.compile(_BOUNDARY + r"(\d{9}|\d{12})(?![A-Za-z\d])")
+
+
+def _clean_reason(reason: str) -> str:
+    return _ESCAPED_ID.sub("[id-redacted]", _CUT_ID.sub("[id-redacted]", reason))
+
+
 def _candidates(dialect: str) -> str:
     if dialect == "postgresql":
         digits = " OR ".join(f"{c} ~ '[0-9]{{9}}'" for c in _COLUMNS)
@@ -85,6 +98,14 @@ def upgrade() -> None:
                   .values(**{c: sa.bindparam(f"new_{c}") for c in _COLUMNS}))
         for i in range(0, len(changed), _BATCH):
             bind.execute(update, changed[i:i + _BATCH])
+    digits = "reason ~ '[0-9]{9}'" if bind.dialect.name == "postgresql" else f"reason GLOB '*{'[0-9]' * 9}*'"
+    q = sa.table("quarantine", sa.column("id"), sa.column("reason"))
+    reasons = [{"row_id": row_id, "new_reason": _clean_reason(reason)}
+               for row_id, reason in bind.execute(sa.text(f"SELECT id, reason FROM quarantine WHERE {digits}"))
+               if _clean_reason(reason) != reason]
+    update = sa.update(q).where(q.c.id == sa.bindparam("row_id")).values(reason=sa.bindparam("new_reason"))
+    for i in range(0, len(reasons), _BATCH):
+        bind.execute(update, reasons[i:i + _BATCH])
 
 
 def downgrade() -> None:
