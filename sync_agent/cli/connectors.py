@@ -16,7 +16,7 @@ _TYPE_WORDS = {str: "text", int: "integer", float: "number", bool: "true/false"}
 @click.command("connectors")
 def command() -> None:
     """Installed connector types: name, label, package, and each type's own keys."""
-    from connectors.base import available_types, connector_class, installed_from
+    from connectors.base import available_types, connector_class, connector_labels, installed_from
 
     for name in available_types():
         try:
@@ -24,7 +24,9 @@ def command() -> None:
         except ConfigError as exc:
             click.echo(f"{name}  cannot be loaded: {exc.message}")
             continue
-        click.echo(f"{name}  {cls.label or '(no label: shown by its table name)'}  ({installed_from(name)})")
+        found = connector_labels(name)
+        label = found.full if found else "(no label: shown by its table name)"
+        click.echo(f"{name}  {label}  ({installed_from(name)})")
         if cls.reception_register:
             click.echo(f"    reception register: configure as [connectors.{RECEPTION_SOURCE}]")
         for key, opt in cls.options.items():
