@@ -516,7 +516,7 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
             # its quarantine reasons: an ID cut to 11 digits, then masked; one after a "\n" as repr writes it
             save_quarantined(conn, "residence", [
                 QuarantinedRecord(source="residence", raw={"id": "CT-1"}, source_id="CT-1",
-                                  reason="field status: unknown code 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 07970323777..."),
+                                  reason=f"field status: unknown code '{'A' * 44} 07970323777..."),
                 QuarantinedRecord(source="residence", raw={"id": "CT-2"}, source_id="CT-2",
                                   reason="field received_at: 'ngày\\n079123456789\\u200b123456789' is not a date"),
                 QuarantinedRecord(source="residence", raw={"id": "CT-3"}, source_id="CT-3",
@@ -535,7 +535,7 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
                 assert rows["H-2"].procedure_name is None
             reasons = {r.source_id: r.reason for r in conn.execute(select(quarantine))}
             assert reasons == {
-                "CT-1": "field status: unknown code 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA [id-redacted]...",
+                "CT-1": f"field status: unknown code '{'A' * 44} [id-redacted]...",
                 "CT-2": "field received_at: 'ngày\\n[id-redacted]\\u200b[id-redacted]' is not a date",
                 "CT-3": "field received_at: '2026-13-45' is not a date"}
     finally:
