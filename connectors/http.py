@@ -214,6 +214,10 @@ class _Schedule:
         return False
 
 
+#: seconds between a source's clock and ours from which the difference is logged
+CLOCK_DIFFERENCE_REPORTED = 300
+
+
 class HttpClient:
     """One connector's HTTP session: JSON in, JSON out, with its settings' limits.
 
@@ -243,6 +247,7 @@ class HttpClient:
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = _USER_AGENT
         self._session.headers["Accept"] = "application/json"
+        self._clock_checked = False
 
     @property
     def source(self) -> str:
@@ -354,10 +359,39 @@ class HttpClient:
                 )
                 if error is not None:
                     raise error
+                if not self._clock_checked:
+                    self._check_clock(response.headers.get("Date"))
                 body = self._read_body(response, deadline, where)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise transport_error(exc, where, _host(url)) from exc
         return _decode_json(body, where)
+
+    def _check_clock(self, date: str | None) -> None:
+        """Report, once per client, a source whose clock is far from ours (its ``Date`` header).
+
+        The cursor moves by our clock, the records' times by the source's: a source behind ours
+        by more than the lookback stamps its next updates before the next read's start, and they
+        are never read. Ahead, its records only wait until our clock reaches them."""
+        self._clock_checked = True
+        try:
+            theirs = email.utils.parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError, IndexError):
+            return
+        if theirs is None or theirs.tzinfo is None:
+            return
+        ahead = (theirs - self.now()).total_seconds()
+        if abs(ahead) < CLOCK_DIFFERENCE_REPORTED:
+            return
+        lookback = self.settings.lookback_minutes * 60
+        if -ahead >= lookback:
+            log.error("source_clock_differs", source=self.source, seconds=round(ahead),
+                      lookback_minutes=self.settings.lookback_minutes,
+                      note="its clock is behind ours by more than the lookback: records it updates may never "
+                           "be read; have its clock set, or raise lookback_minutes above the difference")
+        else:
+            log.warning("source_clock_differs", source=self.source, seconds=round(ahead),
+                        lookback_minutes=self.settings.lookback_minutes,
+                        note="its clock differs from ours (the records' times are its)")
 
     def _read_body(self, response: requests.Response, deadline: float, where: str) -> bytes:
         """Read the body in whatever pieces arrive, checking the deadline between them.

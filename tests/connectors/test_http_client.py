@@ -228,3 +228,23 @@ def test_status_error_sorts_statuses_in_one_place() -> None:
     assert isinstance(status_error(403, "w", session_expired_on={401}), FatalSourceError)
     for s in (301, 400, 401, 403, 404, 418, 501, 505):
         assert isinstance(status_error(s, "w"), FatalSourceError)
+
+
+@pytest.mark.parametrize(("ours_ahead", "event", "level"), [
+    (dt.timedelta(hours=2), "source_clock_differs", "error"),  # the source behind by more than the lookback
+    (dt.timedelta(minutes=20), "source_clock_differs", "warning"),
+    (dt.timedelta(minutes=-20), "source_clock_differs", "warning"),  # ahead: its records only wait
+    (dt.timedelta(seconds=30), None, None),
+])
+def test_a_source_clock_far_from_ours_is_reported_once(client_for: ClientFor, ours_ahead: dt.timedelta,
+                                                       event: str | None, level: str | None) -> None:
+    """The cursor is set by our clock and the records' times by the source's: a source whose clock
+    is behind ours by more than the lookback has its next updates stamped before the next read's
+    start, and they are never read. Its answers' ``Date`` header tells."""
+    with serving(Script(OK, OK)) as server, capture_logs() as logs:
+        client = client_for(make_settings(server.url, lookback_minutes=60),
+                            now=lambda: dt.datetime.now(dt.UTC) + ours_ahead)
+        client.get_json("/x")
+        client.get_json("/x")
+    found = [(e["event"], e["log_level"]) for e in logs if e["event"] == "source_clock_differs"]
+    assert found == ([(event, level)] if event else [])
