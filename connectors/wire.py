@@ -336,7 +336,7 @@ def normalise(
     except RecordError as exc:
         reason = str(exc)
     except Exception as exc:  # a shape no rule foresaw must cost one record, not the page
-        reason = f"cannot be normalised ({type(exc).__name__}: {redact_text(str(exc))[:120]})"
+        reason = f"cannot be normalised ({type(exc).__name__}: {redact_text(redact_text(str(exc))[:120])})"
     source_id: str | None
     updated: dt.datetime | None
     try:

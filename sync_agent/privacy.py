@@ -19,7 +19,11 @@ from sync_agent.payload import StoredPayload, orjson_bytes, payload_json
 # A Vietnamese personal ID (CCCD) has 12 digits; old ID cards have 9. Anything that looks like
 # one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone. A
 # run is of digits of any script (a full-width keyboard types ０７９…), and ends at any of them.
-_ID_IN_TEXT = re.compile(r"(?<![A-Za-z\d])(\d{9}|\d{12})(?![A-Za-z\d])")
+# It may also start right after an escape Python wrote (an error message quotes a bad value
+# that way: a newline before the ID becomes "\n", and the ID then follows a letter).
+_ID_IN_TEXT = re.compile(
+    r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
+    r"|(?<=\\U[0-9a-fA-F]{8}))(\d{9}|\d{12})(?![A-Za-z\d])")
 ID_PLACEHOLDER = "[id-redacted]"
 #: nine digits in a row, which anything ID-shaped contains: a text without them is cleared by
 #: this, which the regex engine scans twice as fast (``_ID_IN_TEXT`` opens with a lookbehind,
@@ -71,6 +75,8 @@ class IdHasher:
 
 def redact_text(text: str) -> str:
     """Mask anything shaped like an ID number in free text (log lines, error messages)."""
+    if _DIGIT_RUN.search(text) is None:  # the cheap test first (every log line comes here)
+        return text
     return _ID_IN_TEXT.sub(ID_PLACEHOLDER, text)
 
 

@@ -434,3 +434,20 @@ def test_household_business_paid_online(value: Any, paid: bool, context: Connect
 @pytest.mark.parametrize(("fee", "required"), [(100000, True), ("100000", True), (0, False), (None, False)])
 def test_household_business_fee(fee: Any, required: bool, context: ConnectorContext) -> None:
     assert record(hkd.normalise_item(samples.household_business(LePhi=fee), context)).fee_required is required
+
+
+def test_an_id_number_quoted_by_an_unforeseen_error_is_masked_in_the_reason(context: ConnectorContext) -> None:
+    """A mapping that meets a shape no rule foresaw costs one record; the error's message quotes
+    the value as Python writes it, a newline as "\\n" before the ID."""
+    from connectors import wire
+    from sync_agent.privacy import IdHasher
+
+    def build(item: Any) -> DossierRecord:
+        int(item["SoLuong"])  # raises ValueError quoting the value
+        raise AssertionError("unreachable")
+
+    out = wire.normalise({"MaHoSo": "H-1", "SoLuong": "ngày\n" + samples.ID_NUMBER}, build, source="one_stop",
+                         hasher=IdHasher("k"), id_keys=frozenset(), id_field="MaHoSo", updated_field="x",
+                         parse_updated=lambda s: dt.datetime.now(dt.UTC), updated_pattern="x")
+    assert isinstance(out, QuarantinedRecord) and out.reason.startswith("cannot be normalised (ValueError")
+    assert samples.ID_NUMBER not in out.reason and "[id-redacted]" in out.reason
