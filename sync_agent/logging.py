@@ -59,10 +59,11 @@ def redact_value(value: Any, key: str = "") -> Any:
     if key and _SECRET_KEYS.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
-        for secret in _secret_values:
+        value = _SECRET_IN_TEXT.sub(_mask_inline_secret, redact_text(value))
+        for secret in _secret_values:  # last: one masked first could cut an ID or a header in two
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return _SECRET_IN_TEXT.sub(_mask_inline_secret, redact_text(value))
+        return value
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -184,3 +184,16 @@ def test_a_configured_secret_is_masked_in_any_line_whatever_its_key(tmp_path: Pa
     text = (tmp_path / "agent.jsonl").read_text(encoding="utf-8")
     assert "login_failed" in text and "tiepnhan:[redacted]@127.0.0.1" in text
     assert "tiepnhan-2026-mk" not in text and "thu-dien-tu-mk" not in text
+
+
+def test_a_secret_value_is_masked_after_the_id_numbers_and_the_named_secrets() -> None:
+    """Masked first, a short secret cut an ID number in two halves left in clear, and a secret
+    that is a word of a header ate the header's own mask."""
+    agent_logging.mask_values(["123456", "Bearer"])
+    try:
+        assert agent_logging.redact_value("applicant 079123456789 typed") == "applicant [id-redacted] typed"
+        header = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc"
+        assert agent_logging.redact_value(header) == "Authorization: [redacted]"
+        assert agent_logging.redact_value("pin 123456 sent") == "pin [redacted] sent"
+    finally:
+        agent_logging.mask_values([])
