@@ -286,3 +286,6 @@ def test_check_config_warns_of_stored_records_no_table_names_any_more(tmp_path: 
             "names now; they still count in reports") in result.stdout
     config = write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))  # named again as it was
     assert "warning: the store" not in run_cli(config, "check-config", "--offline").stdout
+    client = 'client_id = "phuong-11311"'
+    disabled = write(tmp_path, example_with(client, client + "\nenabled = false"))
+    assert "warning: the store" not in run_cli(disabled, "check-config", "--offline").stdout  # still named

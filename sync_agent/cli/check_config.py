@@ -24,7 +24,7 @@ def command(ctx: AgentContext, offline: bool) -> None:
     click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
     with read_connection(ctx.engine) as conn:
         stored = count_records(conn)
-    for source in sorted(set(stored) - set(settings.source_names)):
+    for source in sorted(set(stored) - {cs.name for cs in settings.connectors}):  # disabled ones too
         # a table renamed on a store in use: the new name reads the records again, the old still count
         click.echo(f"warning: the store holds {stored[source]} record(s) of the source {source!r}, which no "
                    "[connectors] table names now; they still count in reports")
