@@ -693,6 +693,8 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
 def webhook_payload(digest: Digest) -> dict[str, Any]:
     """The JSON a webhook receives: a one-line summary for an SMS gateway, and the whole digest."""
     items = (*digest.new, *digest.due_soon, *digest.overdue, *(f.dossier for f in digest.new_flags))
+    named = {i.source for i in items} | {s.source for s in digest.stale_sources} | set(
+        digest.report_waiting[1] if digest.report_waiting else ())
     return {
         "type": "sync_agent.alerts.digest",
         "key": digest.key,
@@ -701,7 +703,7 @@ def webhook_payload(digest: Digest) -> dict[str, Any]:
         "counts": digest.counts(),
         "new_by_source": digest.new_by_source(),
         # the names staff read for the sources the digest mentions (its items carry the store's)
-        "source_labels": {s: source_label(s) for s in sorted({i.source for i in items})},
+        "source_labels": {s: source_label(s) for s in sorted(named - {"?"})},
         "digest": digest.as_json(),
     }
 
