@@ -505,7 +505,7 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
     eng = create_store_engine(db_url)
     try:
         with write_transaction(eng) as conn:
-            save_records(conn, "one_stop", [rec("H-1", reception_code="H-1"), rec("H-2", reception_code="H-2")],
+            save_records(conn, "one_stop", [rec(f"H-{n}", reception_code=f"H-{n}") for n in (1, 2, 3)],
                          TZ, None, NOW)
         reconcile(eng, TZ, now=NOW)
         dirty = {"procedure_name": "Khai sinh cho con của Nguyễn Văn An (079123456789)",
@@ -513,6 +513,10 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
         with write_transaction(eng) as conn:  # as the release before stored them
             for table in (dossiers, cases):
                 conn.execute(update(table).where(table.c.reception_code == "H-1").values(**dirty))
+                # what no SQL filter finds: full-width digits, a name in capitals with two spaces
+                conn.execute(update(table).where(table.c.reception_code == "H-3").values(
+                    procedure_name="Khai sinh cho con của NGUYỄN  VĂN AN",
+                    field_name="Hộ tịch ０７９１２３４５６７８９", applicant_name="Nguyễn Văn An"))
             # its quarantine reasons: an ID cut to 11 digits, then masked; one after a "\n" as repr writes it
             save_quarantined(conn, "residence", [
                 QuarantinedRecord(source="residence", raw={"id": "CT-1"}, source_id="CT-1",
@@ -521,6 +525,10 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
                                   reason="field received_at: 'ngày\\n079123456789\\u200b123456789' is not a date"),
                 QuarantinedRecord(source="residence", raw={"id": "CT-3"}, source_id="CT-3",
                                   reason="field received_at: '2026-13-45' is not a date"),
+                QuarantinedRecord(source="residence", raw={"id": "CT-4"}, source_id="CT-4",  # cut to 7 digits
+                                  reason=f"field status: unknown code '{'A' * 48} 0797032..."),
+                QuarantinedRecord(source="residence", raw={"id": "CT-5"}, source_id="CT-5",
+                                  reason="field status: unknown code 'x\\U000e0001079123456789'"),
             ], None, NOW)
     finally:
         eng.dispose()
@@ -533,11 +541,15 @@ def test_an_upgrade_masks_the_id_numbers_and_names_stored_by_an_earlier_release(
                 assert rows["H-1"].field_name == "Hộ tịch [id-redacted]"
                 assert rows["H-1"].applicant_name == "Nguyễn Văn An"
                 assert rows["H-2"].procedure_name is None
+                assert (rows["H-3"].procedure_name, rows["H-3"].field_name) == (
+                    "Khai sinh cho con của N. V. An", "Hộ tịch [id-redacted]")
             reasons = {r.source_id: r.reason for r in conn.execute(select(quarantine))}
             assert reasons == {
                 "CT-1": f"field status: unknown code '{'A' * 44} [id-redacted]...",
                 "CT-2": "field received_at: 'ngày\\n[id-redacted]\\u200b[id-redacted]' is not a date",
-                "CT-3": "field received_at: '2026-13-45' is not a date"}
+                "CT-3": "field received_at: '2026-13-45' is not a date",
+                "CT-4": f"field status: unknown code '{'A' * 48} [id-redacted]...",
+                "CT-5": "field status: unknown code 'x\\U000e0001[id-redacted]'"}
     finally:
         eng.dispose()
 
