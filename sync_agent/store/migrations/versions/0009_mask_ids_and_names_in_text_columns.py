@@ -5,9 +5,8 @@ digits masked, and the applicant's full name, where the procedure's or field's n
 masked as emails show it (``privacy.clean_text_field``). Rows stored before keep them in clear,
 and these columns reach emails and webhooks as they are: this masks them in ``dossiers`` and
 ``cases``. Data only. Every row is read, in batches of 5,000 (the masking itself takes about
-1.6 s a million rows, measured alone). The
-first sync after it counts each record it changed as updated once: the stored content hash is
-of the text before.
+1.6 s a million rows, measured alone). The first sync after it counts each record it changed
+as updated once: the stored content hash is of the text before.
 
 It also masks what quarantine reasons showed of an ID number in a bad value: cut to 60
 characters first and masked after, the digits an ID was cut to before the "..."; and written
