@@ -513,7 +513,7 @@ def json_int(body: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():  # what int() reads; "²" is a digit, not
         return int(value)
     return None
 

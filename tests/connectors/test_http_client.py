@@ -248,3 +248,12 @@ def test_a_source_clock_far_from_ours_is_reported_once(client_for: ClientFor, ou
         client.get_json("/x")
     found = [(e["event"], e["log_level"]) for e in logs if e["event"] == "source_clock_differs"]
     assert found == ([(event, level)] if event else [])
+
+
+@pytest.mark.parametrize(("value", "read"), [(7, 7), ("12", 12), (" 3 ", 3), ("²", None), ("", None), (True, None),
+                                            ("x", None), (None, None)])
+def test_a_count_in_an_answer_is_read_or_ignored_never_raises(value: object, read: int | None) -> None:
+    """``'²'.isdigit()`` is true, and ``int('²')`` raised: a source's odd total failed its run."""
+    from connectors.http import json_int
+
+    assert json_int({"TongSo": value}, "TongSo") == read
