@@ -242,7 +242,7 @@ def _agent(t: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> Agen
     k = "agent"
     _only_keys(t, k, AGENT_KEYS)
     ward_code = _str(t, k, "ward_code", required=True)
-    if not ward_code.isdigit():
+    if not (ward_code.isascii() and ward_code.isdigit()):
         raise ConfigError(f"{k}.ward_code", f"must be the ward's numeric unit code, got {ward_code!r}")
     tz_name = _str(t, k, "timezone", default="Asia/Ho_Chi_Minh")
     try:

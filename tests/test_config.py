@@ -58,6 +58,7 @@ def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
         ('username = "tiepnhan"', 'usename = "tiepnhan"', "connectors.one_stop.usename"),
         ('working_saturdays = []', 'working_saturdays = ["2026-01-11"]', "calendar.working_saturdays[0]"),
         ('max_empty_pages = 10000', 'max_empty_pages = 0', "connectors.residence.max_empty_pages"),
+        ('ward_code = "11311"', 'ward_code = "１１３１１"', "agent.ward_code"),  # full-width: sent as it is
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, old: str, new: str, key: str) -> None:
