@@ -436,3 +436,15 @@ def test_two_first_sends_of_a_cut_short_digest_carry_one_stale_list(engine: Engi
         assert job.stale_sources == () and [s.source for s in person.stale_sources] == ["residence"]
         _fix_window(engine, settings, job, NOW)
         assert _fix_window(engine, settings, person, NOW + dt.timedelta(minutes=6)).stale_sources == ()
+
+
+def test_the_webhook_names_every_source_it_speaks_of_as_staff_read_it() -> None:
+    """A receiver (an SMS gateway) shows the systems' names: those of the warnings too, and no
+    name for the placeholder of a flag whose record is gone."""
+    from sync_agent.alerts import StaleSource, webhook_payload
+
+    gone = FlagItem(flag_id=1, kind="data_quality", raised_at=NOW, dossier=DigestItem(source="?", procedure_code=""))
+    digest = Digest(date=TODAY, since=LAST_DIGEST, until=NOW, new_flags=(gone,),
+                    stale_sources=(StaleSource("residence", None),), report_waiting=("2026-01", ("civil_status",)))
+    assert webhook_payload(digest)["source_labels"] == {"civil_status": "Hộ tịch (Bộ Tư pháp)",
+                                                       "residence": "Cư trú (Bộ Công an)"}
