@@ -451,3 +451,12 @@ def test_an_id_number_quoted_by_an_unforeseen_error_is_masked_in_the_reason(cont
                          parse_updated=lambda s: dt.datetime.now(dt.UTC), updated_pattern="x")
     assert isinstance(out, QuarantinedRecord) and out.reason.startswith("cannot be normalised (ValueError")
     assert samples.ID_NUMBER not in out.reason and "[id-redacted]" in out.reason
+
+
+def test_a_long_number_cut_to_twelve_digits_in_a_reason_is_masked_too() -> None:
+    """Cut at 60 characters, a longer digit run can end as twelve digits, which then read as an
+    ID number: it is masked after the cut as well."""
+    from connectors.wire import show
+
+    shown = show("A" * 43 + " 1234567890123456")
+    assert shown.endswith(" [id-redacted]...") and "123456789012" not in shown
