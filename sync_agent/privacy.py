@@ -73,6 +73,13 @@ class IdHasher:
         return key
 
 
+def id_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``redact_text`` would mask: the spans of the ID-shaped runs in ``text``."""
+    if _DIGIT_RUN.search(text) is None:
+        return []
+    return [m.span() for m in _ID_IN_TEXT.finditer(text)]
+
+
 def redact_text(text: str) -> str:
     """Mask anything shaped like an ID number in free text (log lines, error messages)."""
     if _DIGIT_RUN.search(text) is None:  # the cheap test first (every log line comes here)

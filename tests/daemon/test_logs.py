@@ -191,9 +191,24 @@ def test_a_secret_value_is_masked_after_the_id_numbers_and_the_named_secrets() -
     that is a word of a header ate the header's own mask."""
     agent_logging.mask_values(["123456", "Bearer"])
     try:
-        assert agent_logging.redact_value("applicant 079123456789 typed") == "applicant [id-redacted] typed"
+        # the ID holds the secret: masked whole, as the secret it holds
+        assert agent_logging.redact_value("applicant 079123456789 typed") == "applicant [redacted] typed"
         header = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc"
         assert agent_logging.redact_value(header) == "Authorization: [redacted]"
         assert agent_logging.redact_value("pin 123456 sent") == "pin [redacted] sent"
+    finally:
+        agent_logging.mask_values([])
+
+
+def test_a_secret_holding_an_id_shaped_run_is_masked_whole() -> None:
+    """Each mask is found in the line as it came: an ID masked first cut a secret holding nine
+    digits in two, and the rest of it was left in clear (a bot token is "123456789:AAH...")."""
+    agent_logging.mask_values(["Hcm@123456789", "123456789:AAHdqTcvCH1vGWJx", "Pw-079123456789-x"])
+    try:
+        redact = agent_logging.redact_value
+        assert redact("login as x with Hcm@123456789 refused") == "login as x with [redacted] refused"
+        assert redact("rejected 123456789:AAHdqTcvCH1vGWJx") == "rejected [redacted]"
+        assert redact("auth failed: Pw-079123456789-x") == "auth failed: [redacted]"
+        assert redact("citizen 079123456789, token=abc") == "citizen [id-redacted], token=[redacted]"
     finally:
         agent_logging.mask_values([])
