@@ -514,7 +514,10 @@ def json_int(body: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isdecimal():  # what int() reads; "²" is a digit, not
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() reads from text
+            return None
     return None
 
 

@@ -251,7 +251,7 @@ def test_a_source_clock_far_from_ours_is_reported_once(client_for: ClientFor, ou
 
 
 @pytest.mark.parametrize(("value", "read"), [(7, 7), ("12", 12), (" 3 ", 3), ("²", None), ("", None), (True, None),
-                                            ("x", None), (None, None)])
+                                            ("x", None), (None, None), ("9" * 5000, None)])
 def test_a_count_in_an_answer_is_read_or_ignored_never_raises(value: object, read: int | None) -> None:
     """``'²'.isdigit()`` is true, and ``int('²')`` raised: a source's odd total failed its run."""
     from connectors.http import json_int
