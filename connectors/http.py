@@ -216,6 +216,8 @@ class _Schedule:
 
 #: seconds between a source's clock and ours from which the difference is logged
 CLOCK_DIFFERENCE_REPORTED = 300
+#: seconds below which a difference may be the ``Date`` header's whole seconds and the network
+CLOCK_RESOLUTION = 5
 
 
 class HttpClient:
@@ -360,14 +362,15 @@ class HttpClient:
                 if error is not None:
                     raise error
                 if not self._clock_checked:
-                    self._check_clock(response.headers.get("Date"))
+                    self._check_clock(response.headers.get("Date"), response.headers.get("Age"))
                 body = self._read_body(response, deadline, where)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise transport_error(exc, where, _host(url)) from exc
         return _decode_json(body, where)
 
-    def _check_clock(self, date: str | None) -> None:
-        """Report, once per client, a source whose clock is far from ours (its ``Date`` header).
+    def _check_clock(self, date: str | None, age: str | None = None) -> None:
+        """Report, once per client, a source whose clock is far from ours (its ``Date`` header;
+        ``Age``: how long a cache between us kept the answer).
 
         The cursor moves by our clock, the records' times by the source's: a source behind ours
         by more than the lookback stamps its next updates before the next read's start, and they
@@ -375,20 +378,20 @@ class HttpClient:
         self._clock_checked = True
         try:
             theirs = email.utils.parsedate_to_datetime(date) if date else None
+            kept = int(age) if age and age.strip().isascii() and age.strip().isdigit() else 0
         except (TypeError, ValueError, IndexError):
             return
         if theirs is None or theirs.tzinfo is None:
             return
-        ahead = (theirs - self.now()).total_seconds()
-        if abs(ahead) < CLOCK_DIFFERENCE_REPORTED:
-            return
+        ahead = (theirs - self.now()).total_seconds() + kept
         lookback = self.settings.lookback_minutes * 60
-        if -ahead >= lookback:
+        # behind by the lookback or more (a few seconds at least: the header has whole seconds)
+        if -ahead >= max(lookback, CLOCK_RESOLUTION):
             log.error("source_clock_differs", source=self.source, seconds=round(ahead),
                       lookback_minutes=self.settings.lookback_minutes,
                       note="its clock is behind ours by more than the lookback: records it updates may never "
                            "be read; have its clock set, or raise lookback_minutes above the difference")
-        else:
+        elif abs(ahead) >= CLOCK_DIFFERENCE_REPORTED:
             log.warning("source_clock_differs", source=self.source, seconds=round(ahead),
                         lookback_minutes=self.settings.lookback_minutes,
                         note="its clock differs from ours (the records' times are its)")

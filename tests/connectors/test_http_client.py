@@ -250,6 +250,27 @@ def test_a_source_clock_far_from_ours_is_reported_once(client_for: ClientFor, ou
     assert found == ([(event, level)] if event else [])
 
 
+def test_a_source_behind_by_more_than_a_short_lookback_is_reported(client_for: ClientFor) -> None:
+    """Four minutes is below the warning's threshold, but beyond a two-minute lookback."""
+    with serving(Script(OK)) as server, capture_logs() as logs:
+        client = client_for(make_settings(server.url, lookback_minutes=2),
+                            now=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=4))
+        client.get_json("/x")
+    assert [e["log_level"] for e in logs if e["event"] == "source_clock_differs"] == ["error"]
+
+
+def test_an_answer_a_cache_kept_is_dated_by_its_age() -> None:
+    """A gateway's cached answer keeps the source's Date: its Age says how long ago that was."""
+    from connectors.http import HttpClient
+
+    now = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
+    with capture_logs() as logs:
+        client = HttpClient(make_settings(lookback_minutes=60), now=lambda: now)
+        client._check_clock("Sun, 29 Nov 2026 08:00:00 GMT", "7200")
+        client.close()
+    assert [e for e in logs if e["event"] == "source_clock_differs"] == []
+
+
 @pytest.mark.parametrize(("value", "read"), [(7, 7), ("12", 12), (" 3 ", 3), ("²", None), ("", None), (True, None),
                                             ("x", None), (None, None), ("9" * 5000, None)])
 def test_a_count_in_an_answer_is_read_or_ignored_never_raises(value: object, read: int | None) -> None:
