@@ -41,10 +41,12 @@ _ID_IN_TEXT = re.compile(
     r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
     r"|(?<=\\U[0-9a-fA-F]{8}))(\d{9}|\d{12})(?![A-Za-z\d])")
 _DIGIT_RUN = re.compile(r"\d\d{8}")
-#: what an earlier release's quarantine reason kept of an ID it cut short, before the "..."
+#: what an earlier release's quarantine reason kept of an ID it cut short, before the "..." that
+#: replaced the rest of the quoted value (the closing quote with it; a value that holds "..." is
+#: still quoted after it)
 _CUT_DIGITS = re.compile(
     r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
-    r"|(?<=\\U[0-9a-fA-F]{8}))\d{1,11}(?=\.\.\.)")
+    r"|(?<=\\U[0-9a-fA-F]{8}))\d{1,11}(?=\.\.\.(?!['\"]))")
 
 
 def _mask_name(name: str) -> str:
@@ -77,7 +79,7 @@ def _clean_reason(reason: str) -> str:
 def _rows(bind: sa.Connection, table: str, columns: Sequence[str]) -> Iterator[Sequence[Any]]:
     """Every row of ``table``, a batch at a time by id. Every row is looked at: an SQL filter
     would see only ASCII digits and exact names, and miss what the masking above finds."""
-    last = -1
+    last = -(2**63)  # below any id, a row's put in by hand too
     while True:
         batch = bind.execute(sa.text(f"SELECT id, {', '.join(columns)} FROM {table} WHERE id > :last "
                                      f"ORDER BY id LIMIT {_BATCH}"), {"last": last}).all()
@@ -106,8 +108,8 @@ def upgrade() -> None:
             if clean != {"procedure_name": procedure_name, "field_name": field_name, "applicant_name": applicant_name}:
                 changed.append({"row_id": row_id, **{f"new_{k}": v for k, v in clean.items()}})
         _update(bind, table, changed, _COLUMNS)
-    reasons = [{"row_id": row_id, "new_reason": _clean_reason(reason)}
-               for row_id, reason in _rows(bind, "quarantine", ("reason",)) if _clean_reason(reason) != reason]
+    reasons = [{"row_id": row_id, "new_reason": masked} for row_id, reason in _rows(bind, "quarantine", ("reason",))
+               if (masked := _clean_reason(reason)) != reason]
     _update(bind, "quarantine", reasons, ("reason",))
 
 
