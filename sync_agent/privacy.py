@@ -24,6 +24,9 @@ from sync_agent.payload import StoredPayload, orjson_bytes, payload_json
 _ID_IN_TEXT = re.compile(
     r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
     r"|(?<=\\U[0-9a-fA-F]{8}))(\d{9}|\d{12})(?![A-Za-z\d])")
+#: the same for a text without a backslash, where no escape can stand (its one lookbehind is
+#: tried at every character, the five above two and a half times slower)
+_ID_PLAIN = re.compile(r"(?<![A-Za-z\d])(\d{9}|\d{12})(?![A-Za-z\d])")
 ID_PLACEHOLDER = "[id-redacted]"
 #: nine digits in a row, which anything ID-shaped contains: a text without them is cleared by
 #: this, which the regex engine scans twice as fast (``_ID_IN_TEXT`` opens with a lookbehind,
@@ -73,18 +76,22 @@ class IdHasher:
         return key
 
 
+def _id_pattern(text: str) -> re.Pattern[str]:
+    return _ID_IN_TEXT if "\\" in text else _ID_PLAIN
+
+
 def id_spans(text: str) -> list[tuple[int, int]]:
     """Where ``redact_text`` would mask: the spans of the ID-shaped runs in ``text``."""
     if _DIGIT_RUN.search(text) is None:
         return []
-    return [m.span() for m in _ID_IN_TEXT.finditer(text)]
+    return [m.span() for m in _id_pattern(text).finditer(text)]
 
 
 def redact_text(text: str) -> str:
     """Mask anything shaped like an ID number in free text (log lines, error messages)."""
     if _DIGIT_RUN.search(text) is None:  # the cheap test first (every log line comes here)
         return text
-    return _ID_IN_TEXT.sub(ID_PLACEHOLDER, text)
+    return _id_pattern(text).sub(ID_PLACEHOLDER, text)
 
 
 def redact_payload(value: Any, id_keys: frozenset[str], hasher: IdHasher) -> Any:
@@ -305,7 +312,7 @@ def clean_text_field(text: str | None, applicant_name: str | None = None) -> str
     if not text:
         return text
     if _DIGIT_RUN.search(text) is not None:
-        text = _ID_IN_TEXT.sub(ID_PLACEHOLDER, text)
+        text = _id_pattern(text).sub(ID_PLACEHOLDER, text)
     # a full name only: one word may be part of another (the given name "An" in "An Khánh")
     words = applicant_name.split() if applicant_name else []
     if len(words) > 1:
