@@ -64,6 +64,9 @@ class IdHasher:
         digits = "".join(str(id_number).split())
         if not digits:
             return None
+        if len(digits) == 11 and digits.isascii() and digits.isdigit():
+            # a CCCD sent as a JSON number: its leading 0 (every province code has one) is lost
+            digits = "0" + digits
         last = self._last
         if last[0] == digits:
             return last[1]

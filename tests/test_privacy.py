@@ -26,12 +26,14 @@ HASHER = IdHasher("test-key")
 
 
 def reference_hash(key: str, id_number: str | None) -> str | None:
-    """The hasher as first written."""
+    """The hasher written plainly: HMAC-SHA256 of the digits, a CCCD that lost its leading 0 given it back."""
     if id_number is None:
         return None
     digits = "".join(ch for ch in str(id_number) if not ch.isspace())
     if not digits:
         return None
+    if len(digits) == 11 and all(ch in "0123456789" for ch in digits):  # a CCCD that lost its 0
+        digits = "0" + digits
     return hmac.new(key.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
@@ -220,3 +222,11 @@ def test_an_id_number_after_an_escape_python_wrote_is_masked(escape: str) -> Non
         message = str(exc)
     assert "079123456789" in message  # as Python wrote it
     assert redact_text(message).endswith("'ngày" + escape + "[id-redacted]'")
+
+
+def test_a_citizen_id_sent_as_a_json_number_keys_the_applicant_as_its_text_does() -> None:
+    """Every 12-digit CCCD begins with 0 (the province code), which a number drops: sent as a
+    number by one system and as text by another, one applicant had two keys, and the inferred
+    link between the two records was missed."""
+    assert HASHER(str(79123456789)) == HASHER("079123456789") == reference_hash("test-key", "079123456789")
+    assert HASHER("0791234567") != HASHER("00791234567")  # ten digits: not a CCCD, left as it is
