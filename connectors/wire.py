@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sync_agent.errors import RecordError
 from sync_agent.model import COMPLETED, DossierRecord, QuarantinedRecord, Status
-from sync_agent.privacy import IdHasher, redact_payload_json, redact_text
+from sync_agent.privacy import IdHasher, id_number_text, redact_payload_json, redact_text
 
 _TRUE = frozenset({"1", "true"})
 _FALSE = frozenset({"0", "false"})
@@ -83,6 +83,14 @@ def text(item: Mapping[str, Any], key: str) -> str | None:
         return str(value)
     # The value itself is not shown: this may be an ID field.
     raise RecordError(f"field {key}: expected text, got {type(value).__name__}")
+
+
+def id_number(item: Mapping[str, Any], key: str) -> str | None:
+    """An ID number field as text; sent as a number, given back the leading zeros it lost."""
+    value = item.get(key) if type(item) is dict and "." not in key else lookup(item, key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return id_number_text(value)
+    return text(item, key)
 
 
 def required_text(item: Mapping[str, Any], key: str) -> str:

@@ -64,9 +64,6 @@ class IdHasher:
         digits = "".join(str(id_number).split())
         if not digits:
             return None
-        if len(digits) == 11 and digits.isascii() and digits.isdigit():
-            # a CCCD sent as a JSON number: its leading 0 (every province code has one) is lost
-            digits = "0" + digits
         last = self._last
         if last[0] == digits:
             return last[1]
@@ -148,12 +145,22 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
     return StoredPayload(out, payload_json(out)) if out.__class__ is dict else out
 
 
+def id_number_text(value: str | int | float) -> str:
+    """An ID field's value as text. A whole number has lost its leading zeros, which every
+    CCCD has (its province's code, 001-096) and many a CMND: 10 or 11 digits are given back a
+    CCCD's 12, 8 a CMND's 9. Text is taken as written (only a number can have lost them)."""
+    if isinstance(value, int) and value.__class__ is not bool and value >= 0:
+        digits = str(value)
+        return {10: "00", 11: "0", 8: "0"}.get(len(digits), "") + digits
+    return str(value)
+
+
 def _id_field(value: Any, hasher: IdHasher) -> Any:
     """An ID field's value as stored: a number (even a float, as a careless export writes one)
     or its text by its keyed hash, the same key the mapping derives from it; anything else
     (nothing, ``true``, a nested value) is left to the rest of the redaction."""
     if isinstance(value, str | int | float) and value.__class__ is not bool:
-        key = hasher(str(value))
+        key = hasher(id_number_text(value))
         return f"hmac:{key}" if key else value
     return value
 

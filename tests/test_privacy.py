@@ -26,20 +26,26 @@ HASHER = IdHasher("test-key")
 
 
 def reference_hash(key: str, id_number: str | None) -> str | None:
-    """The hasher written plainly: HMAC-SHA256 of the digits, a CCCD that lost its leading 0 given it back."""
+    """The hasher as first written."""
     if id_number is None:
         return None
     digits = "".join(ch for ch in str(id_number) if not ch.isspace())
     if not digits:
         return None
-    if len(digits) == 11 and all(ch in "0123456789" for ch in digits):  # a CCCD that lost its 0
-        digits = "0" + digits
     return hmac.new(key.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 ID_SHAPED = re.compile(
     r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
     r"|(?<=\\U[0-9a-fA-F]{8}))(\d{9}|\d{12})(?![A-Za-z\d])")
+
+
+def reference_id_text(value: Any) -> str:
+    """An ID field's value as text, a whole number given back the zeros it lost: 10 or 11 digits
+    are a CCCD's 12, 8 a CMND's 9."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return {10: "00", 11: "0", 8: "0"}.get(len(str(value)), "") + str(value)
+    return str(value)
 
 
 def reference(value: Any, id_keys: frozenset[str]) -> Any:
@@ -53,7 +59,7 @@ def reference(value: Any, id_keys: frozenset[str]) -> Any:
         for k, v in value.items():
             masked = ID_SHAPED.sub(lambda m: f"hmac:{reference_hash('test-key', m.group())}", keys[k])
             if k in id_keys and isinstance(v, str | int | float) and not isinstance(v, bool):
-                key = reference_hash("test-key", str(v))
+                key = reference_hash("test-key", reference_id_text(v))
                 out[masked] = f"hmac:{key}" if key else v
             else:
                 out[masked] = reference(v, id_keys)
@@ -224,9 +230,19 @@ def test_an_id_number_after_an_escape_python_wrote_is_masked(escape: str) -> Non
     assert redact_text(message).endswith("'ngày" + escape + "[id-redacted]'")
 
 
-def test_a_citizen_id_sent_as_a_json_number_keys_the_applicant_as_its_text_does() -> None:
-    """Every 12-digit CCCD begins with 0 (the province code), which a number drops: sent as a
-    number by one system and as text by another, one applicant had two keys, and the inferred
-    link between the two records was missed."""
-    assert HASHER(str(79123456789)) == HASHER("079123456789") == reference_hash("test-key", "079123456789")
-    assert HASHER("0791234567") != HASHER("00791234567")  # ten digits: not a CCCD, left as it is
+@pytest.mark.parametrize(("number", "text"), [(79123456789, "079123456789"), (1123456789, "001123456789"),
+                                            (12345678, "012345678"), (791234567890, "791234567890")])
+def test_a_citizen_id_sent_as_a_json_number_keys_the_applicant_as_its_text_does(number: int, text: str) -> None:
+    """A number drops leading zeros, and a CCCD begins with its province's code (001-096), a
+    CMND often with 0: sent as a number by one system and as text by another, one applicant
+    had two keys, and the inferred link between the two records was missed."""
+    from sync_agent.privacy import id_number_text
+
+    assert HASHER(id_number_text(number)) == HASHER(text)
+    stored = redact_payload_json({"id_number": number}, KEYS, HASHER)
+    assert stored == {"id_number": f"hmac:{HASHER(text)}"} == reference({"id_number": number}, KEYS)
+
+
+def test_an_id_number_sent_as_text_is_taken_as_written() -> None:
+    """Only a number can have lost its zeros: eleven digits of text are a typo, not a CCCD."""
+    assert HASHER("07912345678") != HASHER("007912345678")

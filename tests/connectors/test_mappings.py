@@ -460,3 +460,12 @@ def test_a_long_number_cut_to_twelve_digits_in_a_reason_is_masked_too() -> None:
 
     shown = show("A" * 43 + " 1234567890123456")
     assert shown.endswith(" [id-redacted]...") and "123456789012" not in shown
+
+
+@PARAMS
+def test_a_cccd_sent_as_a_number_keys_the_applicant_as_its_text_does(source: Source, context: ConnectorContext) -> None:
+    """Hà Nội's CCCDs begin 001: as a JSON number, two zeros are lost."""
+    field = source.id_number_field
+    as_text = record(source.mapping.normalise_item(put(source.sample(), field, "001123456789"), context))
+    as_number = record(source.mapping.normalise_item(put(source.sample(), field, 1123456789), context))
+    assert as_number.applicant_key == as_text.applicant_key == context.hasher("001123456789")
