@@ -378,21 +378,26 @@ class HttpClient:
         self._clock_checked = True
         try:
             theirs = email.utils.parsedate_to_datetime(date) if date else None
-            kept = int(age) if age and age.strip().isascii() and age.strip().isdigit() else 0
         except (TypeError, ValueError, IndexError):
             return
         if theirs is None or theirs.tzinfo is None:
             return
-        ahead = (theirs - self.now()).total_seconds() + kept
         lookback = self.settings.lookback_minutes * 60
+        # a cache's answer is as old as its Age; one beyond the lookback (a proxy that dates its
+        # answers itself may pass the source's on) or unreadable is not taken
+        text = (age or "").strip()
+        kept = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+        if kept > lookback:
+            kept = 0
+        ahead = (theirs - self.now()).total_seconds() + kept
         # behind by the lookback or more (a few seconds at least: the header has whole seconds)
         if -ahead >= max(lookback, CLOCK_RESOLUTION):
-            log.error("source_clock_differs", source=self.source, seconds=round(ahead),
+            log.error("source_clock_differs", source=self.source, seconds=round(ahead), age=kept or None,
                       lookback_minutes=self.settings.lookback_minutes,
                       note="its clock is behind ours by more than the lookback: records it updates may never "
                            "be read; have its clock set, or raise lookback_minutes above the difference")
         elif abs(ahead) >= CLOCK_DIFFERENCE_REPORTED:
-            log.warning("source_clock_differs", source=self.source, seconds=round(ahead),
+            log.warning("source_clock_differs", source=self.source, seconds=round(ahead), age=kept or None,
                         lookback_minutes=self.settings.lookback_minutes,
                         note="its clock differs from ours (the records' times are its)")
 

@@ -266,9 +266,24 @@ def test_an_answer_a_cache_kept_is_dated_by_its_age() -> None:
     now = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
     with capture_logs() as logs:
         client = HttpClient(make_settings(lookback_minutes=60), now=lambda: now)
-        client._check_clock("Sun, 29 Nov 2026 08:00:00 GMT", "7200")
+        client._check_clock("Sun, 29 Nov 2026 09:40:00 GMT", "1200")
         client.close()
     assert [e for e in logs if e["event"] == "source_clock_differs"] == []
+
+
+@pytest.mark.parametrize("age", ["1200", "2147483648", "9" * 5000, "x"])
+def test_an_age_no_cache_could_mean_is_not_taken(age: str) -> None:
+    """A proxy that dates its answers itself may pass the source's Age on; an Age beyond the
+    lookback (or unreadable) says nothing of the source's clock, which is then judged alone."""
+    from connectors.http import HttpClient
+
+    now = dt.datetime(2026, 11, 29, 10, 20, tzinfo=dt.UTC)  # the source is 20 minutes behind
+    with capture_logs() as logs:
+        client = HttpClient(make_settings(lookback_minutes=15), now=lambda: now)
+        client._check_clock("Sun, 29 Nov 2026 10:00:00 GMT", age)
+        client.close()
+    assert [(e["log_level"], e["seconds"]) for e in logs if e["event"] == "source_clock_differs"] == [
+        ("error", -1200)]
 
 
 @pytest.mark.parametrize(("value", "read"), [(7, 7), ("12", 12), (" 3 ", 3), ("²", None), ("", None), (True, None),
