@@ -79,9 +79,10 @@ def _clean_reason(reason: str) -> str:
 def _rows(bind: sa.Connection, table: str, columns: Sequence[str]) -> Iterator[Sequence[Any]]:
     """Every row of ``table``, a batch at a time by id. Every row is looked at: an SQL filter
     would see only ASCII digits and exact names, and miss what the masking above finds."""
-    last = -(2**63)  # below any id, a row's put in by hand too
+    last: int | None = None  # the first batch from the lowest id, a row's put in by hand too
     while True:
-        batch = bind.execute(sa.text(f"SELECT id, {', '.join(columns)} FROM {table} WHERE id > :last "
+        after = "" if last is None else "WHERE id > :last "
+        batch = bind.execute(sa.text(f"SELECT id, {', '.join(columns)} FROM {table} {after}"
                                      f"ORDER BY id LIMIT {_BATCH}"), {"last": last}).all()
         yield from batch
         if len(batch) < _BATCH:
