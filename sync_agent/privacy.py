@@ -108,7 +108,7 @@ def redact_payload(value: Any, id_keys: frozenset[str], hasher: IdHasher) -> Any
     if not strings:
         return out
     joined = _JOIN.join(strings)
-    if _DIGIT_RUN.search(joined) is not None and _ID_IN_TEXT.search(joined) is not None:
+    if _DIGIT_RUN.search(joined) is not None and _id_pattern(joined).search(joined) is not None:
         return _mask_strings(out, hasher)
     if len(_CLEAN) >= _CLEAN_MAX:
         _CLEAN.clear()
@@ -290,7 +290,7 @@ def _collect_number(value: float, strings: list[str]) -> None:
     if value.__class__ is int and -100_000_000 < value < 100_000_000:
         return
     text = str(value)
-    if _ID_IN_TEXT.search(text) is not None:
+    if _id_pattern(text).search(text) is not None:
         strings.append(text)
 
 
@@ -304,14 +304,14 @@ def _mask_strings(value: Any, hasher: IdHasher) -> Any:
         return [_mask_strings(v, hasher) for v in value]
     if isinstance(value, str):
         return redact_text(value)
-    if isinstance(value, int | float) and value.__class__ is not bool and _ID_IN_TEXT.search(str(value)):
+    if isinstance(value, int | float) and value.__class__ is not bool and _ID_PLAIN.search(str(value)):
         return ID_PLACEHOLDER
     return value
 
 
 def _mask_key(key: str, hasher: IdHasher) -> str:
     # the walk's copy has only text keys (``_text_key``)
-    return _ID_IN_TEXT.sub(lambda m: f"hmac:{hasher(m.group())}", key)
+    return _id_pattern(key).sub(lambda m: f"hmac:{hasher(m.group())}", key)
 
 
 def clean_text_field(text: str | None, applicant_name: str | None = None) -> str | None:
