@@ -314,25 +314,36 @@ def _mask_key(key: str, hasher: IdHasher) -> str:
     return _id_pattern(key).sub(lambda m: f"hmac:{hasher(m.group())}", key)
 
 
-def clean_text_field(text: str | None, applicant_name: str | None = None) -> str | None:
-    """A source's free-text field (a procedure's or field's name, the applicant's name) as it
-    may be stored: ID-shaped digits masked, and the applicant's full name, where the field
-    repeats it, masked as emails show it. These columns are shown in emails and webhooks as
-    they are. Run for every record, so a text without a digit run costs one search."""
-    if not text:
-        return text
-    if _DIGIT_RUN.search(text) is not None:
-        text = _id_pattern(text).sub(ID_PLACEHOLDER, text)
+def clean_text_fields(procedure_name: str | None, field_name: str | None,
+                      applicant_name: str | None) -> tuple[str | None, str | None, str | None]:
+    """A record's free-text fields (the procedure's, the field's and the applicant's names) as
+    they may be stored: ID-shaped digits masked, and the applicant's full name, where the
+    procedure's or field's name repeats it, masked as emails show it. These columns are shown in
+    emails and webhooks as they are. Run for every record: the name is split once, and a text
+    without a digit run costs one search."""
+    name = _without_ids(applicant_name)
     # a full name only: one word may be part of another (the given name "An" in "An Khánh")
-    words = applicant_name.split() if applicant_name else []
-    if len(words) > 1:
-        if not unicodedata.is_normalized("NFC", text):  # decomposed accents, as some systems send
-            text = unicodedata.normalize("NFC", text)
-        given = unicodedata.normalize("NFC", words[-1]).casefold()
-        if given in text.casefold():  # the cheap test first: a regex is built only then
-            name = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(unicodedata.normalize("NFC", w)) for w in words)
-                              + r"(?!\w)", re.IGNORECASE)
-            text = name.sub(mask_name(" ".join(words)), text)
+    words = name.split() if name else []
+    given = unicodedata.normalize("NFC", words[-1]).casefold() if len(words) > 1 else None
+    return _clean_field(procedure_name, words, given), _clean_field(field_name, words, given), name
+
+
+def _without_ids(text: str | None) -> str | None:
+    if text and _DIGIT_RUN.search(text) is not None:
+        return _id_pattern(text).sub(ID_PLACEHOLDER, text)
+    return text
+
+
+def _clean_field(text: str | None, words: list[str], given: str | None) -> str | None:
+    text = _without_ids(text)
+    if not text or given is None:
+        return text
+    if not unicodedata.is_normalized("NFC", text):  # decomposed accents, as some systems send
+        text = unicodedata.normalize("NFC", text)
+    if given in text.casefold():  # the cheap test first: a regex is built only then
+        name = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(unicodedata.normalize("NFC", w)) for w in words)
+                          + r"(?!\w)", re.IGNORECASE)
+        text = name.sub(mask_name(" ".join(words)), text)
     return text
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import StatementError
 
 from sync_agent.model import DossierRecord, QuarantinedRecord
 from sync_agent.payload import payload_json
-from sync_agent.privacy import clean_text_field
+from sync_agent.privacy import clean_text_fields
 from sync_agent.store.tables import dossiers, quarantine, reconcile_queue
 from sync_agent.store.types import UTCDateTime
 
@@ -72,16 +72,17 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
 def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
     """``record_row``, and the text of each content column as hashed (see ``_content_hash``),
     which the upsert reuses rather than formatting every instant twice."""
-    name = clean_text_field(rec.applicant_name)
+    procedure_name, field_name, applicant_name = clean_text_fields(rec.procedure_name, rec.field_name,
+                                                                   rec.applicant_name)
     row: dict[str, Any] = {
         "source": rec.source,
         "source_id": rec.source_id,
         "reception_code": rec.reception_code or None,
         "procedure_code": rec.procedure_code,
-        "procedure_name": clean_text_field(rec.procedure_name, name),
+        "procedure_name": procedure_name,
         "field_code": rec.field_code,
-        "field_name": clean_text_field(rec.field_name, name),
-        "applicant_name": name,
+        "field_name": field_name,
+        "applicant_name": applicant_name,
         "applicant_key": rec.applicant_key,
         "channel": rec.channel._value_,  # ``.value`` is a property, several calls deep
         "status": rec.status._value_,

@@ -2,7 +2,7 @@
 
 From this revision a procedure's, field's and applicant's name is stored with any ID-shaped
 digits masked, and the applicant's full name, where the procedure's or field's name repeats it,
-masked as emails show it (``privacy.clean_text_field``). Rows stored before keep them in clear,
+masked as emails show it (``privacy.clean_text_fields``). Rows stored before keep them in clear,
 and these columns reach emails and webhooks as they are: this masks them in ``dossiers`` and
 ``cases``. Data only. Every row is read, in batches of 5,000 (the masking itself takes about
 1.6 s a million rows, measured alone). The first sync after it counts each record it changed
@@ -35,7 +35,7 @@ _COLUMNS = ("procedure_name", "field_name", "applicant_name")
 #: rows read, and updated, per statement
 _BATCH = 5000
 
-# ``privacy.clean_text_field`` as it was written with this revision, kept here so that a later
+# ``privacy.clean_text_fields`` as it was written with this revision, kept here so that a later
 # change to it cannot change what this migration does
 _ID_IN_TEXT = re.compile(
     r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
