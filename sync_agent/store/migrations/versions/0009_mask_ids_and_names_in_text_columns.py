@@ -37,16 +37,16 @@ _BATCH = 5000
 
 # ``privacy.clean_text_fields`` as it was written with this revision, kept here so that a later
 # change to it cannot change what this migration does
-_ID_IN_TEXT = re.compile(
-    r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
-    r"|(?<=\\U[0-9a-fA-F]{8}))(\d{9}|\d{12})(?![A-Za-z\d])")
+
+#: where a run of digits starts: not after a letter or digit, or right after an escape Python wrote
+_RUN_START = (r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
+              r"|(?<=\\U[0-9a-fA-F]{8}))")
+_ID_IN_TEXT = re.compile(_RUN_START + r"(\d{9}|\d{12})(?![A-Za-z\d])")
 _DIGIT_RUN = re.compile(r"\d\d{8}")
 #: what an earlier release's quarantine reason kept of an ID it cut short, before the "..." that
 #: replaced the rest of the quoted value (the closing quote with it; a value that holds "..." is
 #: still quoted after it)
-_CUT_DIGITS = re.compile(
-    r"(?:(?<![A-Za-z\d])|(?<=\\[abfnrtv])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})"
-    r"|(?<=\\U[0-9a-fA-F]{8}))\d{1,11}(?=\.\.\.(?!['\"]))")
+_CUT_DIGITS = re.compile(_RUN_START + r"\d{1,11}(?=\.\.\.(?!['\"]))")
 
 
 def _mask_name(name: str) -> str:
