@@ -154,9 +154,13 @@ def connector_labels(type_name: str) -> SourceLabels | None:
     """The labels the connector type ``type_name`` declares; ``None`` if it declares none, or
     no such type loads."""
     try:
-        cls = connector_class(type_name)
+        return labels_of_class(connector_class(type_name))
     except ConfigError:
         return None
+
+
+def labels_of_class(cls: type[Connector]) -> SourceLabels | None:
+    """The labels a connector class declares, if any."""
     full = cls.label or cls.short_label  # one of the two is enough
     if not full:
         return None

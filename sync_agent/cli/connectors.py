@@ -16,7 +16,7 @@ _TYPE_WORDS = {str: "text", int: "integer", float: "number", bool: "true/false"}
 @click.command("connectors")
 def command() -> None:
     """Installed connector types: name, label, package, and each type's own keys."""
-    from connectors.base import available_types, connector_class, connector_labels, installed_from
+    from connectors.base import available_types, connector_class, installed_from, labels_of_class
 
     for name in available_types():
         try:
@@ -24,7 +24,7 @@ def command() -> None:
         except ConfigError as exc:
             click.echo(f"{name}  cannot be loaded: {exc.message}")
             continue
-        found = connector_labels(name)
+        found = labels_of_class(cls)
         label = found.full if found else "(no label: shown by its table name)"
         click.echo(f"{name}  {label}  ({installed_from(name)})")
         if cls.reception_register:
