@@ -708,6 +708,14 @@ def hk_items(times: list[dt.datetime]) -> list[dict[str, Any]]:
     ]
 
 
+def hk_items_with_a_twin() -> list[dict[str, Any]]:
+    """99 records of day 0 from 8:00, one a minute; the source lists HKD00010 (8:10, page 1) a
+    second time at 11:00 (page 2)."""
+    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
+    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    return items
+
+
 def household(
     url: str, context: ConnectorContext, client_for: ClientFor, **settings: Any
 ) -> HouseholdBusinessConnector:
@@ -943,8 +951,7 @@ def test_household_business_a_record_listed_twice_on_two_pages_does_not_stop_eve
     # the source holds two rows for one MaHoSo, 8:10 (page 1) and 11:00 (page 2), and nothing
     # moves: the first read looks like a move, the second read is the same record by record
     until = day(0, 12)
-    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
-    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    items = hk_items_with_a_twin()
     fake = HouseholdBusinessFake(items)
     server = started(fake)
     with capture_logs() as logs:
@@ -964,8 +971,7 @@ def test_household_business_a_record_listed_twice_on_a_busy_day_still_running_do
     # record that really moved (updated again later) never is
     until = day(0, 12)
     monkeypatch.setattr(hkd_module, "_now", lambda tz: until + dt.timedelta(minutes=1))
-    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
-    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    items = hk_items_with_a_twin()
     fake = HouseholdBusinessFake(items)
 
     def filing(call: int) -> None:
@@ -989,8 +995,7 @@ def test_household_business_a_twin_in_a_range_of_past_days_is_told_from_a_move_a
     # twin must be told from a move at each read, not only every other one, or the day runs out
     # of reads and fails the run
     since, until = day(0, 0), day(1, 12)
-    items = hk_items([day(0, 8) + dt.timedelta(minutes=m) for m in range(99)])
-    items.append({**items[10], "NgayCapNhat": hk_fmt(day(0, 11))})
+    items = hk_items_with_a_twin()
     fake = HouseholdBusinessFake(items)
 
     def leaving(call: int) -> None:
