@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
 import sync_agent.daemon as daemon_mod
 from sync_agent.alerts import digest_key
+from sync_agent.config import Settings
 from sync_agent.daemon import Daemon, job_specs
 from sync_agent.mailer import DeliveryInDoubt
 from sync_agent.status import collect_status
@@ -26,6 +27,14 @@ from tests.daemon import crafted
 from tests.daemon.crafted import ICT
 from tests.daemon.receiver import webhook_receiver
 from tests.daemon.test_jobs import REPORT, daemon_at, setup, ticking
+
+
+def on_two_webhooks(write_config: Callable[..., Path], a: Any, b: Any) -> tuple[Settings, Engine]:
+    """Settings sending the digest to webhooks ``a`` and ``b``, and the crafted store."""
+    settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
+                                           f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
+    crafted.load(engine)
+    return settings, engine
 
 
 def _utcnow() -> dt.datetime:
@@ -116,9 +125,7 @@ def test_a_channel_the_daemon_itself_left_in_doubt_is_not_taken_for_a_send_under
                 raise WebhookError(f"{message.url}: ReadTimeout waiting for the answer", delivered=None)
 
         monkeypatch.setattr(WebhookNotifier, "send", send)
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
-                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
-        crafted.load(engine)
+        settings, engine = on_two_webhooks(write_config, a, b)
         d, clock = ticking(settings, engine, crafted.NOW)
         d._digest()  # A in doubt, B 503: retried (B may pass)
         assert d.scheduler.get_job("alerts:digest:retry") is not None
@@ -213,9 +220,7 @@ def test_a_digest_retry_run_the_next_day_keeps_the_note_of_the_channel_that_neve
 
     monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
     with webhook_receiver() as a, webhook_receiver(statuses=[503] * 8) as b:
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
-                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
-        crafted.load(engine)
+        settings, engine = on_two_webhooks(write_config, a, b)
         d, clock = ticking(settings, engine, crafted.NOW)
         d._digest()
         assert len(a.requests) == 1
@@ -305,9 +310,7 @@ def test_a_digest_retry_run_the_next_day_keeps_a_channel_the_store_never_recorde
 
     monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
     with webhook_receiver() as a, webhook_receiver() as b:
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
-                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
-        crafted.load(engine)
+        settings, engine = on_two_webhooks(write_config, a, b)
         real_claim = mailer._claim
 
         def claim(engine: Any, key: str, channel: str, **kw: Any) -> Any:
@@ -371,9 +374,7 @@ def test_a_restart_catches_up_today_s_digest_one_channel_of_which_never_got_it(
 
     monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
     with webhook_receiver() as a, webhook_receiver(statuses=[503] * 4) as b:
-        settings, engine = setup(write_config, f'[[alerts.webhooks]]\nurl = "{a.url}"\n'
-                                               f'[[alerts.webhooks]]\nurl = "{b.url}"\n')
-        crafted.load(engine)
+        settings, engine = on_two_webhooks(write_config, a, b)
         daemon_at(settings, engine, crafted.NOW)._digest()
         later = crafted.NOW + dt.timedelta(minutes=10)
         restarted = paused(Daemon(settings, engine, clock=lambda: later), monkeypatch)
