@@ -31,6 +31,14 @@ def example_with(old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+def example_without(table: str) -> str:
+    """The example configuration without its ``[connectors.<table>]`` table."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index(f"[connectors.{table}]")
+    end = text.index("\n[", start) + 1
+    return text[:start] + text[end:]
+
+
 def run_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {"PATH": "/usr/bin:/bin", **SECRETS, **(env or {})}
     return subprocess.run([sys.executable, "-m", "sync_agent", "--config", str(config), *args],
@@ -233,9 +241,7 @@ def test_the_one_stop_connector_under_another_name_is_refused(tmp_path: Path) ->
 def test_another_connector_under_the_reception_register_s_name_is_refused(tmp_path: Path) -> None:
     """The converse: residence's dossiers read as the Centre's register would all count as
     received at the Centre."""
-    text = EXAMPLE.read_text(encoding="utf-8")
-    start, end = text.index("[connectors.one_stop]"), text.index("[connectors.civil_status]")
-    text = (text[:start] + text[end:]).replace("[connectors.residence]", "[connectors.one_stop]", 1)
+    text = example_without("one_stop").replace("[connectors.residence]", "[connectors.one_stop]", 1)
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, text), environ=SECRETS)
     assert err.value.key == "connectors.one_stop.type"
@@ -253,13 +259,11 @@ def test_an_unknown_key_in_a_connector_table_lists_that_connector_s_own_keys(tmp
 def test_check_config_warns_when_no_reception_register_is_configured(tmp_path: Path) -> None:
     """Valid (a ward may add the ministries first), but every dossier would then be reported
     as having bypassed the Centre: the officer installing it must know."""
-    text = EXAMPLE.read_text(encoding="utf-8")
-    start, end = text.index("[connectors.one_stop]"), text.index("[connectors.civil_status]")
-    result = run_cli(write(tmp_path, text[:start] + text[end:]), "check-config", "--offline")
+    result = run_cli(write(tmp_path, example_without("one_stop")), "check-config", "--offline")
     assert result.returncode == 0, result.stderr
     assert ("warning: no [connectors.one_stop] (the Centre's reception register): every dossier will be "
             "reported as not received at the Centre") in result.stdout
-    with_it = run_cli(write(tmp_path, text), "check-config", "--offline")
+    with_it = run_cli(write(tmp_path, EXAMPLE.read_text(encoding="utf-8")), "check-config", "--offline")
     assert "warning" not in with_it.stdout
 
 

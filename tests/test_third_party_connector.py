@@ -21,7 +21,7 @@ from sync_agent.flags import details_text
 from sync_agent.report import Period, build_report, render_text
 from tests.reconcile.scenario import NOW, rec, run, save
 from tests.report.conftest import make_settings
-from tests.test_config import EXAMPLE, SECRETS
+from tests.test_config import EXAMPLE, SECRETS, example_with, example_without, write
 
 LAND = "Đất đai (Văn phòng đăng ký đất đai)"
 
@@ -67,13 +67,8 @@ def land_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def config_with(tmp_path: Path, extra: str = "", old: str = "", new: str = "") -> Path:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    if old:
-        assert old in text
-        text = text.replace(old, new, 1)
-    path = tmp_path / "sync-agent.toml"
-    path.write_text(text + extra, encoding="utf-8")
-    return path
+    """The example configuration, ``old`` replaced by ``new``, ``extra`` added."""
+    return write(tmp_path, (example_with(old, new) if old else EXAMPLE.read_text(encoding="utf-8")) + extra)
 
 
 def test_a_connector_installed_beside_the_built_ins_is_configured_like_one(land_installed: None,
@@ -124,12 +119,8 @@ def test_a_connector_that_declares_no_name_is_shown_by_its_table_name_even_a_bui
     monkeypatch.setattr(ward_land_connector.LandConnector, "label", None)
     monkeypatch.setattr(ward_land_connector.LandConnector, "short_label", None)
     forget_installed()
-    text = EXAMPLE.read_text(encoding="utf-8")
-    start, end = text.index("[connectors.civil_status]"), text.index("[connectors.residence]")
-    land_as_civil_status = '[connectors.civil_status]\ntype = "land"\nbase_url = "http://127.0.0.1:8105"\n\n'
-    config = tmp_path / "sync-agent.toml"
-    config.write_text(text[:start] + land_as_civil_status + text[end:], encoding="utf-8")
-    load_settings(config, environ=SECRETS)
+    land_as_civil_status = '\n[connectors.civil_status]\ntype = "land"\nbase_url = "http://127.0.0.1:8105"\n'
+    load_settings(write(tmp_path, example_without("civil_status") + land_as_civil_status), environ=SECRETS)
     assert labels.source_label("civil_status") == "civil_status"
     labels.forget()
 
