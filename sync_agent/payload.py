@@ -10,11 +10,17 @@ except floats the standard library writes with an exponent (``1e-07``, orjson ``
 or Infinity (not JSON; orjson writes ``null``). A stored payload holding one of those gets a new
 text once after an upgrade: its record counts as updated once, and a quarantined one is kept
 again as a new quarantine row rather than counted into the old one.
+
+A lone surrogate (``"\\ud800"`` in a source's JSON: a character cut in half, as a system that
+counts UTF-16 units may cut one) is the one thing the text keeps as JSON's escape: as a
+character it is not Unicode, no database takes it as UTF-8, and every payload holding one
+failed its page.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -42,6 +48,17 @@ class StoredPayload(dict[str, Any]):
         return (StoredPayload, (dict(self), self.json))
 
 
+#: a UTF-16 surrogate on its own: what a text holds where a source's JSON escaped half a character
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _standard(value: Any) -> str:
+    """The standard library's text, with any lone surrogate written as its escape (the same
+    value once read back, and text a database can store)."""
+    text = _STANDARD.encode(value)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def orjson_bytes(value: Any) -> bytes | None:
     """The canonical text (UTF-8) of ``value`` made only of JSON types (dicts, lists, strings,
     numbers, booleans, ``None``; no ``default=str``), or ``None`` when orjson refuses it."""
@@ -59,7 +76,7 @@ def payload_json(value: Any) -> str:
     try:
         return orjson.dumps(value, default=str, option=_OPTIONS).decode("utf-8")
     except orjson.JSONEncodeError:
-        return _STANDARD.encode(value)
+        return _standard(value)
 
 
 #: every byte but an ASCII digit made a space: a long run of digits then shows as zeros
