@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import random
+import re
 import socket
 import sys
 import threading
@@ -133,7 +134,11 @@ class SimResponse:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: Sequence[tuple[str, str]] = ()) -> SimResponse:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSONL file: sent as the escape it was there
+            body = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
         return cls(status, body, headers=tuple(headers))
 
 

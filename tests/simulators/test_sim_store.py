@@ -94,6 +94,17 @@ def test_jsonl_with_visibility_and_unparseable_records(tmp_path: Path) -> None:
         assert c.os_all(server.url)[0]["TrangThaiHoSo"] == "4"
 
 
+def test_a_lone_surrogate_in_a_jsonl_file_is_served_as_the_escape_it_was_written_as(tmp_path: Path) -> None:
+    path = tmp_path / "hoso.jsonl"
+    path.write_text(json.dumps(hoso("A", NOW - dt.timedelta(hours=1), ChuHoSo="Nguyễn \ud83d")) + "\n",
+                    encoding="utf-8")
+    with SimServer("one_stop", clock=SimClock(NOW)) as server:
+        server.load_jsonl(path)
+        body = c.os_call(server.url, c.os_login(server.url)["session"]).content
+    assert b'"ChuHoSo":"Nguy\xe1\xbb\x85n \\ud83d"' in body
+    assert json.loads(body)["data"][0]["ChuHoSo"] == "Nguyễn \ud83d"
+
+
 def test_index_matches_a_brute_force_model() -> None:
     """Random pushes and clock moves, with the incremental index checked against a plain model."""
     rng = random.Random(5)
