@@ -183,7 +183,9 @@ def _commit_page(engine: Engine, source: str, run_id: int, page: Page, until: dt
             try:
                 counts = save_records(conn, source, page.records, settings.agent.timezone, run_id, now)
                 quarantined = save_quarantined(conn, source, page.quarantined, run_id, now)
-                counts = PageCounts(counts.inserted, counts.updated, counts.unchanged, quarantined)
+                # the page's records a store cannot keep were quarantined by ``save_records``
+                counts = PageCounts(counts.inserted, counts.updated, counts.unchanged,
+                                    counts.quarantined + quarantined)
                 run_store.add_page(conn, run_id, page.fetched, counts)
                 if page.checkpoint is not None:
                     run_store.advance_cursor(conn, source, min(page.checkpoint, until), now)

@@ -309,6 +309,26 @@ def test_a_valid_version_supersedes_the_quarantined_one(engine: Engine) -> None:
         assert conn.execute(select(quarantine.c.superseded_at)).scalar() is not None
 
 
+def test_a_code_longer_than_its_column_quarantines_the_record_and_the_rest_of_the_page_is_stored(
+        engine: Engine) -> None:
+    # PostgreSQL refuses a value longer than a VARCHAR's length; SQLite would keep it
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, "one_stop", [rec("A"), rec("B", procedure_code="1." + "0" * 63)], TZ, 1, NOW)
+    assert (counts.inserted, counts.quarantined) == (1, 1)
+    with read_connection(engine) as conn:
+        assert conn.execute(select(dossiers.c.source_id)).scalars().all() == ["A"]
+        held = conn.execute(select(quarantine.c.source_id, quarantine.c.reason)).one()
+    assert tuple(held) == ("B", "procedure_code is 65 characters long, longer than the 64 the store keeps")
+
+
+def test_a_quarantined_source_id_keeps_a_nul_as_its_escape_and_is_cut_to_the_column(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        save_records(conn, "one_stop", [rec("A\x00B"), rec("C" * 200)], TZ, 1, NOW)
+    with read_connection(engine) as conn:
+        held = sorted(conn.execute(select(quarantine.c.source_id)).scalars())
+    assert held == ["A\\x00B", "C" * 127 + "…"]
+
+
 def test_the_cursor_never_moves_backwards(engine: Engine) -> None:
     t1 = dt.datetime(2026, 2, 1, 8, tzinfo=TZ)
     with write_transaction(engine) as conn:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import operator
+import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import Boolean, Connection, Date, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -26,6 +28,8 @@ from sync_agent.payload import payload_json
 from sync_agent.privacy import clean_text_fields
 from sync_agent.store.tables import dossiers, quarantine, reconcile_queue
 from sync_agent.store.types import UTCDateTime
+
+log = structlog.get_logger("sync_agent.store")
 
 _UTC = dt.UTC
 
@@ -43,6 +47,21 @@ _CONTENT_COLUMNS = (
 
 
 _content_values = operator.itemgetter(*_CONTENT_COLUMNS)
+
+#: the text columns a record fills, with the longest value each takes (``None``: unbounded).
+#: PostgreSQL refuses a longer value, a NUL character, and (as every UTF-8 database) a lone
+#: surrogate; SQLite would keep all three, but both stores keep the same records.
+_TEXT_COLUMNS = tuple(
+    (name, getattr(dossiers.c[name].type, "length", None))
+    for name in ("source_id", *_CONTENT_COLUMNS) if dossiers.c[name].type.python_type is str
+)
+#: those a connector's values fill (a channel's and a status's come from the model's own codes)
+_BOUNDED = tuple((name, limit) for name, limit in _TEXT_COLUMNS
+                 if limit is not None and name not in ("channel", "status"))
+
+
+class UnstorableRecord(ValueError):
+    """A record holding a value no store can keep as it is: quarantined with this reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +89,9 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
 
 
 def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
-    """``record_row``, and the text of each content column as hashed (see ``_content_hash``),
-    which the upsert reuses rather than formatting every instant twice."""
+    """``record_row``, and the text of each content column as hashed, which the upsert reuses
+    rather than formatting every instant twice. Raises ``UnstorableRecord`` for a record holding
+    a value no store can keep (see ``_TEXT_COLUMNS``)."""
     procedure_name, field_name, applicant_name = clean_text_fields(rec.procedure_name, rec.field_name,
                                                                    rec.applicant_name)
     row: dict[str, Any] = {
@@ -103,8 +123,44 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
         "raw_payload": payload_json(rec.raw),
     }
     texts = _content_texts(row)
-    row["content_hash"] = _content_hash(texts)
+    # The content hash: SHA-256 over each content column's text followed by ``\x1e``, the same
+    # bytes as hashing column by column (stored hashes stay valid across upgrades), hashed once.
+    joined = "\x1e".join(texts) + "\x1e"
+    # the raw payload's text holds a NUL as JSON's escape: one found here is in a column's value
+    if "\x00" in joined or "\x00" in rec.source_id or _over_length(row):
+        raise UnstorableRecord(_unstorable(row))
+    try:
+        data = joined.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnstorableRecord(_unstorable(row)) from None
+    row["content_hash"] = hashlib.sha256(data).hexdigest()
     return row, texts
+
+
+def _over_length(row: dict[str, Any]) -> bool:
+    for name, limit in _BOUNDED:  # a plain loop: twice as fast as any() over a generator
+        value = row[name]
+        if value is not None and len(value) > limit:
+            return True
+    return False
+
+
+def _unstorable(row: dict[str, Any]) -> str:
+    """Why ``row`` cannot be stored: the first text column at fault, named as the store names it."""
+    for name, limit in _TEXT_COLUMNS:
+        value = row[name]
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            return f"{name} holds a NUL character (U+0000), which the store cannot keep"
+        if limit is not None and len(value) > limit:
+            return f"{name} is {len(value)} characters long, longer than the {limit} the store keeps"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            half = f"\\u{ord(value[exc.start]):04x}"
+            return f"{name} holds half a character (a lone surrogate, {half}), which is not Unicode text"
+    raise AssertionError("no column at fault")  # pragma: no cover: called only when one is
 
 
 def _content_texts(row: dict[str, Any]) -> list[str]:
@@ -129,15 +185,6 @@ def _content_texts(row: dict[str, Any]) -> list[str]:
         else:
             append(_hash_text(value))
     return out
-
-
-def _content_hash(texts: list[str]) -> str:
-    """SHA-256 over each content column's text followed by ``\\x1e``.
-
-    The same bytes as hashing column by column, built as one string and hashed once: stored
-    hashes stay valid, so an upgrade does not count every record as updated.
-    """
-    return hashlib.sha256(("\x1e".join(texts) + "\x1e").encode("utf-8")).hexdigest()
 
 
 def _hash_text(value: Any) -> str:
@@ -174,7 +221,9 @@ def save_records(
 
     Within the page the last delivery of a source id wins; a version older (by its source's
     update time) than the stored one is ignored, so pages arriving out of order or duplicated
-    never move a record backwards.
+    never move a record backwards. A record holding a value no store can keep (a NUL, half a
+    character, a code longer than its column) is quarantined here, for any connector, rather
+    than failing the page: on PostgreSQL one such record would fail every run from then on.
     """
     latest: dict[str, DossierRecord] = {}
     for rec in records:
@@ -183,13 +232,24 @@ def save_records(
         latest[rec.source_id] = rec
     if not latest:
         return PageCounts()
-    ids = list(latest)
-    existing = _existing(conn, source, ids)
+    prepared: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    unstorable: list[QuarantinedRecord] = []
+    for sid, rec in latest.items():
+        try:
+            prepared[sid] = _row_and_texts(rec, tz)
+        except UnstorableRecord as exc:  # before any statement: PostgreSQL would refuse the page
+            unstorable.append(QuarantinedRecord(source=source, reason=str(exc), raw=rec.raw, source_id=sid,
+                                                source_updated_at=rec.source_updated_at))
+    quarantined = 0
+    if unstorable:
+        quarantined = save_quarantined(conn, source, unstorable, run_id, now)
+        for q in unstorable:
+            log.warning("record_quarantined", source_id=_storable(q.source_id, _ID_LIMIT), reason=q.reason)
+    existing = _existing(conn, source, list(prepared))
     to_write: list[tuple[dict[str, Any], list[str]]] = []
     unchanged_ids: list[str] = []
     inserted = updated = 0
-    for sid in ids:
-        row, texts = _row_and_texts(latest[sid], tz)
+    for sid, (row, texts) in prepared.items():
         prior = existing.get(sid)
         if prior is not None and (prior[0] == row["content_hash"] or row["source_updated_at"] < prior[1]):
             unchanged_ids.append(sid)
@@ -211,7 +271,7 @@ def save_records(
             .where(dossiers.c.source == source, dossiers.c.source_id.in_(chunk))
             .values(last_seen_at=now, last_run_id=run_id)
         )
-    return PageCounts(inserted=inserted, updated=updated, unchanged=len(unchanged_ids))
+    return PageCounts(inserted=inserted, updated=updated, unchanged=len(unchanged_ids), quarantined=quarantined)
 
 
 #: what an upsert writes: the content columns, their hash, and the bookkeeping of this sighting
@@ -400,6 +460,20 @@ def _exact_converter(slow: Convert, kind: type, fast: Convert) -> Convert:
     return convert
 
 
+_ID_LIMIT: int = getattr(quarantine.c.source_id.type, "length", 128)
+#: what a store cannot keep in a text: a NUL, a lone surrogate
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str | None, limit: int | None) -> str | None:
+    """``text`` as a quarantine row can keep it: a NUL or a lone surrogate written as Python
+    writes it (``\\x00``, ``\\ud800``), and cut to ``limit`` characters."""
+    if text is None:
+        return None
+    text = _UNSTORABLE_CHARACTER.sub(lambda m: ascii(m.group())[1:-1], text)
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _queue_for_reconciliation(conn: Connection, source: str, ids: Sequence[str]) -> None:
     """Put the written records in ``reconcile_queue`` (see ``sync_agent.reconcile``).
 
@@ -452,8 +526,8 @@ def save_quarantined(
         digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
         rows[digest] = {
             "source": source,
-            "source_id": q.source_id,
-            "reason": q.reason,
+            "source_id": _storable(q.source_id, _ID_LIMIT),
+            "reason": _storable(q.reason, None),
             "raw_payload": payload,
             "payload_hash": digest,
             "source_updated_at": q.source_updated_at,

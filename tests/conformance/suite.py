@@ -285,6 +285,28 @@ class ConnectorConformance:
         assert all(r.reason for r in rows)
         assert len(self.stored(engine)) == RECORDS
 
+    def test_a_record_holding_text_no_store_keeps_is_quarantined_and_the_run_goes_on(
+        self, engine: Engine, settings: Settings, sleeps: list[float], sim: SimServer, dataset: WardDataset
+    ) -> None:
+        spec = SPECS[self.source]
+        items = [dict(item) for item, _, _ in list(dataset.items(self.source))[:3]]
+        for item, tag in zip(items, ("NUL", "SUR", "LONG"), strict=True):
+            item[spec.id_key] = f"{item[spec.id_key]}-{tag}"
+        spec.rename(items[0], "Đăng ký\x00 khai sinh")  # PostgreSQL refuses a NUL in text
+        spec.rename(items[1], "Đăng ký khai sinh \ud83d")  # half an emoji, cut by a UTF-16 count
+        items[2][spec.id_key] = "H" * 200  # longer than the store's source id
+        sim.add(items)
+        result = self.sync(engine, settings, sleeps)
+        assert result.ok, result.error
+        assert result.quarantined == 3
+        assert len(self.stored(engine)) == RECORDS
+        with read_connection(engine) as conn:
+            reasons = sorted(conn.execute(select(quarantine.c.reason)).scalars())
+        assert reasons == ["procedure_name holds a NUL character (U+0000), which the store cannot keep",
+                           "procedure_name holds half a character (a lone surrogate, \\ud83d), which is not "
+                           "Unicode text",
+                           "source_id is 200 characters long, longer than the 128 the store keeps"]
+
     def test_no_id_number_is_stored_in_clear(
         self, engine: Engine, settings: Settings, sleeps: list[float], sim: SimServer
     ) -> None:
