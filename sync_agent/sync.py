@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Connector, ConnectorContext, build_connector
 from sync_agent.config import ConnectorSettings, Settings
-from sync_agent.errors import ConfigError, SourceError
+from sync_agent.errors import ConfigError, SourceError, one_line
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.model import Page
 from sync_agent.prefetch import Prefetch, fewer_collections
@@ -145,7 +145,9 @@ def sync_source(
             except (SourceError, ConfigError) as exc:
                 status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a connector bug must not stop the other sources
-                status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
+                # one line: a database error's further lines hold the page's values (the log has
+                # the traceback)
+                status, error = run_store.FAILED, redact_text(one_line(exc))
                 log.exception("sync_crashed")
             finally:
                 if connector is not None:

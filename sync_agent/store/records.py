@@ -244,7 +244,7 @@ def save_records(
     if unstorable:
         quarantined = save_quarantined(conn, source, unstorable, run_id, now)
         for q in unstorable:
-            log.warning("record_quarantined", source_id=_storable(q.source_id, _ID_LIMIT), reason=q.reason)
+            log.warning("record_quarantined", source_id=storable_text(q.source_id, _ID_LIMIT), reason=q.reason)
     existing = _existing(conn, source, list(prepared))
     to_write: list[tuple[dict[str, Any], list[str]]] = []
     unchanged_ids: list[str] = []
@@ -465,9 +465,9 @@ _ID_LIMIT: int = getattr(quarantine.c.source_id.type, "length", 128)
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
-def _storable(text: str | None, limit: int | None) -> str | None:
-    """``text`` as a quarantine row can keep it: a NUL or a lone surrogate written as Python
-    writes it (``\\x00``, ``\\ud800``), and cut to ``limit`` characters."""
+def storable_text(text: str | None, limit: int | None) -> str | None:
+    """``text`` as a store can keep it (a quarantine's reason, a run's error): a NUL or a lone
+    surrogate written as Python writes it (``\\x00``, ``\\ud800``), and cut to ``limit`` characters."""
     if text is None:
         return None
     text = _UNSTORABLE_CHARACTER.sub(lambda m: ascii(m.group())[1:-1], text)
@@ -526,8 +526,8 @@ def save_quarantined(
         digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
         rows[digest] = {
             "source": source,
-            "source_id": _storable(q.source_id, _ID_LIMIT),
-            "reason": _storable(q.reason, None),
+            "source_id": storable_text(q.source_id, _ID_LIMIT),
+            "reason": storable_text(q.reason, None),
             "raw_payload": payload,
             "payload_hash": digest,
             "source_updated_at": q.source_updated_at,

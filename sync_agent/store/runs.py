@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, desc, func, select, update
 
-from sync_agent.store.records import PageCounts, dialect_insert
+from sync_agent.store.records import PageCounts, dialect_insert, storable_text
 from sync_agent.store.tables import sync_cursors, sync_runs
 
 RUNNING = "running"
@@ -93,10 +93,16 @@ def add_page(conn: Connection, run_id: int, fetched: int, counts: PageCounts) ->
     ))
 
 
+#: the longest error a run keeps
+ERROR_LIMIT = 2000
+
+
 def finish_run(conn: Connection, run_id: int, status: str, now: dt.datetime,
                cursor_after: dt.datetime | None, error: str | None = None) -> None:
+    """Record how a run ended; ``error`` is kept as a store can keep it, and cut to 2,000
+    characters (it is shown by ``runs`` and ``status`` and goes into the report's email)."""
     conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(
-        status=status, finished_at=now, cursor_after=cursor_after, error=error,
+        status=status, finished_at=now, cursor_after=cursor_after, error=storable_text(error, ERROR_LIMIT),
     ))
 
 

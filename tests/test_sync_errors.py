@@ -1,0 +1,84 @@
+"""What a failed run keeps of its error: one line an operator can read, with no record's data.
+
+A run's error is shown by ``runs`` and ``status`` and goes into the report's email; the log
+keeps the traceback. SQLAlchemy's message of a database error carries the statement and every
+parameter of the page (applicants' names, payloads) on further lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from connectors.base import Connector, ConnectorContext, build_connector
+from connectors.wardsim import SimClock, SimServer, generate
+from sync_agent.config import ConnectorSettings, Settings, parse_settings
+from sync_agent.model import Page
+from sync_agent.store.engine import read_connection
+from sync_agent.store.tables import sync_runs
+from sync_agent.sync import sync_source
+from tests.conformance.suite import NOW, SPECS, TZ_NAME
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    server = SimServer("one_stop", clock=SimClock(NOW), seed=3)
+    server.load_dataset(generate(17, 30, NOW, only="one_stop"))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def settings(sim: SimServer, tmp_path: Path) -> Settings:
+    return parse_settings(
+        {"agent": {"ward_code": "11311", "ward_name": "Phường Thạch Khôi", "timezone": TZ_NAME,
+                   "id_hash_key": "test-key", "database_url": "sqlite:///unused.db"},
+         "connectors": {"one_stop": {"type": "one_stop", "base_url": sim.url, **SPECS["one_stop"].options}}},
+        base_dir=tmp_path,
+    )
+
+
+def pages_changed_by(change: Callable[[Page], Page]) -> Callable[[ConnectorSettings, ConnectorContext], Connector]:
+    """The real connector, each page it reads passed through ``change`` (a connector's bug)."""
+    def make(cs: ConnectorSettings, ctx: ConnectorContext) -> Connector:
+        connector = build_connector(cs, ctx)
+        original = connector.fetch
+
+        def fetch(since: dt.datetime | None, until: dt.datetime) -> Iterator[Page]:
+            return (change(page) for page in original(since, until))
+        connector.fetch = fetch  # type: ignore[method-assign]
+        return connector
+    return make
+
+
+def stored_error(engine: Engine) -> str:
+    with read_connection(engine) as conn:
+        return str(conn.execute(select(sync_runs.c.error)).scalar_one())
+
+
+def test_a_database_error_is_kept_as_the_drivers_one_line_without_the_pages_values(
+        engine: Engine, settings: Settings) -> None:
+    def no_procedure_code(page: Page) -> Page:  # the store refuses the page: NOT NULL
+        bad: Any = None
+        return dataclasses.replace(page, records=tuple(dataclasses.replace(r, procedure_code=bad)
+                                                       for r in page.records))
+    result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(no_procedure_code))
+    assert result.failed
+    error = stored_error(engine)
+    assert error == result.error
+    assert error.startswith("IntegrityError: ") and "procedure_code" in error
+    assert "\n" not in error and "[SQL" not in error and "parameters" not in error
+
+
+def test_an_error_holding_a_nul_is_kept_with_the_nul_as_its_escape(engine: Engine, settings: Settings) -> None:
+    def crash(page: Page) -> Page:
+        raise RuntimeError("source answered 'H31\x00'")
+    result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(crash))
+    assert result.failed
+    assert stored_error(engine) == "RuntimeError: source answered 'H31\\x00'"
