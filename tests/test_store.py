@@ -329,6 +329,18 @@ def test_a_quarantined_source_id_keeps_a_nul_as_its_escape_and_is_cut_to_the_col
     assert held == ["A\\x00B", "C" * 127 + "…"]
 
 
+def test_a_failed_statements_error_does_not_list_its_parameters(engine: Engine) -> None:
+    # they are a page's records, and the error goes into the log's traceback (PostgreSQL's own
+    # message may still quote the failing row: a run keeps only its first line)
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError) as failed, write_transaction(engine) as conn:
+        conn.execute(insert(dossiers).values(source="one_stop", source_id="A", applicant_name="Nguyễn Văn An"))
+    added = str(failed.value).split("[SQL:", 1)[1]  # what SQLAlchemy adds to the driver's message
+    assert "Nguyễn Văn An" not in added
+
+
 def test_the_cursor_never_moves_backwards(engine: Engine) -> None:
     t1 = dt.datetime(2026, 2, 1, 8, tzinfo=TZ)
     with write_transaction(engine) as conn:

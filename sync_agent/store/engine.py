@@ -48,7 +48,12 @@ log = structlog.get_logger("sync_agent.store")
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the per-database settings above; ``url`` as in ``agent.database_url``."""
+    """An engine with the per-database settings above; ``url`` as in ``agent.database_url``.
+
+    A failed statement's error does not list its parameters: they are a page's records
+    (applicants' names, payloads), and the error goes into the log's traceback.
+    """
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
