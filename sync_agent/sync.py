@@ -110,14 +110,20 @@ def sync_source(
     if lock is None:
         return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
     with lock, structlog.contextvars.bound_contextvars(source=source):
-        with write_transaction(engine) as conn:
-            # read once the store is ours (SQLite: BEGIN IMMEDIATE waited for it): a run dated
-            # before a digest's end is visible to it (alerts.in_flight_since)
-            now = clock()
-            stale = run_store.interrupt_stale_runs(conn, source, now)
-            cursor_before = run_store.get_cursor(conn, source)
-            since, until = read_window(cursor_before, cs, now, tz)
-            run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
+        try:
+            with write_transaction(engine) as conn:
+                # read once the store is ours (SQLite: BEGIN IMMEDIATE waited for it): a run dated
+                # before a digest's end is visible to it (alerts.in_flight_since)
+                now = clock()
+                stale = run_store.interrupt_stale_runs(conn, source, now)
+                cursor_before = run_store.get_cursor(conn, source)
+                since, until = read_window(cursor_before, cs, now, tz)
+                run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
+        except Exception as exc:  # the store refuses a write (a full disk, its server gone): no run to record
+            refused = redact_text(one_line(exc))
+            log.error("sync_not_started", error=refused)
+            return SyncResult(source=source, status=run_store.FAILED, error=refused,
+                              duration=time.monotonic() - started)
         if stale:
             log.warning("stale_runs_interrupted", count=stale)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
@@ -152,9 +158,16 @@ def sync_source(
             finally:
                 if connector is not None:
                     connector.close()
-            with write_transaction(engine) as conn:
-                cursor_after = run_store.get_cursor(conn, source)
-                run_store.finish_run(conn, run_id, status, clock(), cursor_after, error)
+            try:
+                with write_transaction(engine) as conn:
+                    cursor_after = run_store.get_cursor(conn, source)
+                    run_store.finish_run(conn, run_id, status, clock(), cursor_after, error)
+            except Exception as exc:  # the pages committed stay; the run shows as interrupted next time
+                unrecorded = redact_text(one_line(exc))
+                log.error("sync_end_not_recorded", error=unrecorded)
+                status, cursor_after = run_store.FAILED, None
+                error = f"{error}; " if error else ""
+                error += f"its end could not be recorded: {unrecorded}"
             duration = time.monotonic() - started
             result = SyncResult(source=source, status=status, run_id=run_id, fetched=totals[0],
                                 inserted=totals[1], updated=totals[2], unchanged=totals[3],

@@ -1,4 +1,5 @@
-"""What a failed run keeps of its error: one line an operator can read, with no record's data.
+"""How a sync fails: with one error line an operator can read, holding no record's data, and
+never by raising, even when the store itself refuses to record the run (a full disk).
 
 A run's error is shown by ``runs`` and ``status`` and goes into the report's email; the log
 keeps the traceback. SQLAlchemy's message of a database error carries the statement and every
@@ -9,19 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, func, select
 
 from connectors.base import Connector, ConnectorContext, build_connector
 from connectors.wardsim import SimClock, SimServer, generate
 from sync_agent.config import ConnectorSettings, Settings, parse_settings
 from sync_agent.model import Page
 from sync_agent.store.engine import read_connection
-from sync_agent.store.tables import sync_runs
+from sync_agent.store.tables import dossiers, sync_runs
 from sync_agent.sync import sync_source
 from tests.conformance.suite import NOW, SPECS, TZ_NAME
 
@@ -82,3 +84,51 @@ def test_an_error_holding_a_nul_is_kept_with_the_nul_as_its_escape(engine: Engin
     result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(crash))
     assert result.failed
     assert stored_error(engine) == "RuntimeError: source answered 'H31\\x00'"
+
+
+def refusing_writes(engine: Engine) -> threading.Event:
+    """Set, the store refuses every write from the next transaction on, as a full disk or a
+    database made read-only does (SQLite: ``query_only``; PostgreSQL: read-only transactions)."""
+    refuse = threading.Event()
+
+    @event.listens_for(engine, "checkout")
+    def checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        cur = dbapi_conn.cursor()
+        on = refuse.is_set()
+        if engine.dialect.name == "sqlite":
+            cur.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+        else:
+            cur.execute(f"SET default_transaction_read_only = {'on' if on else 'off'}")
+            dbapi_conn.commit()
+        cur.close()
+    return refuse
+
+
+def test_a_store_that_refuses_the_runs_start_fails_the_sync_without_raising(
+        engine: Engine, settings: Settings) -> None:
+    refuse = refusing_writes(engine)
+    refuse.set()
+    result = sync_source(engine, settings, "one_stop")
+    assert result.failed and result.run_id is None
+    assert result.error is not None and "\n" not in result.error and "readonly" in result.error.replace("-", "")
+    refuse.clear()
+    assert sync_source(engine, settings, "one_stop").ok
+
+
+def test_a_store_that_refuses_the_runs_end_fails_the_sync_without_raising_and_the_next_run_goes_on(
+        engine: Engine, settings: Settings) -> None:
+    refuse = refusing_writes(engine)
+
+    def refuse_once_read(page: Page) -> Page:
+        refuse.set()  # from the first page's commit on, nothing is written: the run's end neither
+        return page
+    result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(refuse_once_read))
+    assert result.failed
+    assert result.error is not None and "its end could not be recorded: " in result.error
+    refuse.clear()
+    again = sync_source(engine, settings, "one_stop")
+    assert again.ok, again.error
+    with read_connection(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(dossiers)).scalar_one() == 30
+        assert conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id)).scalars().all() == [
+            "interrupted", "success"]
