@@ -7,6 +7,7 @@ and session-level advisory locks (PostgreSQL) are used: both vanish with the pro
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -18,9 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import structlog
 from sqlalchemy import Connection, Engine, text
 
 from sync_agent.errors import AlreadyRunning
+
+log = structlog.get_logger("sync_agent.locks")
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_guard = threading.Lock()
@@ -65,9 +69,10 @@ class StoreLock:
             _held_here.discard((self._store, self.name))
         if self._file is not None:
             # the file names its holder only while held (``is_held`` reads it)
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.flush()
+            with contextlib.suppress(OSError):  # what could not be written cannot be left either
+                self._file.seek(0)
+                self._file.truncate()
+                self._file.flush()
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -130,11 +135,16 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     except BlockingIOError:
         f.close()
         return None
-    f.seek(0)
-    f.truncate()
     me = _this_process()
-    f.write(f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n")
-    f.flush()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n")
+        f.flush()
+    except OSError as exc:
+        # held all the same (the flock is what excludes others); only ``is_held`` and ``holder``
+        # cannot name this process. A full disk must fail the work with its own error, not here.
+        log.warning("lock_holder_not_written", lock=name, error=f"{type(exc).__name__}: {exc}")
     return StoreLock(name, file=f, store=_store_id(engine))
 
 

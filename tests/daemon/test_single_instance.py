@@ -85,6 +85,23 @@ def test_a_lock_file_naming_a_dead_process_is_not_held(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_a_lock_whose_file_cannot_be_written_is_still_taken_and_released(tmp_path: Path) -> None:
+    """A full disk refuses the holder's name; the lock (an flock) holds all the same, and the
+    work it guards fails with the disk's own error instead."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    path = lock_path(engine, "sync-one_stop")
+    assert path is not None
+    path.symlink_to("/dev/full")  # a device that refuses every write
+    lock = try_lock(engine, "sync-one_stop")
+    assert lock is not None
+    assert try_lock(engine, "sync-one_stop") is None  # held
+    lock.release()
+    again = try_lock(engine, "sync-one_stop")
+    assert again is not None
+    again.release()
+    engine.dispose()
+
+
 def test_a_lock_file_naming_a_number_now_used_by_another_process_is_not_held(tmp_path: Path) -> None:
     """After a kill or a power cut, the dead holder's number may be given to another process."""
     engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
