@@ -7,9 +7,14 @@
   tries again.
 - ``RecordError``: this one record is quarantined with the reason; the page goes on.
 - ``WorkFailed``: the command ran but its work failed (exit status 1).
+
+And failures of the machine rather than of the agent (``machine_failure``: a full disk, a disk
+error, a database server gone) are said in one line, like ``WorkFailed``, not as a traceback.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class SyncAgentError(Exception):
@@ -73,3 +78,31 @@ def one_line(exc: BaseException) -> str:
     """``first_line`` after the failure's type."""
     return f"{type(exc).__name__}: {first_line(exc)}"
 
+
+
+#: what the operating system says when the disk is full, failing or read-only
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+#: how SQLite and PostgreSQL say a write found no room: waiting (for space freed) may mend it
+DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "could not extend file",
+                   "disk quota exceeded")
+#: how they say the disk or the server failed the agent
+_MACHINE_WORDS = (*DISK_FULL_WORDS, "disk i/o error", "readonly database", "read-only file system",
+                  "could not connect", "connection refused", "server closed", "terminating connection")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a write found no room on the disk (the store's or a file's)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    orig = getattr(exc, "orig", None)
+    return orig is not None and any(w in str(orig).lower() for w in DISK_FULL_WORDS)
+
+
+def machine_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the machine's failure, not the agent's: a full or failing disk, a
+    read-only file system, the database server unreachable. Said in one line (no traceback: it
+    would hide the one thing the operator must do, free space or mend the disk)."""
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+        return True
+    orig = getattr(exc, "orig", None)
+    return orig is not None and any(w in str(orig).lower() for w in _MACHINE_WORDS)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from sync_agent.cli.context import AgentContext
-from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFailed
+from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFailed, machine_failure, one_line
 
 # Each module defines ``command`` (a click command or group) named like the module. Every command
 # loads here, so a module imports what only its command needs (report rendering, the daemon's
@@ -39,6 +39,11 @@ class _Main(click.Group):
             sys.exit(1)
         except WorkFailed as exc:
             click.echo(f"failed: {exc}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if not machine_failure(exc):
+                raise  # the agent's own fault: its traceback is what mends it
+            click.echo(f"failed: {one_line(exc)}", err=True)
             sys.exit(1)
 
 

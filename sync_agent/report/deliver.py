@@ -106,7 +106,11 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
     for suffix, data in contents:
         path = out_dir / f"{base.name}{suffix}"
         tmp = out_dir / f"{path.name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:  # a full disk: no half-written file left behind, the finished ones stand
+            tmp.unlink(missing_ok=True)
+            raise
         paths.append(path)
     return paths
