@@ -58,7 +58,7 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.errors import AlreadyRunning, SourceError, WorkFailed, one_line
+from sync_agent.errors import AlreadyRunning, SourceError, WorkFailed, disk_full, machine_failure, one_line
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
@@ -858,7 +858,7 @@ class Daemon:
         exc = event.exception
         # a failure of the world outside (SMTP or a source down, the store busy) is said by its
         # error, and a retry repeats it for hours; a traceback is kept for the agent's own faults
-        outside = isinstance(exc, WorkFailed | SourceError) or _may_pass(exc)
+        outside = isinstance(exc, WorkFailed | SourceError) or _may_pass(exc) or machine_failure(exc)
         log.error("job_failed", job=event.job_id, error=one_line(exc) if outside else f"{type(exc).__name__}: {exc}",
                   **({} if outside else {"traceback": event.traceback}))
 
@@ -882,13 +882,13 @@ __all__: Sequence[str] = ["Daemon", "JobSpec", "job_specs", "next_working_digest
 
 def _may_pass(exc: BaseException) -> bool:
     """Whether a failed report may go through on a later try: SMTP down or busy (4xx), a store
-    busy or its server unreachable; not a refusal for good, a read-only or missing database, an
-    error of the agent's own."""
+    busy or its server unreachable, a full disk; not a refusal for good, a read-only or missing
+    database, an error of the agent's own."""
     from sqlalchemy.exc import DBAPIError
 
     from sync_agent.mailer import worth_retrying
 
-    if worth_retrying(exc):
+    if worth_retrying(exc) or disk_full(exc):  # space may be freed by then
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:

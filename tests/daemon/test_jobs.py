@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import threading
 import time
@@ -306,6 +307,16 @@ def test_a_job_failing_on_the_outside_world_logs_its_error_without_a_traceback(w
     errors = job_failed_lines(write_config, tmp_path, MailTransientError("SMTP 127.0.0.1:25: connection refused"))
     assert [e["event"] for e in errors] == ["job_failed"], errors
     assert errors[0]["error"] == "MailTransientError: SMTP 127.0.0.1:25: connection refused"
+    assert "traceback" not in errors[0]
+
+
+def test_a_job_failing_on_a_full_disk_logs_its_error_without_a_traceback(write_config: Callable[..., Path],
+                                                                        tmp_path: Path) -> None:
+    """The operator must free space; a traceback every cycle would hide that."""
+    full = OSError(errno.ENOSPC, "No space left on device")
+    errors = job_failed_lines(write_config, tmp_path, full)
+    assert [e["event"] for e in errors] == ["job_failed"], errors
+    assert errors[0]["error"] == "OSError: [Errno 28] No space left on device"
     assert "traceback" not in errors[0]
 
 
