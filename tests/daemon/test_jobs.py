@@ -590,6 +590,26 @@ def test_a_store_error_a_wait_will_not_mend_is_not_retried_for_ever(
     assert note["error"] == "OperationalError: attempt to write a readonly database" and note["attempts"] == 3
 
 
+def test_a_full_disk_is_retried_as_a_failure_a_wait_may_mend(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    settings, engine = setup(write_config, REPORT)
+    d, clock = ticking(settings, engine, dt.datetime(2026, 3, 15, 8, 0, tzinfo=ICT))
+    full = OperationalError("INSERT INTO deliveries ...", {"key": "report:2026-03"},
+                            sqlite3.OperationalError("database or disk is full"))
+    failing_report(monkeypatch, d, *[full] * 5)
+    for _ in range(5):
+        with pytest.raises(OperationalError):
+            d._report()
+        note = retry_note(d)
+        assert "at" in note, note  # space may be freed meanwhile: never given up on
+        clock[0] = dt.datetime.fromisoformat(note["at"])
+    assert note["error"] == "OperationalError: database or disk is full"
+
+
 def test_failures_a_wait_may_mend_do_not_use_up_the_tries_of_one_it_may_not(
         write_config: Callable[..., Path]) -> None:
     settings, engine = setup(write_config, REPORT)
