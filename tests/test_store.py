@@ -321,6 +321,19 @@ def test_a_code_longer_than_its_column_quarantines_the_record_and_the_rest_of_th
     assert tuple(held) == ("B", "procedure_code is 65 characters long, longer than the 64 the store keeps")
 
 
+def test_a_record_dated_in_year_1_local_time_which_is_year_0_in_utc_is_quarantined(engine: Engine) -> None:
+    # "00010101000000": .NET's DateTime.MinValue, how some systems send "no date"
+    unset = dt.datetime(1, 1, 1, tzinfo=TZ)
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, "one_stop", [rec("A"), rec("B", submitted_at=unset)], TZ, 1, NOW)
+    assert (counts.inserted, counts.quarantined) == (1, 1)
+    with read_connection(engine) as conn:
+        held = conn.execute(select(quarantine.c.source_id, quarantine.c.reason)).one()
+    # the zone's offset then is its local mean time, +07:06:30 or +07:06:40 by the tz database's version
+    assert tuple(held) == ("B", f"submitted_at is {unset.isoformat()}, outside the years 1 to 9999 in UTC "
+                                "or in the ward's time")
+
+
 def test_a_quarantined_source_id_keeps_a_nul_as_its_escape_and_is_cut_to_the_column(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         save_records(conn, "one_stop", [rec("A\x00B"), rec("C" * 200)], TZ, 1, NOW)

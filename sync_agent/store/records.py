@@ -91,7 +91,31 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
 def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
     """``record_row``, and the text of each content column as hashed, which the upsert reuses
     rather than formatting every instant twice. Raises ``UnstorableRecord`` for a record holding
-    a value no store can keep (see ``_TEXT_COLUMNS``)."""
+    a value no store can keep (see ``_TEXT_COLUMNS``, ``_INSTANTS``)."""
+    try:
+        return _checked_row_and_texts(rec, tz)
+    except OverflowError:  # an instant with no UTC or local date in years 1-9999
+        raise UnstorableRecord(_out_of_range(rec, tz)) from None
+
+
+#: a record's instants: "0001-01-01 00:00" in the ward's time (.NET's "no date", as some systems
+#: send it) is in year 0 in UTC, which no date type holds
+_INSTANTS = ("submitted_at", "received_at", "due_at", "completed_at", "rejected_at", "withdrawn_at",
+             "source_updated_at")
+
+
+def _out_of_range(rec: DossierRecord, tz: ZoneInfo) -> str:
+    for name in _INSTANTS:
+        value = getattr(rec, name)
+        try:
+            if value is not None:
+                value.astimezone(_UTC), value.astimezone(tz)
+        except OverflowError:
+            return f"{name} is {value.isoformat()}, outside the years 1 to 9999 in UTC or in the ward's time"
+    raise AssertionError("no instant out of range")  # pragma: no cover: called only when one is
+
+
+def _checked_row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
     procedure_name, field_name, applicant_name = clean_text_fields(rec.procedure_name, rec.field_name,
                                                                    rec.applicant_name)
     row: dict[str, Any] = {
