@@ -81,12 +81,17 @@ def payload_json(value: Any) -> str:
 
 #: every byte but an ASCII digit made a space: a long run of digits then shows as zeros
 _DIGIT_SHAPE = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_BOM = b"\xef\xbb\xbf"
 #: orjson reads an integer of 19 digits or more past the 64-bit range as a float, losing digits
 _LONG_NUMBER = b"0" * 19
 
 
 def decode_json(body: bytes) -> Any:
-    """``json.loads(body.decode("utf-8"))``: the same values, or the same error.
+    """``json.loads(body.decode("utf-8"))``: the same values, or the same error, but for two
+    things that would fail the whole page (and so every run of its source) for one record's
+    sake: a leading byte-order mark is skipped (RFC 8259 lets a reader ignore it), and a byte
+    that is not UTF-8 is read as Python's stand-in for it, a lone surrogate (``\\udce0``), which
+    the store quarantines in a field it keeps and escapes in the raw payload elsewhere.
 
     A page of records is decoded about twice as fast by orjson. It is used when it gives what
     the standard library gives: a body with a run of 19 digits or more, or one orjson refuses
@@ -95,9 +100,11 @@ def decode_json(body: bytes) -> Any:
     difference: nesting a few hundred levels deep, past what the interpreter's recursion limit
     lets the standard library read, is read instead of failing.
     """
+    if body[:3] == _BOM:
+        body = body[3:]
     if _LONG_NUMBER not in body.translate(_DIGIT_SHAPE):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(body.decode("utf-8"))
+    return json.loads(body.decode("utf-8", "surrogateescape"))

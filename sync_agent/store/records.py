@@ -183,7 +183,7 @@ def _unstorable(row: dict[str, Any]) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             half = f"\\u{ord(value[exc.start]):04x}"
-            return f"{name} holds half a character (a lone surrogate, {half}), which is not Unicode text"
+            return f"{name} holds {half}, which is not Unicode text (half a character, or a byte that is not UTF-8)"
     raise AssertionError("no column at fault")  # pragma: no cover: called only when one is
 
 
