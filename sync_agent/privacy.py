@@ -68,7 +68,9 @@ class IdHasher:
         if last[0] == digits:
             return last[1]
         inner = self._inner.copy()
-        inner.update(digits.encode("utf-8"))
+        # "surrogatepass": a byte that was not UTF-8 (read as a lone surrogate) is hashed too,
+        # rather than failing the page with the number in its message; valid text is unchanged
+        inner.update(digits.encode("utf-8", "surrogatepass"))
         outer = self._outer.copy()
         outer.update(inner.digest())
         key = outer.hexdigest()[:32]

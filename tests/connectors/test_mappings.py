@@ -50,6 +50,16 @@ def test_the_sample_maps_and_keeps_only_a_hash_of_the_id(source: Source, context
 
 
 @PARAMS
+def test_an_id_number_holding_a_byte_that_is_not_utf8_is_hashed_not_a_failed_page(
+        source: Source, context: ConnectorContext) -> None:
+    # the answer's bytes were read with Python's stand-in (a lone surrogate) for the bad one
+    garbled = samples.ID_NUMBER + "\udce0"
+    rec = record(source.mapping.normalise_item(put(source.sample(), source.id_number_field, garbled), context))
+    assert rec.applicant_key == context.hasher(garbled)
+    assert get(rec.raw, source.id_number_field) == f"hmac:{context.hasher(garbled)}"
+
+
+@PARAMS
 def test_the_source_name_is_the_configured_one(source: Source, context: ConnectorContext) -> None:
     rec = record(source.mapping.normalise_item(source.sample(), context, source="ward_b"))
     assert rec.source == "ward_b"
