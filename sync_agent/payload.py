@@ -52,10 +52,33 @@ class StoredPayload(dict[str, Any]):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: how deep a payload is kept when it is too deep to be written whole: the interpreter's
+#: recursion limit stops both the standard library's writer and the redaction's walk long before
+#: a JSON reader's, so a source can send what neither could handle
+MAX_NESTING = 100
+#: what stands for a list or object deeper than that
+DEEPER = f"[nested deeper than {MAX_NESTING} levels: not kept]"
+
+
+def cut_nesting(value: Any, depth: int = MAX_NESTING) -> Any:
+    """``value`` with every list or object below ``depth`` levels replaced by ``DEEPER``."""
+    if isinstance(value, dict | list) and depth <= 0:
+        return DEEPER
+    if isinstance(value, dict):
+        return {k: cut_nesting(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [cut_nesting(v, depth - 1) for v in value]
+    return value
+
+
 def _standard(value: Any) -> str:
     """The standard library's text, with any lone surrogate written as its escape (the same
-    value once read back, and text a database can store)."""
-    text = _STANDARD.encode(value)
+    value once read back, and text a database can store); a payload too deep to write whole is
+    written cut (``cut_nesting``) rather than failing its page."""
+    try:
+        text = _STANDARD.encode(value)
+    except RecursionError:
+        text = _STANDARD.encode(cut_nesting(value))
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from sync_agent.payload import StoredPayload, orjson_bytes, payload_json
+from sync_agent.payload import StoredPayload, cut_nesting, orjson_bytes, payload_json
 
 # A Vietnamese personal ID (CCCD) has 12 digits; old ID cards have 9. Anything that looks like
 # one in free text is masked; a longer digit run (a dossier code, a timestamp) is left alone. A
@@ -143,7 +143,10 @@ def redact_payload_json(value: Any, id_keys: frozenset[str], hasher: IdHasher) -
             data.count(quoted) == (1 if k in copy else 0) for k, quoted in _quoted(id_keys)
         ):
             return StoredPayload(copy, data.decode("utf-8"))
-    out = redact_payload(value, id_keys, hasher)
+    try:
+        out = redact_payload(value, id_keys, hasher)
+    except RecursionError:  # nested deeper than the walk can go: kept cut, not the page's failure
+        out = redact_payload(cut_nesting(value), id_keys, hasher)
     return StoredPayload(out, payload_json(out)) if out.__class__ is dict else out
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync_agent.payload import StoredPayload, decode_json, payload_json
+from sync_agent.payload import DEEPER, MAX_NESTING, StoredPayload, cut_nesting, decode_json, payload_json
 
 
 def standard(value: Any) -> str:
@@ -97,3 +97,25 @@ def test_a_byte_that_is_not_utf8_is_read_as_a_lone_surrogate_not_as_a_failed_pag
     # a Latin-1 "à" in one record's name: that record is quarantined, the page's others stored
     assert decode_json(b'{"data": [{"ChuHoSo": "Phan Th\xe0nh Duy"}, {"ChuHoSo": "An"}]}') == {
         "data": [{"ChuHoSo": "Phan Th\udce0nh Duy"}, {"ChuHoSo": "An"}]}
+
+
+def nested(depth: int) -> Any:
+    value: Any = "đáy"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_payload_too_deep_to_write_whole_is_written_cut_not_failed() -> None:
+    payload = {"MaHoSo": "H31", "GhiChu": nested(5000)}
+    text = payload_json(payload)
+    assert json.loads(text) == cut_nesting(payload)
+    assert DEEPER in text
+
+
+def test_cut_nesting_keeps_what_lies_within_its_depth() -> None:
+    assert cut_nesting(nested(MAX_NESTING)) == nested(MAX_NESTING)
+    cut: Any = DEEPER  # the 101st list, in place of what it held
+    for _ in range(MAX_NESTING):
+        cut = [cut]
+    assert cut_nesting(nested(MAX_NESTING + 1)) == cut

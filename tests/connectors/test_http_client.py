@@ -143,8 +143,9 @@ def test_the_host_in_an_error_is_written_as_in_a_url() -> None:
         Reply(200, b""),
         Reply(200, b'{"data": []}', claim_length=400),
         Reply(200, b"\xff\xfe{}"),
+        Reply(200, b"[" * 5000 + b"]" * 5000),
     ],
-    ids=["html", "truncated-json", "empty", "short-body", "not-utf8"],
+    ids=["html", "truncated-json", "empty", "short-body", "not-utf8", "nested-too-deep"],
 )
 def test_a_200_without_json_is_retried(client_for: ClientFor, clock: FakeClock, bad: Reply) -> None:
     script = Script(bad, OK)

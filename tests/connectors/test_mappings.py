@@ -14,7 +14,7 @@ from connectors.household_business import mapping as hkd
 from connectors.one_stop import mapping as one_stop
 from connectors.residence import mapping as residence
 from sync_agent.model import Channel, DossierRecord, QuarantinedRecord, Status
-from sync_agent.payload import payload_json
+from sync_agent.payload import DEEPER, payload_json
 
 from . import samples
 from .conftest import TZ
@@ -57,6 +57,17 @@ def test_an_id_number_holding_a_byte_that_is_not_utf8_is_hashed_not_a_failed_pag
     rec = record(source.mapping.normalise_item(put(source.sample(), source.id_number_field, garbled), context))
     assert rec.applicant_key == context.hasher(garbled)
     assert get(rec.raw, source.id_number_field) == f"hmac:{context.hasher(garbled)}"
+
+
+@PARAMS
+def test_a_record_with_a_field_nested_deeper_than_the_walk_goes_is_kept_with_that_field_cut(
+        source: Source, context: ConnectorContext) -> None:
+    deep: Any = "x"
+    for _ in range(2000):  # json.loads reads it; the redaction's walk would exceed the recursion limit
+        deep = [deep]
+    rec = record(source.mapping.normalise_item({**source.sample(), "GhiChu": deep}, context))
+    assert DEEPER in payload_json(rec.raw)
+    assert get(rec.raw, source.id_number_field) == f"hmac:{context.hasher(samples.ID_NUMBER)}"
 
 
 @PARAMS
