@@ -8,8 +8,10 @@ before any renderer sees the event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -129,6 +131,49 @@ def _not_a_job_error_twice(record: logging.LogRecord) -> bool:
     return not (record.name.startswith("apscheduler.executors") and record.msg == _JOB_RAISED)
 
 
+class _LogFile(logging.handlers.WatchedFileHandler):
+    """The JSON log file. A write it cannot make (a full disk) is said once on stderr, not as
+    Python's traceback for every event, and the next line it can write starts a line of its own
+    rather than ending the one the disk cut short (which ``logs`` would then skip with it)."""
+
+    def __init__(self, filename: Path) -> None:
+        self.failing = False
+        self._erred = False
+        super().__init__(filename, encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._erred = False
+        super().emit(record)
+        if self.failing and not self._erred:
+            self.failing = False
+            sys.stderr.write(f"sync-agent: the log file {self.baseFilename} is written again\n")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._erred = True
+        exc = sys.exc_info()[1]
+        if not self.failing:
+            self.failing = True
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+            sys.stderr.write(f"sync-agent: cannot write the log file {self.baseFilename}: {reason}; "
+                             "its events are lost until it can (warnings and errors still come here)\n")
+        # what the stream holds half written is dropped: the next event opens the file again
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        if self.failing:  # a line the disk cut short is ended first
+            with contextlib.suppress(OSError), open(self.baseFilename, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        stream.write("\n")
+        return stream
+
+
 def configure(
     level: str = "INFO",
     log_file: Path | None = None,
@@ -172,7 +217,7 @@ def configure(
     if log_file is not None:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            fh = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+            fh = _LogFile(log_file)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise ConfigError("agent.log_file", f"cannot write the log file {log_file}: {reason}") from None

@@ -1,0 +1,52 @@
+"""A log file on a full disk: said once on stderr, and the log takes up again on a line of its own.
+
+Real writes, refused for real: the process may not grow files past a size (``RLIMIT_FSIZE``,
+whose soft limit it then raises again, as space freed on a disk would).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent('''
+    import resource, signal, sys
+    from pathlib import Path
+    import structlog
+    from sync_agent import logging as agent_logging
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    log_file = Path(sys.argv[1])
+    agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
+    log = structlog.get_logger("test")
+    log.info("before", n=0)
+    size = log_file.stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 300, resource.RLIM_INFINITY))
+    for n in range(1, 40):  # the disk fills in the middle of one of them
+        log.info("while_full", n=n, padding="x" * 100)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    log.info("after", n=40)
+''')
+
+
+def test_a_full_disk_is_said_once_and_the_next_event_starts_its_own_line(tmp_path: Path) -> None:
+    log_file = tmp_path / "agent.jsonl"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(log_file)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    said = done.stderr.splitlines()
+    assert said == [f"sync-agent: cannot write the log file {log_file}: File too large; its events are lost "
+                    "until it can (warnings and errors still come here)",
+                    f"sync-agent: the log file {log_file} is written again"]
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line)["event"])
+        except ValueError:
+            events.append("(cut short)")
+    assert events[0] == "before" and events[-1] == "after"
+    assert events.count("(cut short)") <= 1  # at most the one the disk cut; "after" not glued to it
