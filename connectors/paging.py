@@ -71,14 +71,26 @@ def latest(outputs: Iterable[Output]) -> dt.datetime | None:
     return max(times) if times else None
 
 
+#: a record updated this far past a read's end is not left for a later run: its time is wrong
+#: (a clock, or a date typed as 2999), no run would ever read it, and it would be dropped unseen
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
 def build_page(outputs: Iterable[Output], *, until: dt.datetime, checkpoint: dt.datetime | None) -> Page:
     """A page of what was read: records updated at or after ``until`` are left for the next
-    run, and a record met twice in one page is kept once, as last seen."""
+    run (those updated more than ``FUTURE_TOLERANCE`` later are quarantined), and a record met
+    twice in one page is kept once, as last seen."""
     records: dict[str, DossierRecord] = {}
     quarantined: list[QuarantinedRecord] = []
     for out in outputs:
         if out.source_updated_at is not None and out.source_updated_at >= until:
-            continue
+            if out.source_updated_at - until < FUTURE_TOLERANCE:
+                continue
+            out = QuarantinedRecord(
+                source=out.source, raw=out.raw, source_id=out.source_id, source_updated_at=out.source_updated_at,
+                reason=(out.reason + "; " if isinstance(out, QuarantinedRecord) else "")
+                + f"updated at {out.source_updated_at.isoformat()}, more than a day after this read's end: "
+                "a time in the future, which no read would ever reach")
         if isinstance(out, QuarantinedRecord):
             quarantined.append(out)
         else:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from connectors.paging import Batch, keyset_pages
+from connectors.paging import Batch, build_page, keyset_pages
 from sync_agent.errors import FatalSourceError, TransientSourceError
 from sync_agent.model import DossierRecord, Page, QuarantinedRecord, Status
 
@@ -190,3 +190,20 @@ def test_a_broken_record_without_an_id_that_is_updated_counts_as_one_that_left()
                               start=T0, until=UNTIL, page_size=2, first_page=1))
     assert pages[-1].checkpoint == UNTIL
     assert {r.source_id for p in pages for r in p.records} >= {"r01", "r04", "r05", "r06", "r07", "r08"}
+
+
+def test_a_record_updated_past_the_reads_end_is_left_for_the_next_run() -> None:
+    soon = normalise({"id": "soon", "at": UNTIL + dt.timedelta(hours=2)})  # a source's clock a little ahead
+    page = build_page([soon], until=UNTIL, checkpoint=UNTIL)
+    assert page.records == () and page.quarantined == ()
+
+
+def test_a_record_updated_more_than_a_day_in_the_future_is_quarantined_not_dropped_unseen() -> None:
+    # a source that sends what no time filter of its own kept out (residence pages by a cursor)
+    typo = normalise({"id": "typo", "at": dt.datetime(2999, 1, 1, tzinfo=dt.UTC)})
+    page = build_page([typo], until=UNTIL, checkpoint=UNTIL)
+    assert page.records == ()
+    [held] = page.quarantined
+    assert (held.source_id, held.source_updated_at) == ("typo", typo.source_updated_at)
+    assert held.reason == ("updated at 2999-01-01T00:00:00+00:00, more than a day after this read's end: "
+                           "a time in the future, which no read would ever reach")
