@@ -60,3 +60,11 @@ def test_a_report_that_cannot_be_written_leaves_no_half_written_file(tmp_path: P
     assert done.stderr.strip().splitlines()[-1] == "failed: OSError: [Errno 27] File too large"
     assert "Traceback" not in done.stderr
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_store_whose_disk_is_full_at_start_is_said_so_not_called_a_configuration_error(tmp_path: Path) -> None:
+    config = store_with_records(tmp_path, 10)
+    done = agent(config, "status", limit=4096)  # SQLite cannot even make its 32 KB shared-memory file
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("failed: cannot open the store sqlite:///") and "(is its disk full or failing?)" in line

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from sync_agent.errors import ConfigError, first_line
+from sync_agent.errors import ConfigError, WorkFailed, disk_full, first_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -234,7 +234,8 @@ def schema_is_current(engine: Engine) -> bool:
 
 
 def open_engine(url: str, migrate_schema: bool = True) -> Engine:
-    """Open (and migrate) the store, or raise ``ConfigError`` naming ``agent.database_url``."""
+    """Open (and migrate) the store, or raise ``ConfigError`` naming ``agent.database_url``
+    (``WorkFailed`` when its disk is full or failing: nothing in the configuration to mend)."""
     _refuse_root_on_a_service_store(url)
     try:
         engine = create_store_engine(url)
@@ -245,6 +246,8 @@ def open_engine(url: str, migrate_schema: bool = True) -> Engine:
     except (SQLAlchemyError, OSError) as exc:
         reason = first_line(exc)
         shown = make_url(url).render_as_string(hide_password=True)
+        if disk_full(exc) or "disk i/o error" in reason.lower():  # the machine's, not the configuration's
+            raise WorkFailed(f"cannot open the store {shown}: {reason} (is its disk full or failing?)") from None
         raise ConfigError("agent.database_url", f"cannot open database {shown}: {reason}") from None
     return engine
 
