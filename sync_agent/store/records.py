@@ -88,16 +88,6 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
     return _row_and_texts(rec, tz)[0]
 
 
-def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
-    """``record_row``, and the text of each content column as hashed, which the upsert reuses
-    rather than formatting every instant twice. Raises ``UnstorableRecord`` for a record holding
-    a value no store can keep (see ``_TEXT_COLUMNS``, ``_INSTANTS``)."""
-    try:
-        return _checked_row_and_texts(rec, tz)
-    except OverflowError:  # an instant with no UTC or local date in years 1-9999
-        raise UnstorableRecord(_out_of_range(rec, tz)) from None
-
-
 #: a record's instants: "0001-01-01 00:00" in the ward's time (.NET's "no date", as some systems
 #: send it) is in year 0 in UTC, which no date type holds
 _INSTANTS = ("submitted_at", "received_at", "due_at", "completed_at", "rejected_at", "withdrawn_at",
@@ -109,54 +99,62 @@ def _out_of_range(rec: DossierRecord, tz: ZoneInfo) -> str:
         value = getattr(rec, name)
         try:
             if value is not None:
-                value.astimezone(_UTC), value.astimezone(tz)
+                value.astimezone(_UTC)
+                value.astimezone(tz)
         except OverflowError:
             return f"{name} is {value.isoformat()}, outside the years 1 to 9999 in UTC or in the ward's time"
     raise AssertionError("no instant out of range")  # pragma: no cover: called only when one is
 
 
-def _checked_row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
+def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
+    """``record_row``, and the text of each content column as hashed, which the upsert reuses
+    rather than formatting every instant twice. Raises ``UnstorableRecord`` for a record holding
+    a value no store can keep (see ``_TEXT_COLUMNS``, ``_INSTANTS``)."""
     procedure_name, field_name, applicant_name = clean_text_fields(rec.procedure_name, rec.field_name,
                                                                    rec.applicant_name)
-    row: dict[str, Any] = {
-        "source": rec.source,
-        "source_id": rec.source_id,
-        "reception_code": rec.reception_code or None,
-        "procedure_code": rec.procedure_code,
-        "procedure_name": procedure_name,
-        "field_code": rec.field_code,
-        "field_name": field_name,
-        "applicant_name": applicant_name,
-        "applicant_key": rec.applicant_key,
-        "channel": rec.channel._value_,  # ``.value`` is a property, several calls deep
-        "status": rec.status._value_,
-        "submitted_at": rec.submitted_at,
-        "received_at": rec.received_at,
-        "due_at": rec.due_at,
-        "completed_at": rec.completed_at,
-        "rejected_at": rec.rejected_at,
-        "withdrawn_at": rec.withdrawn_at,
-        "received_on": _local_date(rec.received_at, tz),
-        "due_on": _local_date(rec.due_at, tz),
-        "ended_on": _local_date(rec.ended_at, tz),
-        "digitised": rec.digitised,
-        "data_reused": rec.data_reused,
-        "fee_required": rec.fee_required,
-        "paid_online": rec.paid_online,
-        "source_updated_at": rec.source_updated_at,
-        "raw_payload": payload_json(rec.raw),
-    }
-    texts = _content_texts(row)
+    try:
+        row: dict[str, Any] = {
+            "source": rec.source,
+            "source_id": rec.source_id,
+            "reception_code": rec.reception_code or None,
+            "procedure_code": rec.procedure_code,
+            "procedure_name": procedure_name,
+            "field_code": rec.field_code,
+            "field_name": field_name,
+            "applicant_name": applicant_name,
+            "applicant_key": rec.applicant_key,
+            "channel": rec.channel._value_,  # ``.value`` is a property, several calls deep
+            "status": rec.status._value_,
+            "submitted_at": rec.submitted_at,
+            "received_at": rec.received_at,
+            "due_at": rec.due_at,
+            "completed_at": rec.completed_at,
+            "rejected_at": rec.rejected_at,
+            "withdrawn_at": rec.withdrawn_at,
+            "received_on": _local_date(rec.received_at, tz),
+            "due_on": _local_date(rec.due_at, tz),
+            "ended_on": _local_date(rec.ended_at, tz),
+            "digitised": rec.digitised,
+            "data_reused": rec.data_reused,
+            "fee_required": rec.fee_required,
+            "paid_online": rec.paid_online,
+            "source_updated_at": rec.source_updated_at,
+            "raw_payload": payload_json(rec.raw),
+        }
+        texts = _content_texts(row)
+    except OverflowError:  # an instant with no UTC or local date in years 1-9999
+        raise UnstorableRecord(_out_of_range(rec, tz)) from None
     # The content hash: SHA-256 over each content column's text followed by ``\x1e``, the same
     # bytes as hashing column by column (stored hashes stay valid across upgrades), hashed once.
-    joined = "\x1e".join(texts) + "\x1e"
-    # the raw payload's text holds a NUL as JSON's escape: one found here is in a column's value
-    if "\x00" in joined or "\x00" in rec.source_id or _over_length(row):
-        raise UnstorableRecord(_unstorable(row))
     try:
-        data = joined.encode("utf-8")
+        data = ("\x1e".join(texts) + "\x1e").encode("utf-8")
     except UnicodeEncodeError:
         raise UnstorableRecord(_unstorable(row)) from None
+    # a NUL byte in UTF-8 is a NUL character, searched for in bytes (a text with accents is
+    # searched several times slower); the raw payload's text holds one as JSON's escape, so one
+    # found here is in a column's value
+    if b"\x00" in data or "\x00" in rec.source_id or _over_length(row):
+        raise UnstorableRecord(_unstorable(row))
     row["content_hash"] = hashlib.sha256(data).hexdigest()
     return row, texts
 
