@@ -69,10 +69,8 @@ class StoreLock:
             _held_here.discard((self._store, self.name))
         if self._file is not None:
             # the file names its holder only while held (``is_held`` reads it)
-            with contextlib.suppress(OSError):  # what could not be written cannot be left either
-                self._file.seek(0)
-                self._file.truncate()
-                self._file.flush()
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), 0)
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -137,10 +135,9 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
         return None
     me = _this_process()
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n")
-        f.flush()
+        # unbuffered: what a full disk refuses is not kept to be written again at close
+        os.ftruncate(f.fileno(), 0)
+        os.write(f.fileno(), f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n".encode())
     except OSError as exc:
         # held all the same (the flock is what excludes others); only ``is_held`` and ``holder``
         # cannot name this process. A full disk must fail the work with its own error, not here.

@@ -6,6 +6,8 @@ import os
 import re
 import socket
 import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,19 +89,27 @@ def test_a_lock_file_naming_a_dead_process_is_not_held(tmp_path: Path) -> None:
 
 def test_a_lock_whose_file_cannot_be_written_is_still_taken_and_released(tmp_path: Path) -> None:
     """A full disk refuses the holder's name; the lock (an flock) holds all the same, and the
-    work it guards fails with the disk's own error instead."""
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    path = lock_path(engine, "sync-one_stop")
-    assert path is not None
-    path.symlink_to("/dev/full")  # a device that refuses every write
-    lock = try_lock(engine, "sync-one_stop")
-    assert lock is not None
-    assert try_lock(engine, "sync-one_stop") is None  # held
-    lock.release()
-    again = try_lock(engine, "sync-one_stop")
-    assert again is not None
-    again.release()
-    engine.dispose()
+    work it guards fails with the disk's own error instead. The process here may not grow a
+    file at all (``RLIMIT_FSIZE``), as on a full disk."""
+    script = textwrap.dedent(f'''
+        import resource, signal
+        from sync_agent.locks import try_lock
+        from sync_agent.store.engine import create_store_engine
+        engine = create_store_engine("sqlite:///{tmp_path / 'store.db'}")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+        lock = try_lock(engine, "sync-one_stop")
+        assert lock is not None
+        assert try_lock(engine, "sync-one_stop") is None  # held
+        lock.release()
+        again = try_lock(engine, "sync-one_stop")
+        assert again is not None
+        again.release()
+        print("released")
+    ''')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "released"
 
 
 def test_a_lock_file_naming_a_number_now_used_by_another_process_is_not_held(tmp_path: Path) -> None:
