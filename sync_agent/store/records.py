@@ -97,13 +97,23 @@ _INSTANTS = ("submitted_at", "received_at", "due_at", "completed_at", "rejected_
 def _out_of_range(rec: DossierRecord, tz: ZoneInfo) -> str:
     for name in _INSTANTS:
         value = getattr(rec, name)
-        try:
-            if value is not None:
-                value.astimezone(_UTC)
-                value.astimezone(tz)
-        except OverflowError:
-            return f"{name} is {value.isoformat()}, outside the years 1 to 9999 in UTC or in the ward's time"
+        if value is not None and storable_instant(value, tz) is None:
+            # the time as the source wrote it (in 0001 the zone's offset was its local mean time)
+            return (f"{name} is {value.replace(tzinfo=None).isoformat(sep=' ')}, which has no date in years "
+                    "1 to 9999 in UTC or in the ward's time")
     raise AssertionError("no instant out of range")  # pragma: no cover: called only when one is
+
+
+def storable_instant(value: dt.datetime | None, tz: ZoneInfo | None = None) -> dt.datetime | None:
+    """``value``, or ``None`` when it has no date in years 1-9999 in UTC (or in ``tz``)."""
+    try:
+        if value is not None:
+            value.astimezone(_UTC)
+            if tz is not None:
+                value.astimezone(tz)
+    except OverflowError:
+        return None
+    return value
 
 
 def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
@@ -148,12 +158,13 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
     # bytes as hashing column by column (stored hashes stay valid across upgrades), hashed once.
     try:
         data = ("\x1e".join(texts) + "\x1e").encode("utf-8")
+        key = rec.source_id.encode("utf-8")  # the natural key is no content column
     except UnicodeEncodeError:
         raise UnstorableRecord(_unstorable(row)) from None
     # a NUL byte in UTF-8 is a NUL character, searched for in bytes (a text with accents is
     # searched several times slower); the raw payload's text holds one as JSON's escape, so one
     # found here is in a column's value
-    if b"\x00" in data or "\x00" in rec.source_id or _over_length(row):
+    if b"\x00" in data or b"\x00" in key or _over_length(row):
         raise UnstorableRecord(_unstorable(row))
     row["content_hash"] = hashlib.sha256(data).hexdigest()
     return row, texts
@@ -552,7 +563,7 @@ def save_quarantined(
             "reason": storable_text(q.reason, None),
             "raw_payload": payload,
             "payload_hash": digest,
-            "source_updated_at": q.source_updated_at,
+            "source_updated_at": storable_instant(q.source_updated_at),  # "0001-01-01" local has none
             "first_seen_at": now,
             "last_seen_at": now,
             "times_seen": 1,
