@@ -87,6 +87,7 @@ DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "could
                    "disk quota exceeded")
 #: how they say the disk or the server failed the agent
 _MACHINE_WORDS = (*DISK_FULL_WORDS, "disk i/o error", "readonly database", "read-only file system",
+                  "read-only transaction",  # a PostgreSQL standby, or one set read-only
                   "could not connect", "connection refused", "server closed", "terminating connection")
 
 
@@ -94,8 +95,8 @@ def disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` says a write found no room on the disk (the store's or a file's)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    orig = getattr(exc, "orig", None)
-    return orig is not None and any(w in str(orig).lower() for w in DISK_FULL_WORDS)
+    # the driver's first line: PostgreSQL's further lines quote the failing row, a source's data
+    return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in DISK_FULL_WORDS)
 
 
 def machine_failure(exc: BaseException) -> bool:
@@ -104,5 +105,4 @@ def machine_failure(exc: BaseException) -> bool:
     would hide the one thing the operator must do, free space or mend the disk)."""
     if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
         return True
-    orig = getattr(exc, "orig", None)
-    return orig is not None and any(w in str(orig).lower() for w in _MACHINE_WORDS)
+    return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in _MACHINE_WORDS)

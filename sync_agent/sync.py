@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Connector, ConnectorContext, build_connector
 from sync_agent.config import ConnectorSettings, Settings
-from sync_agent.errors import ConfigError, SourceError, one_line
+from sync_agent.errors import ConfigError, SourceError, machine_failure, one_line
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.model import Page
 from sync_agent.prefetch import Prefetch, fewer_collections
@@ -121,7 +121,8 @@ def sync_source(
                 run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
         except Exception as exc:  # the store refuses a write (a full disk, its server gone): no run to record
             refused = redact_text(one_line(exc))
-            log.error("sync_not_started", error=refused)
+            # the machine's failure is said in one line; the agent's own keeps its traceback
+            (log.error if machine_failure(exc) else log.exception)("sync_not_started", error=refused)
             return SyncResult(source=source, status=run_store.FAILED, error=refused,
                               duration=time.monotonic() - started)
         if stale:
@@ -164,7 +165,7 @@ def sync_source(
                     run_store.finish_run(conn, run_id, status, clock(), cursor_after, error)
             except Exception as exc:  # the pages committed stay; the run shows as interrupted next time
                 unrecorded = redact_text(one_line(exc))
-                log.error("sync_end_not_recorded", error=unrecorded)
+                (log.error if machine_failure(exc) else log.exception)("sync_end_not_recorded", error=unrecorded)
                 status, cursor_after = run_store.FAILED, None
                 error = f"{error}; " if error else ""
                 error += f"its end could not be recorded: {unrecorded}"

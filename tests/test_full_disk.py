@@ -68,3 +68,18 @@ def test_a_store_whose_disk_is_full_at_start_is_said_so_not_called_a_configurati
     assert done.returncode == 1, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("failed: cannot open the store sqlite:///") and "(is its disk full or failing?)" in line
+
+
+def test_only_the_drivers_first_line_tells_the_machines_failure() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from sync_agent.errors import disk_full, machine_failure
+
+    row = IntegrityError("INSERT ...", {}, sqlite3.IntegrityError(
+        'null value in column "status"\n'
+        'DETAIL:  Failing row contains (H31, "connection refused", no space left on device)'))
+    assert not machine_failure(row) and not disk_full(row)  # a source's words in the row, an agent's fault
+    full = OperationalError("INSERT ...", {}, sqlite3.OperationalError("database or disk is full"))
+    assert machine_failure(full) and disk_full(full)

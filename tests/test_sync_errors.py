@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import Engine, event, func, select
 
 from connectors.base import Connector, ConnectorContext, build_connector
 from connectors.wardsim import SimClock, SimServer, generate
 from sync_agent.config import ConnectorSettings, Settings, parse_settings
 from sync_agent.model import Page
+from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
 from sync_agent.store.tables import dossiers, sync_runs
 from sync_agent.sync import sync_source
@@ -108,8 +110,11 @@ def test_a_store_that_refuses_the_runs_start_fails_the_sync_without_raising(
         engine: Engine, settings: Settings) -> None:
     refuse = refusing_writes(engine)
     refuse.set()
-    result = sync_source(engine, settings, "one_stop")
+    with structlog.testing.capture_logs() as logs:
+        result = sync_source(engine, settings, "one_stop")
     assert result.failed and result.run_id is None
+    [said] = [e for e in logs if e["event"] == "sync_not_started"]
+    assert "exc_info" not in said  # the machine's failure: one line
     assert result.error is not None and "\n" not in result.error and "readonly" in result.error.replace("-", "")
     refuse.clear()
     assert sync_source(engine, settings, "one_stop").ok
@@ -132,3 +137,15 @@ def test_a_store_that_refuses_the_runs_end_fails_the_sync_without_raising_and_th
         assert conn.execute(select(func.count()).select_from(dossiers)).scalar_one() == 30
         assert conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id)).scalars().all() == [
             "interrupted", "success"]
+
+
+def test_an_agent_bug_at_the_runs_start_fails_the_sync_and_keeps_its_traceback(
+        engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*_args: Any) -> int:
+        raise TypeError("an agent bug")
+    monkeypatch.setattr(run_store, "interrupt_stale_runs", bug)
+    with structlog.testing.capture_logs() as logs:
+        result = sync_source(engine, settings, "one_stop")
+    assert result.failed and result.error == "TypeError: an agent bug"
+    [said] = [e for e in logs if e["event"] == "sync_not_started"]
+    assert said["exc_info"] is True  # the log's traceback is what mends it
