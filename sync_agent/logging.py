@@ -149,11 +149,14 @@ class _LogFile(logging.handlers.WatchedFileHandler):
             sys.stderr.write(f"sync-agent: the log file {self.baseFilename} is written again\n")
 
     def handleError(self, record: logging.LogRecord) -> None:
-        self._erred = True
         exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):  # not the disk: an event that cannot be written out
+            super().handleError(record)
+            return
+        self._erred = True
         if not self.failing:
             self.failing = True
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+            reason = exc.strerror or repr(exc)
             sys.stderr.write(f"sync-agent: cannot write the log file {self.baseFilename}: {reason}; "
                              "its events are lost until it can (warnings and errors still come here)\n")
         # what the stream holds half written is dropped: the next event opens the file again

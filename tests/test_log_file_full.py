@@ -50,3 +50,23 @@ def test_a_full_disk_is_said_once_and_the_next_event_starts_its_own_line(tmp_pat
             events.append("(cut short)")
     assert events[0] == "before" and events[-1] == "after"
     assert events.count("(cut short)") <= 1  # at most the one the disk cut; "after" not glued to it
+
+
+def test_an_event_that_cannot_be_written_out_is_not_taken_for_a_full_disk(tmp_path: Path) -> None:
+    script = textwrap.dedent('''
+        import sys
+        from pathlib import Path
+        import structlog
+        from sync_agent import logging as agent_logging
+
+        class Unshowable:
+            def __repr__(self) -> str:
+                raise ValueError("a bug of the agent's")
+
+        agent_logging.configure(level="INFO", log_file=Path(sys.argv[1]), stderr_level="CRITICAL")
+        structlog.get_logger("test").info("odd", value=Unshowable())
+    ''')
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "agent.jsonl")], capture_output=True,
+                          text=True, timeout=60)
+    assert "--- Logging error ---" in done.stderr and "a bug of the agent's" in done.stderr
+    assert "cannot write the log file" not in done.stderr
