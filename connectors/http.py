@@ -374,7 +374,8 @@ class HttpClient:
 
         The cursor moves by our clock, the records' times by the source's: a source behind ours
         by more than the lookback stamps its next updates before the next read's start, and they
-        are never read. Ahead, its records only wait until our clock reaches them."""
+        are never read. Ahead, its records wait until our clock reaches them (those more than a day
+        ahead are quarantined meanwhile, see ``paging.FUTURE_TOLERANCE``)."""
         self._clock_checked = True
         try:
             theirs = email.utils.parsedate_to_datetime(date) if date else None
