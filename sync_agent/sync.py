@@ -153,9 +153,10 @@ def sync_source(
                 status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a connector bug must not stop the other sources
                 # one line: a database error's further lines hold the page's values (the log has
-                # the traceback)
+                # the traceback, but for the machine's failure, a full disk: that is all it says)
                 status, error = run_store.FAILED, redact_text(one_line(exc))
-                log.exception("sync_crashed")
+                if not machine_failure(exc):
+                    log.exception("sync_crashed")
             finally:
                 if connector is not None:
                     connector.close()

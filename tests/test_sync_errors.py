@@ -127,9 +127,12 @@ def test_a_store_that_refuses_the_runs_end_fails_the_sync_without_raising_and_th
     def refuse_once_read(page: Page) -> Page:
         refuse.set()  # from the first page's commit on, nothing is written: the run's end neither
         return page
-    result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(refuse_once_read))
+    with structlog.testing.capture_logs() as logs:
+        result = sync_source(engine, settings, "one_stop", connector_factory=pages_changed_by(refuse_once_read))
     assert result.failed
     assert result.error is not None and "its end could not be recorded: " in result.error
+    # the machine's failure is said by the run's error line, not by a traceback per source
+    assert [e["event"] for e in logs if e.get("exc_info")] == []
     refuse.clear()
     again = sync_source(engine, settings, "one_stop")
     assert again.ok, again.error
