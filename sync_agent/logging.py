@@ -133,8 +133,9 @@ def _not_a_job_error_twice(record: logging.LogRecord) -> bool:
 
 class _LogFile(logging.handlers.WatchedFileHandler):
     """The JSON log file. A write it cannot make (a full disk) is said once on stderr, not as
-    Python's traceback for every event, and the next line it can write starts a line of its own
-    rather than ending the one the disk cut short (which ``logs`` would then skip with it)."""
+    Python's traceback for every event, and the next line it can write, in this process or a
+    later one, starts a line of its own rather than ending the one the disk cut short (which
+    ``logs`` would then skip with it)."""
 
     def __init__(self, filename: Path) -> None:
         self.failing = False
@@ -167,13 +168,13 @@ class _LogFile(logging.handlers.WatchedFileHandler):
 
     def _open(self) -> Any:
         stream = super()._open()
-        if self.failing:  # a line the disk cut short is ended first
-            with contextlib.suppress(OSError), open(self.baseFilename, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        stream.write("\n")
+        # a line the disk cut short (in this process or in one before it) is ended first
+        with contextlib.suppress(OSError), open(self.baseFilename, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    stream.write("\n")
         return stream
 
 

@@ -70,3 +70,21 @@ def test_an_event_that_cannot_be_written_out_is_not_taken_for_a_full_disk(tmp_pa
                           text=True, timeout=60)
     assert "--- Logging error ---" in done.stderr and "a bug of the agent's" in done.stderr
     assert "cannot write the log file" not in done.stderr
+
+
+def test_a_line_a_full_disk_cut_short_in_an_earlier_process_is_ended_before_the_next_event(tmp_path: Path) -> None:
+    log_file = tmp_path / "agent.jsonl"
+    log_file.write_text('{"event": "before"}\n{"event": "sync_fin', encoding="utf-8")  # the disk filled here
+    script = textwrap.dedent('''
+        import sys
+        from pathlib import Path
+        import structlog
+        from sync_agent import logging as agent_logging
+        agent_logging.configure(level="INFO", log_file=Path(sys.argv[1]), stderr_level="CRITICAL")
+        structlog.get_logger("test").info("sync_started")
+    ''')
+    done = subprocess.run([sys.executable, "-c", script, str(log_file)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == ['{"event": "before"}', '{"event": "sync_fin']
+    assert json.loads(lines[2])["event"] == "sync_started"
