@@ -102,15 +102,19 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period, report.uncounted)),
         ("-dossiers.csv", build_dossier_csv(dossiers)),
     ]
-    paths = []
-    for suffix, data in contents:
-        path = out_dir / f"{base.name}{suffix}"
-        tmp = out_dir / f"{path.name}.tmp"
-        try:
+    # every file is written whole before any takes its name: a full disk leaves the folder as it
+    # was, not a set that looks finished without the email or the dossier list
+    written: list[tuple[Path, Path]] = []
+    try:
+        for suffix, data in contents:
+            path = out_dir / f"{base.name}{suffix}"
+            tmp = out_dir / f"{path.name}.tmp"
+            written.append((tmp, path))
             tmp.write_bytes(data)
-            tmp.replace(path)
-        except OSError:  # a full disk: no half-written file left behind, the finished ones stand
+    except OSError:
+        for tmp, _ in written:
             tmp.unlink(missing_ok=True)
-            raise
-        paths.append(path)
-    return paths
+        raise
+    for tmp, path in written:
+        tmp.replace(path)
+    return [path for _, path in written]
