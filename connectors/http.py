@@ -452,8 +452,10 @@ def _decode_json(body: bytes, where: str) -> Any:
     except (UnicodeDecodeError, ValueError):
         hint = "empty body" if not body.strip() else f"{len(body)} bytes that are not JSON"
         raise TransientSourceError(f"{where}: {hint}") from None
-    except RecursionError:  # lists or objects nested thousands deep: no reader here goes that far
-        raise TransientSourceError(f"{where}: {len(body)} bytes of JSON nested deeper than the agent reads") from None
+    except RecursionError:  # lists or objects nested 1,000 deep and more: no reader here goes that far
+        # the same answer fails the same way however often it is asked for: no retry
+        raise FatalSourceError(f"{where}: {len(body)} bytes of JSON nested deeper than the agent reads "
+                               "(1,000 levels)") from None
 
 
 class HttpConnector(Connector):
