@@ -329,8 +329,22 @@ def test_a_record_dated_in_year_1_local_time_which_is_year_0_in_utc_is_quarantin
     assert (counts.inserted, counts.quarantined) == (1, 1)
     with read_connection(engine) as conn:
         held = conn.execute(select(quarantine.c.source_id, quarantine.c.reason)).one()
-    assert tuple(held) == ("B", "submitted_at is 0001-01-01 00:00:00, which has no date in years 1 to 9999 in UTC "
-                                "or in the ward's time")
+    assert tuple(held) == ("B", "submitted_at is 0001-01-01 00:00:00, outside the dates the agent keeps "
+                                "(2 January of year 1 to 30 December 9999, in UTC)")
+
+
+def test_a_record_dated_on_the_calendars_last_day_in_utc_is_quarantined(engine: Engine) -> None:
+    # in the ward's time it is in year 10000, where the report would show it
+    last = dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, "one_stop", [rec("A"), rec("B", submitted_at=last),
+                                                 rec("C", submitted_at=dt.datetime(9999, 12, 30, tzinfo=TZ))],
+                              TZ, 1, NOW)
+    assert (counts.inserted, counts.quarantined) == (2, 1)
+    with read_connection(engine) as conn:
+        held = conn.execute(select(quarantine.c.source_id, quarantine.c.reason)).one()
+    assert tuple(held) == ("B", "submitted_at is 9999-12-31 23:00:00, outside the dates the agent keeps "
+                                "(2 January of year 1 to 30 December 9999, in UTC)")
 
 
 def test_a_record_updated_in_year_1_local_time_is_quarantined_without_that_time(engine: Engine) -> None:

@@ -88,32 +88,37 @@ def record_row(rec: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
     return _row_and_texts(rec, tz)[0]
 
 
-#: a record's instants: "0001-01-01 00:00" in the ward's time (.NET's "no date", as some systems
-#: send it) is in year 0 in UTC, which no date type holds
+#: a record's instants. "0001-01-01 00:00" in the ward's time (.NET's "no date", as some systems
+#: send it) is in year 0 in UTC, which no date type holds; "9999-12-31 23:00" in UTC is in year
+#: 10000 in the ward's time, where the report would show it. The agent keeps instants from the
+#: second day of the calendar to the day before its last, in UTC: any time zone's date is then in
+#: years 1 to 9999.
 _INSTANTS = ("submitted_at", "received_at", "due_at", "completed_at", "rejected_at", "withdrawn_at",
              "source_updated_at")
+_EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)  # not included
 
 
-def _out_of_range(rec: DossierRecord, tz: ZoneInfo) -> str:
+def _out_of_range(rec: DossierRecord) -> str | None:
+    """The first instant of ``rec`` outside the range the agent keeps, said for the quarantine."""
     for name in _INSTANTS:
         value = getattr(rec, name)
-        if value is not None and storable_instant(value, tz) is None:
+        if value is not None and storable_instant(value) is None:
             # the time as the source wrote it (in 0001 the zone's offset was its local mean time)
-            return (f"{name} is {value.replace(tzinfo=None).isoformat(sep=' ')}, which has no date in years "
-                    "1 to 9999 in UTC or in the ward's time")
-    raise AssertionError("no instant out of range")  # pragma: no cover: called only when one is
+            return (f"{name} is {value.replace(tzinfo=None).isoformat(sep=' ')}, outside the dates the agent "
+                    "keeps (2 January of year 1 to 30 December 9999, in UTC)")
+    return None
 
 
-def storable_instant(value: dt.datetime | None, tz: ZoneInfo | None = None) -> dt.datetime | None:
-    """``value``, or ``None`` when it has no date in years 1-9999 in UTC (or in ``tz``)."""
+def storable_instant(value: dt.datetime | None) -> dt.datetime | None:
+    """``value``, or ``None`` when it lies outside the range the agent keeps (see ``_INSTANTS``)."""
+    if value is None:
+        return None
     try:
-        if value is not None:
-            value.astimezone(_UTC)
-            if tz is not None:
-                value.astimezone(tz)
+        utc = value.astimezone(_UTC)
     except OverflowError:
         return None
-    return value
+    return value if _EARLIEST <= utc < _LATEST else None
 
 
 def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], list[str]]:
@@ -153,7 +158,7 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
         }
         texts = _content_texts(row)
     except OverflowError:  # an instant with no UTC or local date in years 1-9999
-        raise UnstorableRecord(_out_of_range(rec, tz)) from None
+        raise UnstorableRecord(_out_of_range(rec) or "an instant outside years 1 to 9999") from None
     # The content hash: SHA-256 over each content column's text followed by ``\x1e``, the same
     # bytes as hashing column by column (stored hashes stay valid across upgrades), hashed once.
     try:
@@ -166,6 +171,10 @@ def _row_and_texts(rec: DossierRecord, tz: ZoneInfo) -> tuple[dict[str, Any], li
     # found here is in a column's value
     if b"\x00" in data or b"\x00" in key or _over_length(row):
         raise UnstorableRecord(_unstorable(row))
+    if b"0001-01-01" in data or b"9999-12-31" in data:  # rare: only then is each instant looked at
+        out_of_range = _out_of_range(rec)
+        if out_of_range is not None:
+            raise UnstorableRecord(out_of_range)
     row["content_hash"] = hashlib.sha256(data).hexdigest()
     return row, texts
 
@@ -563,7 +572,7 @@ def save_quarantined(
             "reason": storable_text(q.reason, None),
             "raw_payload": payload,
             "payload_hash": digest,
-            "source_updated_at": storable_instant(q.source_updated_at),  # "0001-01-01" local has none
+            "source_updated_at": storable_instant(q.source_updated_at),  # none outside the range kept
             "first_seen_at": now,
             "last_seen_at": now,
             "times_seen": 1,
