@@ -140,11 +140,15 @@ class _LogFile(logging.handlers.WatchedFileHandler):
     def __init__(self, filename: Path) -> None:
         self.failing = False
         self._erred = False
-        super().__init__(filename, encoding="utf-8")
+        # a value holding half a character is written with its escape, never refused
+        super().__init__(filename, encoding="utf-8", errors="backslashreplace")
 
     def emit(self, record: logging.LogRecord) -> None:
         self._erred = False
-        super().emit(record)
+        try:
+            super().emit(record)
+        except OSError:  # the file could not be opened again (a disk remounted read-only)
+            self.handleError(record)
         if self.failing and not self._erred:
             self.failing = False
             sys.stderr.write(f"sync-agent: the log file {self.baseFilename} is written again\n")

@@ -88,3 +88,42 @@ def test_a_line_a_full_disk_cut_short_in_an_earlier_process_is_ended_before_the_
     lines = log_file.read_text(encoding="utf-8").splitlines()
     assert lines[:2] == ['{"event": "before"}', '{"event": "sync_fin']
     assert json.loads(lines[2])["event"] == "sync_started"
+
+
+def test_a_log_file_that_cannot_be_opened_again_is_said_once_and_no_event_raises(tmp_path: Path) -> None:
+    script = textwrap.dedent('''
+        import sys
+        from pathlib import Path
+        import structlog
+        from sync_agent import logging as agent_logging
+        log_file = Path(sys.argv[1])
+        log_file.symlink_to("/dev/full")  # every write refused
+        agent_logging.configure(level="INFO", log_file=log_file, stderr_level="CRITICAL")
+        log = structlog.get_logger("test")
+        log.info("one")
+        log_file.unlink()
+        log_file.mkdir()  # and now it cannot even be opened again
+        log.info("two")
+        log.info("three", source_id="HS-\\udc80")
+        print("went on")
+    ''')
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "agent.jsonl")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "went on"
+    assert done.stderr.count("cannot write the log file") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_value_holding_half_a_character_is_logged_with_its_escape(tmp_path: Path) -> None:
+    script = textwrap.dedent('''
+        import sys
+        from pathlib import Path
+        import structlog
+        from sync_agent import logging as agent_logging
+        agent_logging.configure(level="INFO", log_file=Path(sys.argv[1]), stderr_level="CRITICAL")
+        structlog.get_logger("test").warning("record_quarantined", source_id="HS-\\udc80x")
+    ''')
+    log_file = tmp_path / "agent.jsonl"
+    done = subprocess.run([sys.executable, "-c", script, str(log_file)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "Logging error" not in done.stderr, done.stderr
+    assert '"source_id": "HS-\\udc80x"' in log_file.read_text(encoding="utf-8")
