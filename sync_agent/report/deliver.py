@@ -115,6 +115,14 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
         raise
-    for tmp, path in written:
-        tmp.replace(path)
+    renamed = 0
+    try:
+        for tmp, path in written:
+            tmp.replace(path)
+            renamed += 1
+    except OSError as exc:  # a rename needing a block the disk has not: say which files are new
+        for tmp, _ in written[renamed:]:
+            tmp.unlink(missing_ok=True)
+        done = ", ".join(path.name for _, path in written[:renamed]) or "none"
+        raise OSError(exc.errno, f"{exc.strerror or exc}; written before it: {done}") from None
     return [path for _, path in written]

@@ -6,13 +6,16 @@ import csv
 import dataclasses
 import datetime as dt
 import email
+import errno
 import io
 import json
 from decimal import Decimal
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import openpyxl
+import pytest
 from sqlalchemy import Engine
 
 from sync_agent.config import Settings
@@ -113,6 +116,25 @@ def test_write_report_files(seeded: Engine, settings: Settings, tmp_path: Path) 
     msg = email.message_from_bytes(paths[5].read_bytes(), policy=policy.default)
     assert msg["Subject"].startswith("Phường Thạch Khôi: báo cáo")
     assert not list(tmp_path.glob("out/*.tmp"))
+
+
+def test_a_report_file_the_disk_refuses_to_rename_says_which_files_were_written(
+        seeded: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a rename needs a new block in the folder on a full ext4 disk: not something a test can make
+    real = Path.replace
+    calls: list[str] = []
+
+    def replace(self: Path, target: Any) -> Path:
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(OSError, match=r"No space left on device; written before it: report-2026-02.html, "
+                                      r"report-2026-02.json$"):
+        write_report_files(seeded, settings, FEB, tmp_path / "out", now=NOW)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report-2026-02.html", "report-2026-02.json"]
 
 
 def test_csv_gives_a_bypassed_dossier_its_flags_detection_time_and_acknowledgement(
