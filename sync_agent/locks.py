@@ -8,6 +8,7 @@ and session-level advisory locks (PostgreSQL) are used: both vanish with the pro
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -137,7 +138,10 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
     try:
         # unbuffered: what a full disk refuses is not kept to be written again at close
         os.ftruncate(f.fileno(), 0)
-        os.write(f.fileno(), f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n".encode())
+        line = f"{me.pid} {me.host} {process_identity(me.pid) or '-'}\n".encode()
+        if os.write(f.fileno(), line) != len(line):  # a pid cut short would name another process
+            os.ftruncate(f.fileno(), 0)
+            raise OSError(errno.ENOSPC, "the holder's name was cut short")
     except OSError as exc:
         # held all the same (the flock is what excludes others); only ``is_held`` and ``holder``
         # cannot name this process. A full disk must fail the work with its own error, not here.
