@@ -79,7 +79,6 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line(exc)}"
 
 
-
 #: what the operating system says when the disk is full, failing or read-only
 _MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 #: how SQLite and PostgreSQL say a write found no room: waiting (for space freed) may mend it
