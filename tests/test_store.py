@@ -103,6 +103,34 @@ def test_an_upgrade_is_logged_with_both_revisions(db_url: str) -> None:
         ("store_migrated", "0007", HEAD_REVISION)]
 
 
+def test_an_upgrade_cuts_a_runs_stored_error_to_the_failed_statements_first_line(db_url: str) -> None:
+    """Errors stored before 2f8167b held the page's parameters: applicants' names, payloads."""
+    from sqlalchemy import text
+
+    from sync_agent.store.engine import create_store_engine
+    from sync_agent.store.runs import start_run
+
+    store_at(db_url, "0009")
+    eng = create_store_engine(db_url)
+    first = "DataError: (psycopg.DataError) PostgreSQL text fields cannot contain NUL (0x00) bytes"
+    with eng.begin() as conn:
+        failed = start_run(conn, "one_stop", NOW, None, None, NOW)
+        plain = start_run(conn, "residence", NOW, None, None, NOW)
+        conn.execute(text("UPDATE sync_runs SET error = :e WHERE id = :i"),
+                     {"e": first + "\n[SQL: INSERT INTO dossiers ...]\n[parameters: [{'applicant_name': "
+                                   "'Nguyễn Văn An'}]]\n(Background on this error at: https://sqlalche.me/e/21/9h9h)",
+                      "i": failed})
+        conn.execute(text("UPDATE sync_runs SET error = :e WHERE id = :i"),
+                     {"e": "TransientSourceError: gave up after 5 attempt(s): GET /dossiers: HTTP 503", "i": plain})
+    eng.dispose()
+    eng = open_engine(db_url)
+    with read_connection(eng) as conn:
+        errors = dict(conn.execute(text("SELECT id, error FROM sync_runs")).all())
+    eng.dispose()
+    assert errors == {failed: first + " [the statement and its values are no longer kept]",
+                      plain: "TransientSourceError: gave up after 5 attempt(s): GET /dossiers: HTTP 503"}
+
+
 def test_a_store_a_newer_release_upgraded_is_refused_in_one_line(db_url: str) -> None:
     """Going back to an older release after an upgrade gave Alembic's 99-line traceback."""
     from sqlalchemy import text

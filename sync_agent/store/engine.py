@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: the newest migration's revision (a test keeps it equal to the head of ``MIGRATIONS``)
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL advisory lock held while migrating (any fixed number no other lock of the agent uses)
 _MIGRATE_LOCK_KEY = 0x5A6E_0001
