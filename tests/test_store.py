@@ -396,6 +396,17 @@ def test_a_source_id_holding_half_a_character_is_quarantined_not_the_page(engine
                                         "or a byte that is not UTF-8)")
 
 
+def test_an_old_version_a_store_cannot_keep_is_ignored_like_any_old_version(engine: Engine) -> None:
+    # pages arrive out of order: a newer, valid version is stored already
+    with write_transaction(engine) as conn:
+        save_records(conn, "one_stop", [rec("A", updated_hour=9)], TZ, 1, NOW)
+    with write_transaction(engine) as conn:
+        counts = save_records(conn, "one_stop", [rec("A", updated_hour=8, applicant_name="An\x00")], TZ, 2, NOW)
+    assert (counts.unchanged, counts.quarantined) == (1, 0)
+    with read_connection(engine) as conn:
+        assert conn.execute(select(quarantine.c.id)).all() == []
+
+
 def test_a_quarantined_source_id_keeps_a_nul_as_its_escape_and_is_cut_to_the_column(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         save_records(conn, "one_stop", [rec("A\x00B"), rec("C" * 200)], TZ, 1, NOW)

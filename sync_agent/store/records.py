@@ -239,6 +239,18 @@ def chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterable[Sequence[_T]]
         yield items[i : i + size]
 
 
+def _storable_key(source_id: str) -> bool:
+    """Whether ``source_id`` can be looked up in the store (no database refuses it)."""
+    return len(source_id) <= _ID_LIMIT and "\x00" not in source_id and _UNSTORABLE_CHARACTER.search(source_id) is None
+
+
+def _older_than_stored(rec: DossierRecord, stored: tuple[str, dt.datetime] | None) -> bool:
+    try:
+        return stored is not None and rec.source_updated_at < stored[1]
+    except OverflowError:  # an update time in year 1, compared in UTC
+        return True
+
+
 def _existing(conn: Connection, source: str, ids: Sequence[str]) -> dict[str, tuple[str, dt.datetime]]:
     found: dict[str, tuple[str, dt.datetime]] = {}
     for chunk in chunks(ids):
@@ -275,21 +287,28 @@ def save_records(
     if not latest:
         return PageCounts()
     prepared: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    unstorable: list[QuarantinedRecord] = []
+    refused: dict[str, tuple[DossierRecord, str]] = {}
     for sid, rec in latest.items():
         try:
             prepared[sid] = _row_and_texts(rec, tz)
         except UnstorableRecord as exc:  # before any statement: PostgreSQL would refuse the page
-            unstorable.append(QuarantinedRecord(source=source, reason=str(exc), raw=rec.raw, source_id=sid,
+            refused[sid] = (rec, str(exc))
+    # a refused record whose id a store can look up may have a newer version stored already
+    existing = _existing(conn, source, [*prepared, *(sid for sid in refused if _storable_key(sid))])
+    unchanged_ids: list[str] = []
+    unstorable: list[QuarantinedRecord] = []
+    for sid, (rec, reason) in refused.items():
+        if _older_than_stored(rec, existing.get(sid)):
+            unchanged_ids.append(sid)  # an old version, bad or not, changes nothing
+        else:
+            unstorable.append(QuarantinedRecord(source=source, reason=reason, raw=rec.raw, source_id=sid,
                                                 source_updated_at=rec.source_updated_at))
     quarantined = 0
     if unstorable:
         quarantined = save_quarantined(conn, source, unstorable, run_id, now)
         for q in unstorable:
             log.warning("record_quarantined", source_id=storable_text(q.source_id, _ID_LIMIT), reason=q.reason)
-    existing = _existing(conn, source, list(prepared))
     to_write: list[tuple[dict[str, Any], list[str]]] = []
-    unchanged_ids: list[str] = []
     inserted = updated = 0
     for sid, (row, texts) in prepared.items():
         prior = existing.get(sid)
