@@ -63,13 +63,15 @@ def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: st
 
 
 def quarantined_text(n: int) -> str:
-    """What the report says of a source's quarantined records (missing from its figures)."""
-    return (f"{count(n)} bản ghi sai định dạng, chưa tính vào số liệu "
+    """What the report says of a source's quarantined records: what they hold is not in its
+    figures ("not yet brought into", not "not counted": a record whose earlier, valid version
+    is stored still counts as that version)."""
+    return (f"{count(n)} bản ghi sai định dạng, chưa cập nhật vào số liệu "
             "(cán bộ CNTT kiểm tra bằng lệnh sync-agent quarantine)")
 
 
 def quarantined_acknowledged_text(n: int) -> str:
     """What the report says of quarantined records an operator acknowledged: nothing to check,
-    but the figures still lack them."""
-    return (f"{count(n)} bản ghi sai định dạng không được tính vào số liệu "
+    but the figures still lack what they hold."""
+    return (f"{count(n)} bản ghi sai định dạng không được cập nhật vào số liệu "
             "(cán bộ CNTT đã xem xét, không cần kiểm tra thêm)")
