@@ -58,7 +58,15 @@ from sqlalchemy import Engine, func, select
 
 from sync_agent.calendar import WorkingCalendar
 from sync_agent.config import Settings
-from sync_agent.errors import AlreadyRunning, SourceError, WorkFailed, disk_full, machine_failure, one_line
+from sync_agent.errors import (
+    AlreadyRunning,
+    SourceError,
+    WorkFailed,
+    disk_full,
+    machine_failure,
+    one_line,
+    server_state,
+)
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
 from sync_agent.privacy import redact_text
@@ -888,7 +896,7 @@ def _may_pass(exc: BaseException) -> bool:
 
     from sync_agent.mailer import worth_retrying
 
-    if worth_retrying(exc) or disk_full(exc):  # space may be freed by then
+    if worth_retrying(exc) or disk_full(exc) or server_state(exc):  # space freed, the server back up
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:

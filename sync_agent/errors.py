@@ -87,7 +87,17 @@ DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "could
 #: how they say the disk or the server failed the agent
 _MACHINE_WORDS = (*DISK_FULL_WORDS, "disk i/o error", "readonly database", "read-only file system",
                   "read-only transaction",  # a PostgreSQL standby, or one set read-only
-                  "could not connect", "connection refused", "server closed", "terminating connection")
+                  "could not connect", "connection refused", "server closed", "terminating connection",
+                  "the connection is lost", "the connection is closed", "the database system is")
+#: PostgreSQL's classes of errors the server's state causes: a connection lost or refused (08),
+#: the server shut down, restarting or not yet up (57P), out of disk or memory (53)
+SERVER_STATES = ("08", "57P", "53")
+
+
+def server_state(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's word that its state, not the statement, failed it."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(code, str) and code.startswith(SERVER_STATES)
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -103,5 +113,7 @@ def machine_failure(exc: BaseException) -> bool:
     read-only file system, the database server unreachable. Said in one line (no traceback: it
     would hide the one thing the operator must do, free space or mend the disk)."""
     if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+        return True
+    if server_state(exc):
         return True
     return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in _MACHINE_WORDS)

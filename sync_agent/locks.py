@@ -22,8 +22,9 @@ from typing import IO
 
 import structlog
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
-from sync_agent.errors import AlreadyRunning
+from sync_agent.errors import AlreadyRunning, one_line
 
 log = structlog.get_logger("sync_agent.locks")
 
@@ -80,8 +81,13 @@ class StoreLock:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
                 self._conn.execute(text("RESET application_name"))  # back to the pool unnamed
                 self._conn.commit()
+            except DBAPIError as exc:
+                # the session is gone (a server restart, a terminated backend), and its lock with
+                # it: nothing is left to release, and the work the lock guarded is not failed for it
+                log.warning("lock_session_lost", lock=self.name, error=one_line(exc))
             finally:
-                self._conn.close()
+                with contextlib.suppress(DBAPIError):
+                    self._conn.close()
                 self._conn = None
         if self._local is not None:
             self._local.release()

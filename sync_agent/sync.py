@@ -106,7 +106,12 @@ def sync_source(
     cs = settings.connector(source)
     tz = settings.agent.timezone
     started = time.monotonic()
-    lock = try_lock(engine, sync_lock_name(source))
+    try:
+        lock = try_lock(engine, sync_lock_name(source))
+    except Exception as exc:  # the store cannot be reached (its server down): this source's run fails
+        refused = redact_text(one_line(exc))
+        (log.error if machine_failure(exc) else log.exception)("sync_not_started", source=source, error=refused)
+        return SyncResult(source=source, status=run_store.FAILED, error=refused, duration=time.monotonic() - started)
     if lock is None:
         return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
     with lock, structlog.contextvars.bound_contextvars(source=source):
