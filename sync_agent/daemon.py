@@ -105,6 +105,9 @@ UNSURE_RETRIES = 3
 DELIVERY_RETRY_STATE = "delivery_retry:"
 
 LOCK_TRIES = 4
+#: how often the daemon makes sure it still holds the store's lock (PostgreSQL's ends with its
+#: session: a server restart lets another daemon start)
+LOCK_CHECK_EVERY = 60.0
 RECONCILE_JOB = "reconcile"
 DIGEST_JOB = "alerts:digest"
 REPORT_JOB = "report:monthly"
@@ -323,6 +326,7 @@ class Daemon:
         self._unsure: dict[tuple[str, str], int] = {}
         self._last_error: dict[tuple[str, str], str] = {}
         self._signal: int | None = None
+        self._lock_lost = False
         self._lock: StoreLock | None = None
         self.specs: list[JobSpec] = []
         n_jobs = len(settings.source_names) + 4
@@ -410,9 +414,22 @@ class Daemon:
         signal.signal(signal.SIGINT, handler)
 
     def wait(self) -> None:
-        """Block the main thread until a stop is requested (interruptible by signals)."""
+        """Block the main thread until a stop is requested (interruptible by signals), making
+        sure every ``LOCK_CHECK_EVERY`` seconds that this daemon still holds the store."""
+        checked = time.monotonic()
         while not self.stop.wait(1.0):
-            pass
+            if time.monotonic() - checked >= LOCK_CHECK_EVERY:
+                checked = time.monotonic()
+                self.check_lock()
+
+    def check_lock(self) -> None:
+        """Stop (exit status 1) if another daemon took the store's lock while this one had lost
+        it with its PostgreSQL session; a lock lost and free is taken again (``still_held``)."""
+        if self._lock is not None and not self._lock.still_held():
+            log.error("daemon_lock_lost", note="the store's server ended this daemon's session and another "
+                                               "daemon took the store meanwhile: this one stops")
+            self._lock_lost = True
+            self.request_stop()
 
     def shutdown(self) -> int:
         """No new jobs; wait up to the budget for running ones; then leave (see module doc)."""
@@ -442,7 +459,7 @@ class Daemon:
             os._exit(0)
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=False)
         self.release_lock()
-        return 0
+        return 1 if self._lock_lost else 0
 
     def run(self) -> int:
         """Lock, start, wait for a signal, stop. Returns the exit status."""

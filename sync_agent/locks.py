@@ -56,15 +56,48 @@ class StoreLock:
     """A held lock; ``release()`` (or leaving the ``with`` block) frees it."""
 
     def __init__(self, name: str, file: IO[str] | None = None, conn: Connection | None = None,
-                 key: int | None = None, local: threading.Lock | None = None, store: str = "") -> None:
+                 key: int | None = None, local: threading.Lock | None = None, store: str = "",
+                 engine: Engine | None = None) -> None:
         self.name = name
         self._file = file
         self._conn = conn
         self._key = key
         self._local = local
         self._store = store
+        self._engine = engine  # PostgreSQL: to take the lock again on a new session (``still_held``)
         with _process_guard:
             _held_here.add((store, name))
+
+    def still_held(self) -> bool:
+        """Whether this process still holds the lock.
+
+        A PostgreSQL advisory lock lives as long as its session, and a server restart or a
+        terminated backend ends the session without a word: another daemon could then start on
+        the store. When the session is gone the lock is taken again on a new one, unless another
+        process took it meanwhile (``False``). While the server cannot be reached, no other
+        process can take it either: still held. File and in-process locks last as long as the
+        process."""
+        if self._engine is None:
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
+                return True
+            except DBAPIError as exc:
+                log.warning("lock_session_lost", lock=self.name, error=one_line(exc))
+                with contextlib.suppress(DBAPIError):
+                    self._conn.close()
+                self._conn = None
+        try:
+            fresh = try_lock(self._engine, self.name)
+        except DBAPIError:
+            return True
+        if fresh is None:
+            return False
+        self._conn, fresh._conn = fresh._conn, None  # adopted: ``fresh`` is dropped unreleased
+        log.warning("lock_taken_again", lock=self.name)
+        return True
 
     def release(self) -> None:
         with _process_guard:
@@ -127,7 +160,7 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
         name_it = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
         conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": name_it})
         conn.commit()
-        return StoreLock(name, conn=conn, key=key, store=_store_id(engine))
+        return StoreLock(name, conn=conn, key=key, store=_store_id(engine), engine=engine)
     path = lock_path(engine, name)
     if path is None:  # in-memory database: only this process can see it
         with _process_guard:

@@ -39,6 +39,9 @@ WINDOW_END_MARGIN = dt.timedelta(seconds=1)
 PREFETCH_PAGES = 1
 #: a source another process was syncing at that moment: not run, and not a failure either
 SKIPPED = "skipped"
+#: a run's error when its source's lock went with its PostgreSQL session and another sync took it
+LOCK_LOST = ("this sync's lock ended with its database session (a server restart) and another sync of the "
+             "source took it: this one stopped, its committed pages kept")
 
 
 @dataclass(frozen=True)
@@ -146,13 +149,17 @@ def sync_source(
                     cancel=connector.request_stop, name=f"read-{source}",
                 ) as pages:
                     for page in pages:
+                        if not lock.still_held():  # its session ended (a server restart), and another took it
+                            status, error = run_store.FAILED, LOCK_LOST
+                            log.error("sync_lock_lost", note=LOCK_LOST)
+                            break
                         counts = _commit_page(engine, source, run_id, page, until, settings, clock, pages.turn)
                         for i, n in enumerate((page.fetched, counts.inserted, counts.updated,
                                                counts.unchanged, counts.quarantined)):
                             totals[i] += n
                         if stop is not None and stop.is_set():
                             break
-                if not pages.complete:
+                if not pages.complete and status == run_store.SUCCESS:
                     status, error = run_store.INTERRUPTED, run_store.STOPPED_ON_REQUEST
             except (SourceError, ConfigError) as exc:
                 status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,176 @@
+"""The store's PostgreSQL server restarted or gone: a sync fails its own run in one line, a lock
+whose session died is let go quietly, and the daemon waits for the server rather than giving up.
+
+The server is the real one; only a session of this test's own is terminated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+import structlog
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from sync_agent.config import load_settings, parse_settings
+from sync_agent.daemon import DAEMON_LOCK, Daemon, _may_pass
+from sync_agent.errors import machine_failure
+from sync_agent.locks import StoreLock, try_lock
+from sync_agent.store.engine import create_store_engine, migrate
+from sync_agent.sync import sync_source
+
+
+def test_a_lock_whose_session_the_server_ended_is_let_go_without_an_error(pg_url: str) -> None:
+    engine = create_store_engine(pg_url)
+    lock = try_lock(engine, "sync-one_stop")
+    assert lock is not None
+    with engine.connect() as conn:  # a server restart, or an operator's pg_terminate_backend
+        pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[union-attr]
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        conn.commit()
+    lock.release()  # the sync it guarded succeeded: its end must not fail for the lost session
+    again = try_lock(engine, "sync-one_stop")
+    assert again is not None
+    again.release()
+    engine.dispose()
+
+
+def test_a_store_whose_server_is_down_fails_the_sync_in_one_line_and_raises_nothing(tmp_path: Path) -> None:
+    down = "postgresql+psycopg://postgres@127.0.0.1:9/test"  # nothing listens on port 9
+    settings = parse_settings(
+        {"agent": {"ward_code": "11311", "ward_name": "Phường Thạch Khôi", "id_hash_key": "k",
+                   "database_url": down},
+         "connectors": {"one_stop": {"type": "one_stop", "base_url": "http://127.0.0.1:9",
+                                     "username": "u", "password": "p"}}},
+        base_dir=tmp_path)
+    engine = create_store_engine(down)
+    result = sync_source(engine, settings, "one_stop")
+    engine.dispose()
+    assert result.failed and result.error is not None
+    assert result.error.startswith("OperationalError: ") and "\n" not in result.error
+
+
+@pytest.mark.parametrize("error", [psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+                                   psycopg.errors.CannotConnectNow("the database system is starting up")],
+                         ids=["restart", "starting-up"])
+def test_a_server_restarting_is_the_machines_failure_and_worth_a_retry(error: Exception) -> None:
+    exc = OperationalError("SELECT 1", {}, error)
+    assert machine_failure(exc) and _may_pass(exc)
+
+
+def test_an_agent_error_is_neither() -> None:
+    exc = OperationalError("SELECT 1", {}, sqlite3.OperationalError('near "SELEC": syntax error'))
+    assert not machine_failure(exc) and not _may_pass(exc)
+
+
+def end_the_session_of(lock: StoreLock, engine: Engine) -> None:
+    """What a server restart does to a lock: its session ends, and the lock with it."""
+    pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        conn.commit()
+
+
+def test_a_lock_lost_with_its_session_is_taken_again_when_free(pg_url: str) -> None:
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    lock = try_lock(engine, "daemon")
+    assert lock is not None
+    end_the_session_of(lock, other)
+    assert lock.still_held()  # taken again on a new session
+    assert try_lock(other, "daemon") is None  # and so refused to another process
+    lock.release()
+    engine.dispose()
+    other.dispose()
+
+
+def test_a_lock_lost_with_its_session_and_taken_by_another_is_no_longer_held(pg_url: str) -> None:
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    lock = try_lock(engine, "daemon")
+    assert lock is not None
+    end_the_session_of(lock, other)
+    taker = try_lock(other, "daemon")  # a second daemon started meanwhile
+    assert taker is not None
+    assert not lock.still_held()
+    lock.release()
+    taker.release()
+    engine.dispose()
+    other.dispose()
+
+
+def test_a_daemon_whose_store_another_daemon_took_stops_with_status_1(
+        pg_url: str, write_config: Callable[..., Path]) -> None:
+    settings = load_settings(write_config(db_url=pg_url))
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    migrate(engine)
+    first = Daemon(settings, engine)
+    first.acquire_lock()
+    assert first._lock is not None
+    end_the_session_of(first._lock, other)
+    second = try_lock(other, DAEMON_LOCK)  # the second daemon's start
+    assert second is not None
+    with structlog.testing.capture_logs() as logs:
+        first.check_lock()
+    assert first.stop.is_set() and [e["event"] for e in logs if e["log_level"] == "error"] == ["daemon_lock_lost"]
+    assert first.shutdown() == 1
+    second.release()
+    engine.dispose()
+    other.dispose()
+
+
+def test_a_sync_whose_lock_another_sync_took_after_a_restart_stops_at_the_next_page(
+        pg_url: str, tmp_path: Path) -> None:
+    import datetime as dt
+    import os
+    from collections.abc import Iterator
+
+    from connectors.base import Connector, ConnectorContext, build_connector
+    from connectors.wardsim import SimClock, SimServer, generate
+    from sync_agent.config import ConnectorSettings
+    from sync_agent.model import Page
+    from sync_agent.store.engine import read_connection
+    from sync_agent.sync import LOCK_LOST
+    from tests.conformance.suite import NOW, SPECS, TZ_NAME
+
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    migrate(engine)
+    taken: list[StoreLock] = []
+
+    def restart_after_the_first_page(cs: ConnectorSettings, ctx: ConnectorContext) -> Connector:
+        connector = build_connector(cs, ctx)
+        original = connector.fetch
+
+        def fetch(since: dt.datetime | None, until: dt.datetime) -> Iterator[Page]:
+            for n, page in enumerate(original(since, until)):
+                if n == 1:  # the server restarts; a sync by hand takes the source meanwhile
+                    with other.connect() as conn:
+                        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                          "WHERE application_name LIKE :me"), {"me": f"sync-agent pid {os.getpid()} %"})
+                        conn.commit()
+                    lock = try_lock(other, "sync-one_stop")
+                    assert lock is not None
+                    taken.append(lock)
+                yield page
+        connector.fetch = fetch  # type: ignore[method-assign]
+        return connector
+
+    with SimServer("one_stop", clock=SimClock(NOW), seed=3) as sim:
+        sim.load_dataset(generate(17, 30, NOW, only="one_stop"))
+        settings = parse_settings(
+            {"agent": {"ward_code": "11311", "ward_name": "Phường Thạch Khôi", "timezone": TZ_NAME,
+                       "id_hash_key": "k", "database_url": pg_url},
+             "connectors": {"one_stop": {"type": "one_stop", "base_url": sim.url, "page_size": 10,
+                                         **SPECS["one_stop"].options}}},
+            base_dir=tmp_path)
+        result = sync_source(engine, settings, "one_stop", connector_factory=restart_after_the_first_page)
+    assert result.failed and result.error == LOCK_LOST
+    with read_connection(engine) as conn:
+        assert conn.execute(text("SELECT count(*) FROM dossiers")).scalar() == 10  # the first page, committed
+        assert conn.execute(text("SELECT status FROM sync_runs")).scalar() == "failed"
+    for lock in taken:
+        lock.release()
+    engine.dispose()
+    other.dispose()
