@@ -63,6 +63,7 @@ from sync_agent.errors import (
     SourceError,
     WorkFailed,
     disk_full,
+    first_line,
     machine_failure,
     one_line,
     server_state,
@@ -456,7 +457,7 @@ class Daemon:
             log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=True)
             self.release_lock()
             _flush_logs()
-            os._exit(0)
+            os._exit(1 if self._lock_lost else 0)
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=False)
         self.release_lock()
         return 1 if self._lock_lost else 0
@@ -915,6 +916,10 @@ def _may_pass(exc: BaseException) -> bool:
 
     if worth_retrying(exc) or disk_full(exc) or server_state(exc):  # space freed, the server back up
         return True
+    if getattr(exc, "orig", None) is not None and any(
+            word in first_line(exc).lower() for word in ("too many connections", "too many clients",
+                                                         "connection slots are reserved")):
+        return True  # connections freed by then
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True

@@ -88,7 +88,9 @@ DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "could
 _MACHINE_WORDS = (*DISK_FULL_WORDS, "disk i/o error", "readonly database", "read-only file system",
                   "read-only transaction",  # a PostgreSQL standby, or one set read-only
                   "could not connect", "connection refused", "server closed", "terminating connection",
-                  "the connection is lost", "the connection is closed", "the database system is")
+                  "the connection is lost", "the connection is closed", "the database system is",
+                  # refused at login, where psycopg gives no SQLSTATE
+                  "too many connections", "too many clients", "remaining connection slots are reserved")
 #: PostgreSQL's classes of errors the server's state causes: a connection lost or refused (08),
 #: the server shut down, restarting or not yet up (57P), out of disk or memory (53)
 SERVER_STATES = ("08", "57P", "53")
@@ -97,7 +99,8 @@ SERVER_STATES = ("08", "57P", "53")
 def server_state(exc: BaseException) -> bool:
     """Whether ``exc`` is PostgreSQL's word that its state, not the statement, failed it."""
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return isinstance(code, str) and code.startswith(SERVER_STATES)
+    # but a protocol violation (a driver's bug) and a configured limit the statement exceeded
+    return isinstance(code, str) and code.startswith(SERVER_STATES) and code not in ("08P01", "53400")
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -74,9 +74,10 @@ class StoreLock:
         A PostgreSQL advisory lock lives as long as its session, and a server restart or a
         terminated backend ends the session without a word: another daemon could then start on
         the store. When the session is gone the lock is taken again on a new one, unless another
-        process took it meanwhile (``False``). While the server cannot be reached, no other
-        process can take it either: still held. File and in-process locks last as long as the
-        process."""
+        process took it meanwhile (``False``). A session only cut off from us (a network blip)
+        may live on at the server, holding the lock in our name: it is ended, and the lock
+        taken anew. While the server cannot be reached, no other process can take the lock
+        either: still held. File and in-process locks last as long as the process."""
         if self._engine is None:
             return True
         if self._conn is not None:
@@ -85,16 +86,26 @@ class StoreLock:
                 self._conn.commit()
                 return True
             except DBAPIError as exc:
+                if not exc.connection_invalidated:  # a statement's failure (a timeout): the session lives
+                    with contextlib.suppress(DBAPIError):
+                        self._conn.rollback()
+                    return True
                 log.warning("lock_session_lost", lock=self.name, error=one_line(exc))
-                with contextlib.suppress(DBAPIError):
-                    self._conn.close()
+                _drop(self._conn)
                 self._conn = None
         try:
             fresh = try_lock(self._engine, self.name)
+            if fresh is None:
+                if not _holder_is_this_process(self._engine, self.name):
+                    with _process_guard:
+                        _held_here.discard((self._store, self.name))
+                    return False
+                _end_own_stale_session(self._engine, self.name)
+                fresh = try_lock(self._engine, self.name)
         except DBAPIError:
             return True
-        if fresh is None:
-            return False
+        if fresh is None:  # our own old session, still ending: the next check takes the lock
+            return True
         self._conn, fresh._conn = fresh._conn, None  # adopted: ``fresh`` is dropped unreleased
         log.warning("lock_taken_again", lock=self.name)
         return True
@@ -116,11 +127,14 @@ class StoreLock:
                 self._conn.commit()
             except DBAPIError as exc:
                 # the session is gone (a server restart, a terminated backend), and its lock with
-                # it: nothing is left to release, and the work the lock guarded is not failed for it
+                # it: nothing is left to release, and the work the lock guarded is not failed for it.
+                # Whatever failed, the session is ended rather than pooled with a lock it may hold.
                 log.warning("lock_session_lost", lock=self.name, error=one_line(exc))
-            finally:
+                _drop(self._conn)
+            else:
                 with contextlib.suppress(DBAPIError):
                     self._conn.close()
+            finally:
                 self._conn = None
         if self._local is not None:
             self._local.release()
@@ -132,6 +146,34 @@ class StoreLock:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _drop(conn: Connection) -> None:
+    """End ``conn``'s session for good: back in the pool it would keep a session lock."""
+    with contextlib.suppress(DBAPIError):
+        conn.invalidate()
+    with contextlib.suppress(DBAPIError):
+        conn.close()
+
+
+def _holder_is_this_process(engine: Engine, name: str) -> bool:
+    found = holder(engine, name)
+    me = _this_process()
+    return found is not None and found.pid == me.pid and found.host == me.host
+
+
+def _end_own_stale_session(engine: Engine, name: str) -> None:
+    """End the sessions that hold lock ``name`` in this process's name (see ``still_held``)."""
+    key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+    mine = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
+    with engine.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) AND a.application_name = :me "
+            "AND a.pid <> pg_backend_pid()"), {"hi": key >> 32, "lo": key & 0xFFFFFFFF, "me": mine})
+        conn.commit()
+    log.warning("lock_stale_session_ended", lock=name)
 
 
 def advisory_key(name: str) -> int:

@@ -47,6 +47,11 @@ DAEMON_LOCK = "daemon"
 log = structlog.get_logger("sync_agent.store")
 
 
+#: libpq's options for every PostgreSQL session of the store (see ``create_store_engine``)
+PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                   "keepalives_count": 3, "tcp_user_timeout": 20_000}
+
+
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the per-database settings above; ``url`` as in ``agent.database_url``.
 
@@ -67,6 +72,12 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    # a dead link to the server (a cable, a VM moved) fails a statement in seconds rather than
+    # in the kernel's ~15 minutes: the daemon must still stop within its budget on SIGTERM. Only
+    # data the server never acknowledges counts, so a long query is not cut. The URL may say
+    # otherwise (``?keepalives_idle=...``).
+    wanted = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+    kwargs["connect_args"] = {**wanted, **kwargs.get("connect_args", {})}
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 

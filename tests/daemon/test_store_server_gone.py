@@ -6,9 +6,11 @@ The server is the real one; only a session of this test's own is terminated.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -75,6 +77,15 @@ def end_the_session_of(lock: StoreLock, engine: Engine) -> None:
         conn.commit()
 
 
+def taken_by_another_process(engine: Engine, name: str) -> StoreLock:
+    """``name`` taken on ``engine``, its session naming another process (as another daemon's would)."""
+    lock = try_lock(engine, name)
+    assert lock is not None and lock._conn is not None
+    lock._conn.execute(text("SELECT set_config('application_name', 'sync-agent pid 1 on another-host', false)"))
+    lock._conn.commit()
+    return lock
+
+
 def test_a_lock_lost_with_its_session_is_taken_again_when_free(pg_url: str) -> None:
     engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
     lock = try_lock(engine, "daemon")
@@ -92,8 +103,7 @@ def test_a_lock_lost_with_its_session_and_taken_by_another_is_no_longer_held(pg_
     lock = try_lock(engine, "daemon")
     assert lock is not None
     end_the_session_of(lock, other)
-    taker = try_lock(other, "daemon")  # a second daemon started meanwhile
-    assert taker is not None
+    taker = taken_by_another_process(other, "daemon")  # a second daemon started meanwhile
     assert not lock.still_held()
     lock.release()
     taker.release()
@@ -110,8 +120,7 @@ def test_a_daemon_whose_store_another_daemon_took_stops_with_status_1(
     first.acquire_lock()
     assert first._lock is not None
     end_the_session_of(first._lock, other)
-    second = try_lock(other, DAEMON_LOCK)  # the second daemon's start
-    assert second is not None
+    second = taken_by_another_process(other, DAEMON_LOCK)  # the second daemon's start
     with structlog.testing.capture_logs() as logs:
         first.check_lock()
     assert first.stop.is_set() and [e["event"] for e in logs if e["log_level"] == "error"] == ["daemon_lock_lost"]
@@ -150,9 +159,7 @@ def test_a_sync_whose_lock_another_sync_took_after_a_restart_stops_at_the_next_p
                         conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                           "WHERE application_name LIKE :me"), {"me": f"sync-agent pid {os.getpid()} %"})
                         conn.commit()
-                    lock = try_lock(other, "sync-one_stop")
-                    assert lock is not None
-                    taken.append(lock)
+                    taken.append(taken_by_another_process(other, "sync-one_stop"))
                 yield page
         connector.fetch = fetch  # type: ignore[method-assign]
         return connector
@@ -174,3 +181,78 @@ def test_a_sync_whose_lock_another_sync_took_after_a_restart_stops_at_the_next_p
         lock.release()
     engine.dispose()
     other.dispose()
+
+
+class CutOff:
+    """A lock's connection as a network blip leaves it: dead to us, alive at the server, where
+    its session still holds the lock (a half-open link cannot be made here without a proxy)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def execute(self, *_args: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed the connection unexpectedly"),
+                               connection_invalidated=True)
+
+    def invalidate(self) -> None:
+        pass  # the client's end only: the server's session lives on
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_lone_daemon_cut_off_from_its_session_by_a_blip_ends_that_session_and_keeps_the_store(
+        pg_url: str) -> None:
+    engine = create_store_engine(pg_url)
+    lock = try_lock(engine, DAEMON_LOCK)
+    assert lock is not None
+    stale = lock._conn
+    lock._conn = CutOff(stale)  # type: ignore[assignment]
+    assert lock.still_held()  # not "another daemon took it": the holder named this process
+    other = create_store_engine(pg_url)
+    assert try_lock(other, DAEMON_LOCK) is None
+    lock.release()
+    again = try_lock(other, DAEMON_LOCK)
+    assert again is not None
+    again.release()
+    with contextlib.suppress(Exception):
+        stale.close()  # type: ignore[union-attr]
+    engine.dispose()
+    other.dispose()
+
+
+def test_a_statement_failing_on_the_locks_live_session_does_not_let_the_lock_go(pg_url: str) -> None:
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    lock = try_lock(engine, DAEMON_LOCK)
+    assert lock is not None and lock._conn is not None
+    lock._conn.execute(text("SET statement_timeout = 1"))
+    lock._conn.commit()
+    real_execute = lock._conn.execute
+    lock._conn.execute = lambda *_a: real_execute(text("SELECT pg_sleep(1)"))  # type: ignore[method-assign]
+    assert lock.still_held()  # a timeout (57014) is the statement's, not the session's end
+    lock._conn.execute = real_execute  # type: ignore[method-assign]
+    assert try_lock(other, DAEMON_LOCK) is None
+    lock.release()
+    assert try_lock(other, DAEMON_LOCK) is not None  # released for good, not stacked in the pool
+    engine.dispose()
+    other.dispose()
+
+
+@pytest.mark.parametrize("message", ['connection failed: FATAL:  too many connections for role "ward"',
+                                     "connection failed: FATAL:  sorry, too many clients already"])
+def test_a_server_refusing_more_connections_is_the_machines_failure_and_worth_a_retry(message: str) -> None:
+    exc = OperationalError("SELECT 1", {}, psycopg.OperationalError(message))  # at login: no SQLSTATE
+    assert machine_failure(exc) and _may_pass(exc)
+
+
+def test_a_protocol_violation_is_the_agents_fault() -> None:
+    exc = OperationalError("SELECT 1", {}, psycopg.errors.ProtocolViolation("invalid message format"))
+    assert not machine_failure(exc)
+
+
+def test_every_postgresql_session_notices_a_dead_link_in_seconds(pg_url: str) -> None:
+    engine = create_store_engine(pg_url)
+    with engine.connect() as conn:
+        given = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    engine.dispose()
+    assert (given["connect_timeout"], given["keepalives_idle"], given["tcp_user_timeout"]) == ("10", "30", "20000")
