@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sync_agent.config import SmtpSettings
-from sync_agent.errors import WorkFailed
+from sync_agent.errors import WorkFailed, one_line
 from sync_agent.locks import advisory_key
 from sync_agent.privacy import redact_text
 from sync_agent.store.engine import read_connection, write_transaction
@@ -508,7 +508,13 @@ def deliver_once(
         raise
     sent_at = dt.datetime.now(dt.UTC)
     # the Message-ID that went, should the row have been claimed meanwhile under another
-    finish(SENT, None, recipients=recipients, subject=subject, sent_at=sent_at, message_id=mid)
+    try:
+        finish(SENT, None, recipients=recipients, subject=subject, sent_at=sent_at, message_id=mid)
+    except Exception as exc:  # the store went away after the server took the message
+        error = one_line(exc)
+        log.error("delivery_not_recorded", key=key, channel=channel, message_id=mid, error=error)
+        raise MailInDoubt(f"the message went (Message-ID {mid}), but the store could not record it ({error}): "
+                          "the outbox still shows it being sent; do not send it again") from None
     log.info("delivered", key=key, channel=channel, message_id=mid, attempts=attempts)
     return DeliveryResult(key, channel, SENT, mid, attempts, sent_at)
 

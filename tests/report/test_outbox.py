@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from sync_agent.locks import advisory_key
-from sync_agent.mailer import DeliveryInDoubt, deliver_once, message_id, outbox_row
+from sync_agent.mailer import DeliveryInDoubt, MailInDoubt, deliver_once, message_id, outbox_row
 
 NOW = dt.datetime(2026, 2, 15, 8, 0, tzinfo=dt.UTC)
 
@@ -316,3 +316,35 @@ def test_a_deliberate_resend_never_reuses_a_message_id_that_went(engine: Engine)
     deliver_once(engine, "k", "email", p4_build, went.append, force=True)
     fifth = deliver_once(engine, "k", "email", lambda m: m, went.append, force=True)
     assert went.count(fifth.message_id) == 1, went
+
+
+def test_a_message_that_went_but_could_not_be_recorded_is_said_to_have_gone(engine: Engine) -> None:
+    """The store's server went away between SMTP's acceptance and the outbox's update: the
+    error must not read as a plain database failure that a person would answer by resending."""
+    from sqlalchemy import event
+
+    ch = Channel()
+    refuse = threading.Event()
+
+    @event.listens_for(engine, "checkout")
+    def checkout(dbapi_conn: object, record: object, proxy: object) -> None:
+        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+        on = refuse.is_set()
+        if engine.dialect.name == "sqlite":
+            cur.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+        else:
+            cur.execute(f"SET default_transaction_read_only = {'on' if on else 'off'}")
+            dbapi_conn.commit()  # type: ignore[attr-defined]
+        cur.close()
+
+    def send_then_lose_the_store(message: str) -> None:
+        ch.send(message)
+        refuse.set()
+
+    with pytest.raises(MailInDoubt, match=r"^the message went \(Message-ID <sync-agent\.k@sync-agent\.invalid>\), "
+                                          r"but the store could not record it \(.*\): the outbox still shows it "
+                                          r"being sent; do not send it again$"):
+        deliver_once(engine, "k", "email", ch.build, send_then_lose_the_store, now=NOW)
+    refuse.clear()
+    row = outbox_row(engine, "k")
+    assert row is not None and row.status == "sending" and len(ch.sent) == 1
