@@ -926,7 +926,9 @@ def _may_pass(exc: BaseException) -> bool:
         text = str(exc.orig).lower()
         return any(word in text for word in ("database is locked", "database table is locked", "busy",
                                              "could not connect", "connection refused", "server closed",
-                                             "terminating connection", "deadlock detected"))
+                                             "terminating connection", "deadlock detected",
+                                             # at login, during a restart: no SQLSTATE there
+                                             "the database system is"))
     return False
 
 

@@ -256,3 +256,11 @@ def test_every_postgresql_session_notices_a_dead_link_in_seconds(pg_url: str) ->
         given = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
     engine.dispose()
     assert (given["connect_timeout"], given["keepalives_idle"], given["tcp_user_timeout"]) == ("10", "30", "20000")
+
+
+def test_a_login_refused_while_the_server_starts_up_is_worth_a_retry() -> None:
+    # as psycopg raises it at login: no SQLSTATE, not an invalidated connection
+    exc = OperationalError("SELECT 1", {}, psycopg.OperationalError(
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system '
+        "is starting up"))
+    assert machine_failure(exc) and _may_pass(exc)
