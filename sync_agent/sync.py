@@ -112,8 +112,7 @@ def sync_source(
     try:
         lock = try_lock(engine, sync_lock_name(source))
     except Exception as exc:  # the store cannot be reached (its server down): this source's run fails
-        refused = redact_text(one_line(exc))
-        (log.error if machine_failure(exc) else log.exception)("sync_not_started", source=source, error=refused)
+        refused = _said("sync_not_started", exc, source=source)
         return SyncResult(source=source, status=run_store.FAILED, error=refused, duration=time.monotonic() - started)
     if lock is None:
         return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
@@ -128,9 +127,7 @@ def sync_source(
                 since, until = read_window(cursor_before, cs, now, tz)
                 run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
         except Exception as exc:  # the store refuses a write (a full disk, its server gone): no run to record
-            refused = redact_text(one_line(exc))
-            # the machine's failure is said in one line; the agent's own keeps its traceback
-            (log.error if machine_failure(exc) else log.exception)("sync_not_started", error=refused)
+            refused = _said("sync_not_started", exc)
             return SyncResult(source=source, status=run_store.FAILED, error=refused,
                               duration=time.monotonic() - started)
         if stale:
@@ -177,8 +174,7 @@ def sync_source(
                     cursor_after = run_store.get_cursor(conn, source)
                     run_store.finish_run(conn, run_id, status, clock(), cursor_after, error)
             except Exception as exc:  # the pages committed stay; the run shows as interrupted next time
-                unrecorded = redact_text(one_line(exc))
-                (log.error if machine_failure(exc) else log.exception)("sync_end_not_recorded", error=unrecorded)
+                unrecorded = _said("sync_end_not_recorded", exc)
                 status, cursor_after = run_store.FAILED, None
                 error = f"{error}; " if error else ""
                 error += f"its end could not be recorded: {unrecorded}"
@@ -191,6 +187,15 @@ def sync_source(
                     duration=round(duration, 3), error=error,
                     cursor=_local(cursor_after, tz))
             return result
+
+
+def _said(event: str, exc: Exception, **bound: Any) -> str:
+    """Log ``event`` for a store that failed a sync's bookkeeping, and return the one-line error:
+    the machine's failure (a full disk, its server gone) in that one line, the agent's own with
+    its traceback."""
+    error = redact_text(one_line(exc))
+    (log.error if machine_failure(exc) else log.exception)(event, error=error, **bound)
+    return error
 
 
 def _local(moment: dt.datetime | None, tz: dt.tzinfo) -> str | None:
