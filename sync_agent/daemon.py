@@ -63,7 +63,6 @@ from sync_agent.errors import (
     SourceError,
     WorkFailed,
     disk_full,
-    first_line,
     machine_failure,
     one_line,
     server_state,
@@ -916,10 +915,6 @@ def _may_pass(exc: BaseException) -> bool:
 
     if worth_retrying(exc) or disk_full(exc) or server_state(exc):  # space freed, the server back up
         return True
-    if getattr(exc, "orig", None) is not None and any(
-            word in first_line(exc).lower() for word in ("too many connections", "too many clients",
-                                                         "connection slots are reserved")):
-        return True  # connections freed by then
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -927,8 +922,9 @@ def _may_pass(exc: BaseException) -> bool:
         return any(word in text for word in ("database is locked", "database table is locked", "busy",
                                              "could not connect", "connection refused", "server closed",
                                              "terminating connection", "deadlock detected",
-                                             # at login, during a restart: no SQLSTATE there
-                                             "the database system is"))
+                                             # at login (a restart, connections used up): no SQLSTATE
+                                             "the database system is", "too many connections",
+                                             "too many clients", "connection slots are reserved"))
     return False
 
 
