@@ -241,7 +241,7 @@ def chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterable[Sequence[_T]]
 
 def _storable_key(source_id: str) -> bool:
     """Whether ``source_id`` can be looked up in the store (no database refuses it)."""
-    return len(source_id) <= _ID_LIMIT and "\x00" not in source_id and _UNSTORABLE_CHARACTER.search(source_id) is None
+    return len(source_id) <= _ID_LIMIT and _UNSTORABLE_CHARACTER.search(source_id) is None
 
 
 def _older_than_stored(rec: DossierRecord, stored: tuple[str, dt.datetime] | None) -> bool:
