@@ -52,6 +52,11 @@ def _this_process() -> LockHolder:
     return LockHolder(os.getpid(), socket.gethostname())
 
 
+def _session_name() -> str:
+    """How a PostgreSQL session holding a lock names this process (``application_name``, 63 bytes)."""
+    return f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
+
+
 class StoreLock:
     """A held lock; ``release()`` (or leaving the ``with`` block) frees it."""
 
@@ -165,13 +170,12 @@ def _holder_is_this_process(engine: Engine, name: str) -> bool:
 def _end_own_stale_session(engine: Engine, name: str) -> None:
     """End the sessions that hold lock ``name`` in this process's name (see ``still_held``)."""
     key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
-    mine = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
     with engine.connect() as conn:
         conn.execute(text(
             "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
             "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) AND a.application_name = :me "
-            "AND a.pid <> pg_backend_pid()"), {"hi": key >> 32, "lo": key & 0xFFFFFFFF, "me": mine})
+            "AND a.pid <> pg_backend_pid()"), {"hi": key >> 32, "lo": key & 0xFFFFFFFF, "me": _session_name()})
         conn.commit()
     log.warning("lock_stale_session_ended", lock=name)
 
@@ -199,8 +203,7 @@ def try_lock(engine: Engine, name: str) -> StoreLock | None:
             conn.close()
             return None
         # the session names its process, for ``holder`` (pg_locks knows only the server's pid)
-        name_it = f"sync-agent {_this_process()}".encode()[:63].decode("utf-8", "ignore")
-        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": name_it})
+        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": _session_name()})
         conn.commit()
         return StoreLock(name, conn=conn, key=key, store=_store_id(engine), engine=engine)
     path = lock_path(engine, name)
