@@ -107,8 +107,7 @@ def disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` says a write found no room on the disk (the store's or a file's)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    # the driver's first line: PostgreSQL's further lines quote the failing row, a source's data
-    return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in DISK_FULL_WORDS)
+    return _driver_says(exc, DISK_FULL_WORDS)
 
 
 def machine_failure(exc: BaseException) -> bool:
@@ -117,6 +116,10 @@ def machine_failure(exc: BaseException) -> bool:
     would hide the one thing the operator must do, free space or mend the disk)."""
     if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
         return True
-    if server_state(exc):
-        return True
-    return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in _MACHINE_WORDS)
+    return server_state(exc) or _driver_says(exc, _MACHINE_WORDS)
+
+
+def _driver_says(exc: BaseException, words: tuple[str, ...]) -> bool:
+    """Whether a database error's driver message says one of ``words``: its first line only,
+    since PostgreSQL's further lines quote the failing row (a source's data)."""
+    return getattr(exc, "orig", None) is not None and any(w in first_line(exc).lower() for w in words)
