@@ -321,21 +321,10 @@ def test_a_deliberate_resend_never_reuses_a_message_id_that_went(engine: Engine)
 def test_a_message_that_went_but_could_not_be_recorded_is_said_to_have_gone(engine: Engine) -> None:
     """The store's server went away between SMTP's acceptance and the outbox's update: the
     error must not read as a plain database failure that a person would answer by resending."""
-    from sqlalchemy import event
+    from tests.test_sync_errors import refusing_writes
 
     ch = Channel()
-    refuse = threading.Event()
-
-    @event.listens_for(engine, "checkout")
-    def checkout(dbapi_conn: object, record: object, proxy: object) -> None:
-        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-        on = refuse.is_set()
-        if engine.dialect.name == "sqlite":
-            cur.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
-        else:
-            cur.execute(f"SET default_transaction_read_only = {'on' if on else 'off'}")
-            dbapi_conn.commit()  # type: ignore[attr-defined]
-        cur.close()
+    refuse = refusing_writes(engine)
 
     def send_then_lose_the_store(message: str) -> None:
         ch.send(message)
