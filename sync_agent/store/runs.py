@@ -18,8 +18,10 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 #: the error of a run interrupted because the agent was asked to stop (not a crash)
 STOPPED_ON_REQUEST = "stopped on request at a page boundary"
-#: the error of a run whose process ended without finishing it
-STOPPED_WITH_PROCESS = "the process stopped during this run (crash or kill); committed pages kept"
+#: the error of a run whose end was never recorded: its process ended (a crash, a kill) or could
+#: not write the end (a full disk, a store refusing writes); found by the next run or ``status``
+STOPPED_WITH_PROCESS = ("its end was never recorded: the process stopped (a crash or a kill) or could not "
+                        "write it (a full disk); committed pages kept")
 
 
 @dataclass(frozen=True)

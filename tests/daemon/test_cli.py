@@ -207,7 +207,7 @@ def test_a_run_whose_process_is_gone_shows_interrupted_before_the_next_sync_says
     rows = {r["source"]: r for r in json.loads(out)}
     assert code == 0 and rows["residence"]["status"] == "running"
     assert rows["one_stop"]["status"] == "interrupted"
-    assert rows["one_stop"]["error"].startswith("the process stopped during this run")
+    assert rows["one_stop"]["error"].startswith("its end was never recorded: the process stopped")
     assert (status["one_stop"]["last_status"], status["residence"]["last_status"]) == ("interrupted", "running")
 
 
