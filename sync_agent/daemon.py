@@ -106,8 +106,9 @@ DELIVERY_RETRY_STATE = "delivery_retry:"
 
 LOCK_TRIES = 4
 #: how often the daemon makes sure it still holds the store's lock (PostgreSQL's ends with its
-#: session: a server restart lets another daemon start)
-LOCK_CHECK_EVERY = 60.0
+#: session: a server restart lets another daemon start until the lock is taken again, and
+#: ``status`` says no daemon runs). On PostgreSQL a check is one ``SELECT 1``; on SQLite none.
+LOCK_CHECK_EVERY = 10.0
 RECONCILE_JOB = "reconcile"
 DIGEST_JOB = "alerts:digest"
 REPORT_JOB = "report:monthly"

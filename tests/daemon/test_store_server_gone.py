@@ -264,3 +264,33 @@ def test_a_login_refused_while_the_server_starts_up_is_worth_a_retry() -> None:
         'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system '
         "is starting up"))
     assert machine_failure(exc) and _may_pass(exc)
+
+
+def test_a_waiting_daemon_takes_its_lock_again_soon_after_the_server_ended_its_session(
+        pg_url: str, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from sync_agent import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "LOCK_CHECK_EVERY", 0.2)
+    settings = load_settings(write_config(db_url=pg_url))
+    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
+    migrate(engine)
+    first = Daemon(settings, engine)
+    first.acquire_lock()
+    assert first._lock is not None
+    with structlog.testing.capture_logs() as logs:
+        waiting = threading.Thread(target=first.wait)
+        waiting.start()
+        end_the_session_of(first._lock, other)  # the server restarted while the daemon waited
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(e["event"] == "lock_taken_again" for e in logs):
+            time.sleep(0.1)
+        first.stop.set()
+        waiting.join()
+    assert any(e["event"] == "lock_taken_again" for e in logs)
+    assert try_lock(other, DAEMON_LOCK) is None  # held by the daemon again: a second one cannot start
+    assert first.shutdown() == 0
+    engine.dispose()
+    other.dispose()
