@@ -25,6 +25,8 @@ DEFAULT_CONFIG_PATH = Path("config/sync-agent.toml")
 CONFIG_ENV = "SYNC_AGENT_CONFIG"
 #: where the ID hash key is read from when the file does not set ``agent.id_hash_key``
 ID_HASH_KEY_ENV = "SYNC_AGENT_ID_HASH_KEY"
+#: the default of ``agent.timezone`` and of every source's ``timezone``
+VIETNAM = "Asia/Ho_Chi_Minh"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -36,7 +38,7 @@ AGENT_KEYS = frozenset({"ward_code", "ward_name", "province_name", "timezone", "
                         "id_hash_key", "period_start_day", "log_file", "log_level"})
 CONNECTOR_KEYS = frozenset({"type", "base_url", "every_minutes", "lookback_minutes", "start_date",
                             "connect_timeout", "read_timeout", "request_deadline", "max_attempts",
-                            "retry_after_cap", "page_size", "enabled"})
+                            "retry_after_cap", "page_size", "enabled", "timezone"})
 REPORT_KEYS = frozenset({"recipients", "send_day", "send_time", "stale_after_hours"})
 SMTP_KEYS = frozenset({"host", "port", "security", "username", "password", "sender", "timeout",
                        "max_attempts", "ca_file"})
@@ -76,6 +78,9 @@ class ConnectorSettings:
     retry_after_cap: float = 120.0
     page_size: int | None = None
     enabled: bool = True
+    #: the zone of the source's times that carry no offset (sources.md: Vietnam's), which is not
+    #: the ward's clock (``agent.timezone``): a ward that keeps its clock in UTC still reads them right
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(VIETNAM))
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -244,11 +249,7 @@ def _agent(t: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> Agen
     ward_code = _str(t, k, "ward_code", required=True)
     if not (ward_code.isascii() and ward_code.isdigit()):
         raise ConfigError(f"{k}.ward_code", f"must be the ward's numeric unit code, got {ward_code!r}")
-    tz_name = _str(t, k, "timezone", default="Asia/Ho_Chi_Minh")
-    try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{k}.timezone", f"unknown time zone {tz_name!r}") from None
+    tz = _zone(t, k)
     start_day = _int(t, k, "period_start_day", default=15, low=1, high=28)
     log_file_s = _str(t, k, "log_file", default="logs/sync-agent.jsonl")
     log_level = _str(t, k, "log_level", default="INFO").upper()
@@ -266,6 +267,16 @@ def _agent(t: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> Agen
         log_level=log_level,
         province_name=_str(t, k, "province_name", default="").strip(),
     )
+
+
+def _zone(t: Mapping[str, Any], k: str) -> ZoneInfo:
+    """``K.timezone``, Vietnam's by default: the ward's clock, and the one sources.md gives every
+    source's times that carry no offset."""
+    name = _str(t, k, "timezone", default=VIETNAM)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{k}.timezone", f"unknown time zone {name!r}") from None
 
 
 def _id_hash_key(t: Mapping[str, Any], k: str, env: Mapping[str, str]) -> str:
@@ -344,6 +355,7 @@ def _connector(name: str, t: Mapping[str, Any],
         retry_after_cap=_num(t, k, "retry_after_cap", default=120.0, low=0, high=3600),
         page_size=None if page_size is None else _int(t, k, "page_size", default=0, low=1, high=1000),
         enabled=_bool(t, k, "enabled", default=True),
+        timezone=_zone(t, k),
         options=options,
     )
 

@@ -76,8 +76,10 @@ class SyncResult:
         return f"{text} error={self.error}" if self.error else text
 
 
-def connector_context(settings: Settings) -> ConnectorContext:
-    return ConnectorContext(ward_code=settings.agent.ward_code, timezone=settings.agent.timezone,
+def connector_context(settings: Settings, cs: ConnectorSettings) -> ConnectorContext:
+    """What source ``cs``'s connector is handed: its times without an offset are in the source's
+    zone (``connectors.NAME.timezone``), not the ward's clock."""
+    return ConnectorContext(ward_code=settings.agent.ward_code, timezone=cs.timezone,
                             hasher=IdHasher(settings.agent.id_hash_key))
 
 
@@ -139,7 +141,7 @@ def sync_source(
             status, error = run_store.SUCCESS, None
             connector: Connector | None = None
             try:
-                connector = connector_factory(cs, connector_context(settings))
+                connector = connector_factory(cs, connector_context(settings, cs))
                 # the next page is read (and normalised) while this one is written and committed
                 with fewer_collections(), Prefetch(
                     partial(connector.fetch, since, until), depth=PREFETCH_PAGES, stop=stop,

@@ -34,12 +34,11 @@ def command(ctx: AgentContext, offline: bool) -> None:
     if offline:
         return
     failed = []
-    context = connector_context(settings)
     for cs in settings.connectors:
         if not cs.enabled:
             click.echo(f"{cs.name:<20} disabled")
             continue
-        connector = build_connector(cs, context)
+        connector = build_connector(cs, connector_context(settings, cs))
         try:
             connector.login()
             click.echo(f"{cs.name:<20} login ok ({cs.base_url})")

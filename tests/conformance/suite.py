@@ -216,7 +216,8 @@ class ConnectorConformance:
         late = dict(item)
         spec.rename(late, "Tên thủ tục đã sửa")
         mapping = importlib.import_module(f"connectors.{self.source}.mapping")
-        ctx = ConnectorContext(ward_code="11311", timezone=settings.agent.timezone, hasher=_noop_hasher())
+        ctx = ConnectorContext(ward_code="11311", timezone=settings.connector(self.source).timezone,
+                               hasher=_noop_hasher())
         original = dt.datetime.fromtimestamp(updated_ts, dt.UTC)
         when = max(original + dt.timedelta(seconds=1), cursor - dt.timedelta(minutes=30))
         late[spec.updated_key] = mapping.format_time(when, ctx)
