@@ -396,8 +396,25 @@ def _smtp(t: Mapping[str, Any], base_dir: Path) -> SmtpSettings:
         sender=sender,
         timeout=_num(t, k, "timeout", default=30.0, low=1, high=600),
         max_attempts=_int(t, k, "max_attempts", default=3, low=1, high=10),
-        ca_file=_path(ca, base_dir) if ca else None,
+        ca_file=_ca_file(_path(ca, base_dir), f"{k}.ca_file") if ca else None,
     )
+
+
+def _ca_file(path: Path, key: str) -> Path:
+    """A CA bundle the agent can read and load: found now, not at the first report weeks later,
+    when the mail would fail with a bare "No such file" that names no key."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigError(key, f"{path} does not exist") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(key, f"{path} holds no certificate the agent can load ({exc.reason or exc}): "
+                               "give a PEM file of the CA that signed the server's certificate") from None
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _alerts(t: Mapping[str, Any]) -> AlertSettings:

@@ -107,8 +107,12 @@ class DeliveryInDoubt(WorkFailed):
 # --- sending ----------------------------------------------------------------------------------
 
 def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
-    """Verification on, hostname checked: the default context, trusting ``ca_file`` if set."""
-    ctx = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
+    """Verification on, hostname checked: the default context, trusting ``ca_file`` if set. A
+    ``ca_file`` gone or spoilt since the start is a person's to mend, not a wait's."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailPermanentError(f"smtp.ca_file: cannot load {smtp.ca_file}: {exc.strerror or exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 

@@ -199,6 +199,20 @@ def test_an_smtp_user_without_a_password_is_refused_at_start(tmp_path: Path) -> 
     assert err.value.key == "smtp.password" and "username is set" in str(err.value)
 
 
+@pytest.mark.parametrize(("content", "says"), [(None, "does not exist"),
+                                               ("not a certificate\n", "holds no certificate")],
+                         ids=["missing", "not-pem"])
+def test_an_smtp_ca_file_the_agent_cannot_load_is_refused_at_start(
+        tmp_path: Path, content: str | None, says: str) -> None:
+    """Else the first report, weeks later, fails in the mail with a bare "No such file"."""
+    if content is not None:
+        (tmp_path / "ca.pem").write_text(content)
+    text = example_with('# ca_file = "certs/ca.pem"', 'ca_file = "ca.pem"')
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), environ=SECRETS)
+    assert err.value.key == "smtp.ca_file" and says in str(err.value)
+
+
 def test_check_config_says_valid_only_once_the_database_opened(tmp_path: Path) -> None:
     config = write(tmp_path, example_with('database_url = "sqlite:///data/sync-agent.db"',
                                           'database_url = "sqlite:////etc/hostname/sync-agent.db"'))

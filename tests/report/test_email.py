@@ -390,3 +390,15 @@ def test_an_unfinished_period_is_never_sent(engine: Engine) -> None:
     with Server() as server, pytest.raises(UsageError, match="can be sent from 2026-02-15"):
         send_period_report(engine, settings_for(server), FEB, now=seed.at(2026, 2, 14, 23, 59))
     assert outbox_row(engine, "report:2026-02") is None and server.inbox.messages == []
+
+
+def test_a_ca_file_gone_since_the_start_fails_the_mail_for_a_person_naming_the_key(
+        ca: tuple[Path, Path], tmp_path: Path) -> None:
+    """Not "cannot connect", retried for days: no wait brings the file back."""
+    cert, _key = ca
+    gone = tmp_path / "ca.pem"
+    gone.write_bytes(cert.read_bytes())
+    smtp = smtp_for(0, security="ssl", ca_file=gone, max_attempts=3)
+    gone.unlink()
+    with pytest.raises(MailPermanentError, match=r"smtp\.ca_file: cannot load .*ca\.pem"):
+        send_email(smtp, _msg())
