@@ -20,6 +20,13 @@ def command(ctx: AgentContext, sources: tuple[str, ...]) -> None:
     unknown = [s for s in sources if s not in known]
     if unknown:
         raise UsageError(f"unknown source(s) {', '.join(unknown)}; configured: {', '.join(sorted(known))}")
+    # the example says a disabled source is "never synced": a source switched off because its
+    # server is retired or misbehaves is not read by a sync that names it out of habit
+    disabled = [s for s in sources if not settings.connector(s).enabled]
+    if disabled:
+        keys = ", ".join(f"connectors.{s}.enabled" for s in disabled)
+        raise UsageError(f"source(s) {', '.join(disabled)} disabled ({keys} = false): never synced; "
+                         "set it to true to sync")
     results = sync_sources(ctx.engine, settings, sources or None)
     for r in results:
         click.echo(r.line())

@@ -125,6 +125,17 @@ def test_runs_and_logs_refuse_a_source_neither_configured_nor_seen(write_config:
     assert code == 0 and out == "no sync runs yet\n"
 
 
+def test_sync_refuses_a_disabled_source_named_on_its_line(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'type = "household_business"', 'type = "household_business"\nenabled = false'), encoding="utf-8")
+    code, out, err = run(config, "sync", "household_business")
+    assert code == 2 and out == ""
+    assert "household_business disabled (connectors.household_business.enabled = false)" in err, err
+    code, out, _ = run(config, "runs", "--source", "household_business")
+    assert code == 0 and out == "no sync runs yet\n"
+
+
 def test_runs_and_logs_accept_a_disabled_source_and_a_removed_one_with_history(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
     config = write_config()
