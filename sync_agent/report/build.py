@@ -123,6 +123,12 @@ class PeriodReport:
         return self.total.received_total
 
     @property
+    def over(self) -> bool:
+        """Whether the period had ended when the report was made: if not, its figures are as of
+        ``generated_at`` and will change."""
+        return self.generated_at.date() > self.period.end
+
+    @property
     def stale_sources(self) -> tuple[str, ...]:
         return tuple(s.source for s in self.sources if s.stale)
 
@@ -139,7 +145,7 @@ class PeriodReport:
         return {
             "ward": {"code": self.ward_code, "name": self.ward_name},
             "period": {"label": self.period.label, "start": self.period.start.isoformat(),
-                       "end": self.period.end.isoformat()},
+                       "end": self.period.end.isoformat(), "over": self.over},
             **t.to_json(),
             "rates": t.rates.to_json(),
             "by_source": [group(g, "source") for g in self.by_source],
@@ -153,10 +159,11 @@ class PeriodReport:
             },
             "sources": [
                 {"source": s.source,
-                 "last_success": None if s.last_success is None else s.last_success.isoformat(),
+                 "last_success": None if s.last_success is None else s.last_success.isoformat(timespec="seconds"),
                  "stale": s.stale, "failures_in_a_row": s.failures_in_a_row}
                 for s in self.sources
             ],
+            "generated_at": self.generated_at.isoformat(timespec="seconds"),
         }
 
 

@@ -72,7 +72,7 @@ def period_sentence(report: PeriodReport) -> str:
 def unfinished_note(report: PeriodReport) -> str | None:
     """Said wherever the figures are read when the period has not ended: whoever pastes them must
     see that they are not the period's final ones."""
-    if report.generated_at.date() > report.period.end:
+    if report.over:
         return None
     return (f"Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.datetime(report.generated_at)} "
             "và sẽ còn thay đổi.")

@@ -101,7 +101,7 @@ def test_json_is_the_contract(tmp_path: Path, store: Path) -> None:
     doc = json.loads(out)
     for key, value in seed.EXPECTED_JSON_FIGURES.items():
         assert doc[key] == value
-    assert doc["period"] == {"label": "2026-02", "start": "2026-01-15", "end": "2026-02-14"}
+    assert doc["period"] == {"label": "2026-02", "start": "2026-01-15", "end": "2026-02-14", "over": True}
     assert doc["reconciliation"]["identity_holds"] is True and doc["reconciliation"]["cases"] == 4899
     assert [s["source"] for s in doc["sources"]] == [
         "one_stop",
@@ -109,6 +109,28 @@ def test_json_is_the_contract(tmp_path: Path, store: Path) -> None:
         "residence",
         "household_business",
     ]
+
+
+def test_json_of_a_period_not_over_says_so_and_when_it_was_made(tmp_path: Path, store: Path) -> None:
+    """A script keeping the JSON must tell figures that will change from a period's final ones."""
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date()
+    label = f"{today.year + 1}-01"  # a period not even begun: as good as one under way
+    config = write_config(tmp_path, store)
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with write_transaction(eng) as conn:  # a real run ends at a microsecond
+        conn.exec_driver_sql("UPDATE sync_runs SET finished_at = '2026-02-14 22:30:00.948817' "
+                             "WHERE source = 'one_stop' AND status = 'success'")
+    eng.dispose()
+    code, out, _ = run(config, "--period", label, "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["period"]["over"] is False
+    made = dt.datetime.strptime(doc["generated_at"], "%Y-%m-%dT%H:%M:%S%z")  # operations.md's own shape
+    assert made.utcoffset() == dt.timedelta(hours=7) and made.date() == today
+    assert doc["sources"][0] == {"source": "one_stop", "last_success": "2026-02-15T05:30:00+07:00", "stale": True,
+                                "failures_in_a_row": 0}
 
 
 def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store: Path) -> None:
