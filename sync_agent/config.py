@@ -564,6 +564,8 @@ def _url(value: str, key: str) -> str:
         host = None
     if not host or parts.scheme not in {"http", "https"}:
         raise ConfigError(key, f"not an http(s) URL: {value!r}")
+    if any(c.isspace() or not c.isprintable() for c in value):  # pasted with a space, a tab, a newline
+        raise ConfigError(key, f"a URL holds no spaces or control characters: {value!r}")
     try:
         parts.port  # noqa: B018 - raises on a non-numeric port
     except ValueError:

@@ -106,6 +106,8 @@ def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None
          "connectors.residence.base_url: not an http(s) URL"),
         (('base_url = "http://127.0.0.1:8103"', 'base_url = "https://[::1"'),
          "connectors.residence.base_url: not an http(s) URL"),
+        (('base_url = "http://127.0.0.1:8103"', 'base_url = "http://127.0.0.1:8103/ api"'),
+         "connectors.residence.base_url: a URL holds no spaces or control characters"),
         (('api_key = "${RESIDENCE_API_KEY}"', 'api_key = "${RESIDENCE_API_KEY"'),
          "connectors.residence.api_key: an unfinished ${...} reference"),
         (('log_file = "logs/sync-agent.jsonl"', 'log_file = "/etc/hostname/sync-agent.jsonl"'),
