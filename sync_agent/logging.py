@@ -21,65 +21,18 @@ from typing import Any
 import structlog
 
 from sync_agent.errors import ConfigError
-from sync_agent.privacy import ID_PLACEHOLDER, id_spans, redact_text
+from sync_agent.privacy import redact_text
+from sync_agent.redaction import REDACTED, redact_message, set_configured_secrets
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api_?key|authorization|session|cookie", re.I)
-# "password=hunter2", "api_key: abc", "Authorization: Bearer abc" inside a free-text message
-# (a library's exception, a URL with its query string)
-_SECRET_IN_TEXT = re.compile(
-    r"(?P<key>\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
-    r"[\"']?\s*(?P<sep>[=:])\s*[\"']?)(?P<scheme>(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
-    re.I,
-)
-REDACTED = "[redacted]"
-#: the secret values the configuration holds, longest first (``mask_values``)
-_secret_values: tuple[str, ...] = ()
-#: shorter values are not masked: they would mask ordinary words and numbers
-_SECRET_MIN_LENGTH = 6
 # keys the pipeline itself adds; never rewritten
 _PIPELINE_KEYS = frozenset({"timestamp", "level", "logger", "run_id"})
 
 
-def _is_request_description(m: re.Match[str]) -> bool:
-    """A path ending in a secret's name, a colon, then why it failed ("POST /api/token: HTTP
-    401"): not a secret; its value would follow ``=``."""
-    return m.group("sep") == ":" and not m.group("scheme") and m.string[m.start() - 1:m.start()] == "/"
-
-
-def _mask_text(text: str) -> str:
-    """``text`` with its ID numbers, its inline secrets (``password=...``) and the configured
-    secret values masked, each found in the text as it came: masked one after another, one
-    could cut another in two and leave its halves in clear. Overlapping ones are masked as one."""
-    spans = [(start, end, ID_PLACEHOLDER) for start, end in id_spans(text)]
-    spans += [(m.end("key"), m.end("value"), REDACTED) for m in _SECRET_IN_TEXT.finditer(text)
-              if not _is_request_description(m)]
-    for secret in _secret_values:
-        at = text.find(secret)
-        while at != -1:
-            spans.append((at, at + len(secret), REDACTED))
-            at = text.find(secret, at + 1)
-    if not spans:
-        return text
-    spans.sort()
-    out: list[str] = []
-    done = 0  # text before this is written
-    start, end, mask = spans[0]
-    for s, e, m in spans[1:]:
-        if s < end:  # overlaps the current one: one mask for both, a secret's if either is one
-            end, mask = max(end, e), REDACTED if REDACTED in (mask, m) else mask
-            continue
-        out += [text[done:start], mask]
-        done, (start, end, mask) = end, (s, e, m)
-    out += [text[done:start], mask, text[end:]]
-    return "".join(out)
-
-
 def mask_values(values: Iterable[str]) -> None:
-    """Mask these values (the configuration's secrets) wherever a log line holds them: a
-    library's message may carry a bare password (a URL's user info, an echoed request), which
-    no key name announces, and a third party's secret option may have any name."""
-    global _secret_values
-    _secret_values = tuple(sorted({v for v in values if len(v) >= _SECRET_MIN_LENGTH}, key=len, reverse=True))
+    """Mask these values (the configuration's secrets) wherever a log line, or any message a
+    person reads, holds them (``redaction.set_configured_secrets``)."""
+    set_configured_secrets(values)
 
 
 def redact_value(value: Any, key: str = "") -> Any:
@@ -87,7 +40,7 @@ def redact_value(value: Any, key: str = "") -> Any:
     if key and _SECRET_KEYS.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
-        return _mask_text(value)
+        return redact_message(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
