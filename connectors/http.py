@@ -34,7 +34,7 @@ from sync_agent.errors import (
 )
 from sync_agent.payload import decode_json
 from sync_agent.prefetch import cpu_turn
-from sync_agent.privacy import redact_text
+from sync_agent.redaction import redact_message
 
 log = structlog.get_logger()
 
@@ -434,7 +434,7 @@ class HttpClient:
                 attempt=state.attempt_number,
                 max_attempts=self.settings.max_attempts,
                 wait_s=round(wait, 3) if wait is not None else None,
-                reason=redact_text(str(exc)) if exc else None,
+                reason=redact_message(str(exc)) if exc else None,
             )
 
         return before_sleep
@@ -559,4 +559,4 @@ def renew_at(now: float, lifetime: float | None) -> float:
 def answer_message(body: Mapping[str, Any]) -> str:
     """A source's own error message, fit for a log line or a run record."""
     message = body.get("message")
-    return redact_text(str(message))[:200] if message else "(no message)"
+    return redact_message(str(message))[:200] if message else "(no message)"

@@ -69,7 +69,7 @@ from sync_agent.errors import (
 )
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
-from sync_agent.privacy import redact_text
+from sync_agent.redaction import redact_message
 from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
 from sync_agent.store.state import forget_state, read_states, write_state
 from sync_agent.store.tables import agent_state, deliveries, sync_runs
@@ -678,7 +678,7 @@ class Daemon:
         may not mend, tried ``UNSURE_RETRIES`` times."""
         what = what or (day.isoformat() if job_id == DIGEST_JOB else None)
         key = (job_id, what or day.isoformat())
-        shown = redact_text(error) if error else None
+        shown = redact_message(error) if error else None
         # a digest's tries are of its day only; a report's stay by period until it goes (_settle)
         keep = (lambda k: k[0] != job_id or k == key) if job_id == DIGEST_JOB else (lambda k: True)
         with self._guard:
@@ -726,7 +726,7 @@ class Daemon:
         """A delivery no retry may mend (or that may have gone already: ``in_doubt``): no more
         tries, and ``status`` says why instead of a retry that will not come."""
         key = (job_id, what)
-        shown = redact_text(error)
+        shown = redact_message(error)
         retry_id = _per_period(f"{job_id}:retry", job_id, what)
         with contextlib.suppress(Exception):  # a retry scheduled for an earlier failure
             self.scheduler.remove_job(retry_id)

@@ -43,7 +43,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from sync_agent.config import SmtpSettings
 from sync_agent.errors import WorkFailed, one_line
 from sync_agent.locks import advisory_key
-from sync_agent.privacy import redact_text
+from sync_agent.redaction import redact_message
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.tables import deliveries
 
@@ -237,7 +237,7 @@ def _send_once(smtp: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> 
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.warning("smtp_retry", attempt=state.attempt_number, error=redact_text(str(exc)),
+    log.warning("smtp_retry", attempt=state.attempt_number, error=redact_message(str(exc)),
                 wait=round(float(wait), 2))
 
 
@@ -483,7 +483,7 @@ def deliver_once(
                 raise
             # what must change with it failed; the message went all the same: record that
             log.error("delivery_follow_up_failed", key=key, channel=channel, message_id=mid,
-                      error=redact_text(f"{type(exc).__name__}: {exc}"))
+                      error=redact_message(f"{type(exc).__name__}: {exc}"))
             with write_transaction(engine) as conn:
                 done = conn.execute(stmt).rowcount
         if not done:
@@ -492,7 +492,7 @@ def deliver_once(
     try:
         message = build_message(mid)
     except Exception as exc:
-        finish(FAILED, f"building the message failed: {type(exc).__name__}: {redact_text(str(exc))}")
+        finish(FAILED, f"building the message failed: {type(exc).__name__}: {redact_message(str(exc))}")
         raise
     recipients, subject = (describe or _describe)(message)
     other = _to_sending(engine, key, channel, attempts, dt.datetime.now(dt.UTC))
@@ -501,7 +501,7 @@ def deliver_once(
     try:
         send(message)
     except Exception as exc:
-        error = redact_text(f"{type(exc).__name__}: {exc}")[:2000]
+        error = redact_message(f"{type(exc).__name__}: {exc}")[:2000]
         delivered = getattr(exc, "delivered", False)
         if delivered is None:
             finish(SENDING, error, recipients=recipients, subject=subject)

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 from connectors.http import parse_retry_after
 from sync_agent.config import Settings, WebhookSettings
 from sync_agent.errors import one_line
-from sync_agent.privacy import redact_text
+from sync_agent.redaction import redact_message
 
 if TYPE_CHECKING:
     from sync_agent.alerts import Digest
@@ -120,7 +120,7 @@ class Notifier(abc.ABC):
             in_doubt = isinstance(exc, DeliveryInDoubt | MailInDoubt) or getattr(exc, "delivered", False) is None
             refused = isinstance(exc, MailPermanentError) or getattr(exc, "refused_for_good", False) or (
                 isinstance(exc, RecipientsRefused) and not exc.transient)
-            error = redact_text(one_line(exc))
+            error = redact_message(one_line(exc))
             return NotifyOutcome(self.channel, FAILED, error,
                                  may_pass=not (in_doubt or refused), in_doubt=in_doubt,
                                  claimed_elsewhere=isinstance(exc, DeliveryInDoubt))

@@ -24,6 +24,8 @@ _SECRET_IN_TEXT = re.compile(
     r"[\"']?\s*(?P<sep>[=:])\s*[\"']?)(?P<scheme>(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
     re.I,
 )
+#: a URL's user info: "scheme://user:password@host" (the password from ``:`` to ``@``)
+_URL_PASSWORD = re.compile(r"//[^/@:\s]*:(?P<value>[^/@\s]+)@")
 REDACTED = "[redacted]"
 #: shorter values are not masked: they would mask ordinary words and numbers
 SECRET_MIN_LENGTH = 6
@@ -78,12 +80,14 @@ def _is_request_description(m: re.Match[str]) -> bool:
 
 
 def redact_message(text: str) -> str:
-    """``text`` with its ID numbers, its inline secrets (``password=...``) and the known secret
-    values masked, each found in the text as it came: masked one after another, one could cut
+    """``text`` with its ID numbers, its inline secrets (``password=...``, a URL's password) and
+    the known secret values masked, each found in the text as it came: masked one after another, one could cut
     another in two and leave its halves in clear. Overlapping ones are masked as one."""
     spans = [(start, end, ID_PLACEHOLDER) for start, end in id_spans(text)]
     spans += [(m.end("key"), m.end("value"), REDACTED) for m in _SECRET_IN_TEXT.finditer(text)
               if not _is_request_description(m)]
+    if "@" in text:
+        spans += [(m.start("value"), m.end("value"), REDACTED) for m in _URL_PASSWORD.finditer(text)]
     for secret in _values:
         at = text.find(secret)
         while at != -1:

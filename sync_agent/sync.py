@@ -26,7 +26,8 @@ from sync_agent.errors import ConfigError, SourceError, machine_failure, one_lin
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.model import Page
 from sync_agent.prefetch import Prefetch, fewer_collections
-from sync_agent.privacy import IdHasher, redact_text
+from sync_agent.privacy import IdHasher
+from sync_agent.redaction import redact_message
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import write_transaction
 from sync_agent.store.records import PageCounts, save_quarantined, save_records
@@ -161,11 +162,11 @@ def sync_source(
                 if not pages.complete and status == run_store.SUCCESS:
                     status, error = run_store.INTERRUPTED, run_store.STOPPED_ON_REQUEST
             except (SourceError, ConfigError) as exc:
-                status, error = run_store.FAILED, redact_text(f"{type(exc).__name__}: {exc}")
+                status, error = run_store.FAILED, redact_message(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a connector bug must not stop the other sources
                 # one line: a database error's further lines hold the page's values (the log has
                 # the traceback, but for the machine's failure, a full disk: that is all it says)
-                status, error = run_store.FAILED, redact_text(one_line(exc))
+                status, error = run_store.FAILED, redact_message(one_line(exc))
                 if not machine_failure(exc):
                     log.exception("sync_crashed")
             finally:
@@ -195,7 +196,7 @@ def _said(event: str, exc: Exception, **bound: Any) -> str:
     """Log ``event`` for a store that failed a sync's bookkeeping, and return the one-line error:
     the machine's failure (a full disk, its server gone) in that one line, the agent's own with
     its traceback."""
-    error = redact_text(one_line(exc))
+    error = redact_message(one_line(exc))
     (log.error if machine_failure(exc) else log.exception)(event, error=error, **bound)
     return error
 

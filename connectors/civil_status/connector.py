@@ -24,6 +24,7 @@ from connectors.paging import Batch, aware, ceil_second, floor_second, keyset_pa
 from sync_agent.config import ConnectorSettings
 from sync_agent.errors import FatalSourceError, SessionExpired
 from sync_agent.model import Page
+from sync_agent.redaction import keep_secret
 
 log = structlog.get_logger()
 
@@ -77,6 +78,7 @@ class CivilStatusConnector(HttpConnector):
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise FatalSourceError("the token endpoint answered without an access_token")
+        keep_secret(token)  # a server may quote it in an error that reaches runs, status, the report
         self._token = token
         self._renew_at = renew_at(self.http.clock(), token_lifetime(body.get("expires_in")))
 

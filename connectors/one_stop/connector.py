@@ -24,6 +24,7 @@ from connectors.paging import Batch, aware, ceil_second, floor_second, keyset_pa
 from sync_agent.config import ConnectorSettings
 from sync_agent.errors import FatalSourceError, SessionExpired
 from sync_agent.model import Page
+from sync_agent.redaction import keep_secret
 
 log = structlog.get_logger()
 
@@ -72,6 +73,7 @@ class OneStopConnector(HttpConnector):
         session = body.get("session")
         if not isinstance(session, str) or not session:
             raise FatalSourceError("login answered without a session")
+        keep_secret(session)  # a server may quote it in an error that reaches runs, status, the report
         self._session = session
         self._renew_at = renew_at(self.http.clock(), token_lifetime(body.get("expires_in")))
 

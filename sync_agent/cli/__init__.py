@@ -14,6 +14,7 @@ import click
 
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import AlreadyRunning, ConfigError, UsageError, WorkFailed, machine_failure, one_line
+from sync_agent.redaction import redact_message
 
 # Each module defines ``command`` (a click command or group) named like the module. Every command
 # loads here, so a module imports what only its command needs (report rendering, the daemon's
@@ -29,21 +30,21 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            click.echo(f"configuration error: {exc}", err=True)
+            click.echo(f"configuration error: {redact_message(str(exc))}", err=True)
             sys.exit(2)
         except UsageError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact_message(str(exc))}", err=True)
             sys.exit(2)
         except AlreadyRunning as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except WorkFailed as exc:
-            click.echo(f"failed: {exc}", err=True)
+            click.echo(f"failed: {redact_message(str(exc))}", err=True)
             sys.exit(1)
         except Exception as exc:
             if not machine_failure(exc):
                 raise  # the agent's own fault: its traceback is what mends it
-            click.echo(f"failed: {one_line(exc)}", err=True)
+            click.echo(f"failed: {redact_message(one_line(exc))}", err=True)
             sys.exit(1)
 
 

@@ -8,6 +8,7 @@ from connectors.base import build_connector
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import SourceError, WorkFailed
 from sync_agent.model import RECEPTION_SOURCE
+from sync_agent.redaction import redact_message
 from sync_agent.store.engine import read_connection
 from sync_agent.store.records import count_records
 from sync_agent.sync import connector_context
@@ -21,7 +22,7 @@ def command(ctx: AgentContext, offline: bool) -> None:
     settings = ctx.settings
     ctx.engine  # noqa: B018 - opening (and migrating) the store is part of the check
     click.echo(f"configuration {ctx.config_path}: valid")
-    click.echo(f"database: ok ({ctx.engine.url.render_as_string(hide_password=True)})")
+    click.echo(f"database: ok ({redact_message(ctx.engine.url.render_as_string(hide_password=True))})")
     with read_connection(ctx.engine) as conn:
         stored = count_records(conn)
     for source in sorted(set(stored) - {cs.name for cs in settings.connectors}):  # disabled ones too
@@ -41,10 +42,10 @@ def command(ctx: AgentContext, offline: bool) -> None:
         connector = build_connector(cs, connector_context(settings, cs))
         try:
             connector.login()
-            click.echo(f"{cs.name:<20} login ok ({cs.base_url})")
+            click.echo(f"{cs.name:<20} login ok ({redact_message(cs.base_url)})")
         except SourceError as exc:
             failed.append(cs.name)
-            click.echo(f"{cs.name:<20} login FAILED: {exc}")
+            click.echo(f"{cs.name:<20} login FAILED: {redact_message(str(exc))}")
         finally:
             connector.close()
     if failed:

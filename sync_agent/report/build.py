@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sync_agent.config import Settings
 from sync_agent.flags import dossier_code, stored_details_text
 from sync_agent.privacy import mask_name, redact_text
+from sync_agent.redaction import redact_message
 from sync_agent.report.counting import (
     Cell,
     Figures,
@@ -309,7 +310,7 @@ def build_report(engine: Engine, settings: Settings, period: Period,
             sources.append(SourceStatus(
                 source=name, last_success=last, stale=last is None or at - last > stale_after,
                 failures_in_a_row=h.failures_in_a_row,
-                last_error=redact_text(last_error) if last_error else None, records=records.get(name, 0),
+                last_error=redact_message(last_error) if last_error else None, records=records.get(name, 0),
                 quarantined=held.get(name, HeldCounts()).to_check,
                 quarantined_acknowledged=held.get(name, HeldCounts()).acknowledged))
     return PeriodReport(

@@ -1,0 +1,86 @@
+"""A server may quote what it was sent: a password it refused, the token it will not take. No
+message a person reads keeps it: the run's error (``runs``, ``status``, the report's email), the
+command's ``failed:`` line, ``check-config``'s lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sync_agent.cli import main
+from sync_agent.config import load_settings
+from sync_agent.redaction import forget_runtime_secrets, set_configured_secrets
+from sync_agent.store.engine import create_store_engine, migrate
+from sync_agent.sync import sync_source
+from tests.connectors.fakehttp import FakeServer, Reply, Request
+from tests.daemon.conftest import CREDENTIALS
+
+PASSWORD = "S3CRET-one-stop-pw"
+TOKEN = "TOKEN-civil-4f9a2c71e0"
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept_after() -> Iterator[None]:
+    yield
+    set_configured_secrets([])
+    forget_runtime_secrets()
+
+
+def run(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def quoting_what_it_was_sent(request: Request) -> Reply:
+    """A one_stop server that refuses the login and quotes the request, password and all."""
+    return Reply(body={"error_code": "1", "message": f"Sai thông tin đăng nhập: {request.body.decode()}"})
+
+
+def test_a_password_the_source_quotes_back_is_in_no_message(write_config: Callable[..., Path]) -> None:
+    server = FakeServer(quoting_what_it_was_sent).start()
+    try:
+        config = write_config(base_urls={"one_stop": server.url},
+                              credentials={"one_stop": f'username = "tiepnhan"\npassword = "{PASSWORD}"'})
+        code, out, err = run(config, "sync", "one_stop")
+        assert code == 1 and "login refused" in out and "[redacted]" in out
+        checked = run(config, "check-config")
+        runs = run(config, "runs", "--format", "json")
+        status = run(config, "status", "--format", "json")
+    finally:
+        server.stop()
+    assert PASSWORD in server.requests[0].body.decode()  # it was sent, and quoted back
+    assert "[redacted]" in json.loads(runs[1])[0]["error"]
+    for text in (out, err, *checked[1:], *runs[1:], *status[1:]):
+        assert PASSWORD not in text, text
+
+
+def test_a_token_the_source_quotes_back_is_not_in_the_runs_error(tmp_path: Path,
+                                                                 write_config: Callable[..., Path]) -> None:
+    def civil_status(request: Request) -> Reply:
+        if request.path == "/api/token":
+            return Reply(body={"access_token": TOKEN, "expires_in": 3600})
+        return Reply(body={"status": "0", "message": f"Mã truy cập {request.headers['Authorization']} hết hạn"})
+
+    server = FakeServer(civil_status).start()
+    try:
+        settings = load_settings(write_config(base_urls={"civil_status": server.url}, credentials=CREDENTIALS))
+        engine = create_store_engine(settings.agent.database_url)
+        migrate(engine)
+        result = sync_source(engine, settings, "civil_status")
+        engine.dispose()
+    finally:
+        server.stop()
+    assert result.failed and result.error is not None
+    assert "Mã truy cập Bearer [redacted] hết hạn" in result.error and TOKEN not in result.error
+
+
+def test_a_password_in_a_urls_user_info_is_masked() -> None:
+    from sync_agent.redaction import redact_message
+
+    assert (redact_message("cannot open http://tiepnhan:S3CRET@127.0.0.1:8101/x")
+            == "cannot open http://tiepnhan:[redacted]@127.0.0.1:8101/x")
+    assert redact_message("mailto:a@b.vn and http://127.0.0.1:8101/x") == "mailto:a@b.vn and http://127.0.0.1:8101/x"
