@@ -30,6 +30,7 @@ from sync_agent.flags import details_text as flag_details_text
 from sync_agent.locks import is_held, sync_lock_name
 from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.privacy import mask_name, redact_text
+from sync_agent.redaction import redact_message
 from sync_agent.report.vn import FLAG_LABELS, STATUS_LABELS, source_label
 from sync_agent.report.vn import date as vn_date
 from sync_agent.report.vn import number as vn_number
@@ -746,9 +747,11 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     configured = list(notifiers) if notifiers is not None else load_notifiers(settings)
     if not configured:
         raise UsageError("no recipients or webhooks configured in [alerts]")
-    chosen = configured if only is None else [n for n in configured if n.channel == only]
+    # a channel is named as ``status`` shows it: a webhook's URL with its secrets masked
+    chosen = configured if only is None else [n for n in configured if only in (n.channel, redact_message(n.channel))]
     if not chosen:
-        raise UsageError(f"no channel {only}; configured: {', '.join(n.channel for n in configured)}")
+        names = ", ".join(redact_message(n.channel) for n in configured)
+        raise UsageError(f"no channel {only}; configured: {names}")
     channels = {n.channel for n in configured}
     digest = _fix_window(engine, settings, digest, now)
 

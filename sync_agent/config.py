@@ -6,6 +6,7 @@ naming the key, not three hours later with a traceback in the log.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_agent import labels
 from sync_agent.errors import ConfigError
 from sync_agent.model import RECEPTION_SOURCE
+from sync_agent.redaction import REDACTED, SECRET_MIN_LENGTH
 
 DEFAULT_CONFIG_PATH = Path("config/sync-agent.toml")
 CONFIG_ENV = "SYNC_AGENT_CONFIG"
@@ -135,6 +137,9 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     calendar: CalendarSettings = CalendarSettings()
     path: Path | None = None
+    #: the values read from the environment (``${NAME}``): where secrets live, so every message
+    #: masks them, a secret inside a URL's query or path included (``secret_values``)
+    from_environment: tuple[str, ...] = field(default=(), repr=False)
 
     def connector(self, name: str) -> ConnectorSettings:
         for c in self.connectors:
@@ -159,13 +164,14 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
 
 def secret_values(settings: Settings) -> tuple[str, ...]:
     """Every secret the configuration holds: the ID hash key, the database's and the SMTP
-    password, the webhooks' credential headers, and each connector's options declared ``secret``."""
+    password, the webhooks' credential headers, each connector's options declared ``secret``, and
+    every value read from the environment."""
     from sqlalchemy.engine import make_url
 
     from connectors.base import connector_option_specs
 
     values = [settings.agent.id_hash_key, settings.smtp.password,
-              make_url(settings.agent.database_url).password or ""]
+              make_url(settings.agent.database_url).password or "", *settings.from_environment]
     values += [v for w in settings.alerts.webhooks for name, v in w.headers.items()
                if re.search(r"auth|key|token|secret|pass", name, re.I)]
     for cs in settings.connectors:
@@ -212,7 +218,21 @@ def parse_settings(
     path: Path | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    data = _interpolate(data, env, "")
+    from_env: list[str] = []
+    data = _interpolate(data, env, "", from_env)
+    try:
+        settings = _parse(data, base_dir, env, option_specs, path)
+    except ConfigError as exc:  # it may quote a value that holds a secret (a mistyped URL)
+        message = exc.message
+        for value in sorted(from_env, key=len, reverse=True):
+            if len(value) >= SECRET_MIN_LENGTH:
+                message = message.replace(value, REDACTED)
+        raise ConfigError(exc.key, message) from None
+    return dataclasses.replace(settings, from_environment=tuple(from_env))
+
+
+def _parse(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, str],
+           option_specs: Callable[[str, str], Mapping[str, Any]] | None, path: Path | None) -> Settings:
     installed = option_specs is None
     if option_specs is None:
         from connectors.base import connector_option_specs
@@ -477,7 +497,8 @@ def _userinfo_span(template: str) -> tuple[int, int] | None:
     return start, at
 
 
-def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
+def _interpolate(value: Any, env: Mapping[str, str], key: str, found: list[str]) -> Any:
+    """``value`` with its ``${NAME}`` references filled in; each value put in is added to ``found``."""
     if isinstance(value, str):
         if "${" in _ENV_REF.sub("", value):
             raise ConfigError(key, "an unfinished ${...} reference: write ${NAME}, NAME of letters, digits and _")
@@ -487,15 +508,17 @@ def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
             name = m.group(1)
             if name not in env or env[name] == "":
                 raise ConfigError(key, f"environment variable {name} is not set")
+            found.append(env[name])
             if userinfo is not None and userinfo[0] <= m.start() < userinfo[1]:
                 # a user name or password goes into the URL as it is, whatever it holds
-                return quote(env[name], safe="")
+                found.append(quote(env[name], safe=""))
+                return found[-1]
             return env[name]
         return _ENV_REF.sub(repl, value)
     if isinstance(value, Mapping):
-        return {k: _interpolate(v, env, f"{key}.{k}" if key else k) for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{key}.{k}" if key else k, found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{key}[{i}]", found) for i, v in enumerate(value)]
     return value
 
 

@@ -46,7 +46,8 @@ def redact_value(value: Any, key: str = "") -> Any:
     if isinstance(value, int):
         return redact_text(str(value)) if len(str(abs(value))) in (9, 12) else value
     if isinstance(value, dict):
-        return {k: redact_value(v, str(k)) for k, v in value.items()}
+        # a key may be a name that holds a secret too (a webhook's channel: its URL)
+        return {(redact_message(k) if isinstance(k, str) else k): redact_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value

@@ -31,6 +31,7 @@ from sync_agent.daemon import (
 from sync_agent.locks import LockHolder, is_held
 from sync_agent.locks import holder as lock_holder
 from sync_agent.mailer import FAILED, PREPARING, SENDING, SENT
+from sync_agent.redaction import redact_message
 from sync_agent.report_readiness import report_waiting
 from sync_agent.store import runs as run_store
 from sync_agent.store.engine import read_connection
@@ -201,7 +202,7 @@ def last_delivery(engine: Engine, prefix: str, tz: dt.tzinfo, now: dt.datetime |
     if r is None:
         return None
     in_doubt = r.status == SENDING and (now or dt.datetime.now(tz)) - r.updated_at > doubt_after
-    return LastDelivery(r.key, r.channel, r.status, r.updated_at.astimezone(tz), in_doubt)
+    return LastDelivery(r.key, redact_message(r.channel), r.status, r.updated_at.astimezone(tz), in_doubt)
 
 
 def in_doubt_deliveries(engine: Engine, tz: dt.tzinfo, now: dt.datetime,
@@ -213,7 +214,8 @@ def in_doubt_deliveries(engine: Engine, tz: dt.tzinfo, now: dt.datetime,
         rows = conn.execute(select(d.key, d.channel, d.updated_at)
                             .where(d.status == SENDING, d.updated_at < now - doubt_after)
                             .order_by(d.updated_at, d.id)).all()
-    return tuple(LastDelivery(r.key, r.channel, SENDING, r.updated_at.astimezone(tz), True) for r in rows)
+    return tuple(LastDelivery(r.key, redact_message(r.channel), SENDING, r.updated_at.astimezone(tz), True)
+                 for r in rows)
 
 
 def next_jobs(settings: Settings, engine: Engine, now: dt.datetime) -> tuple[NextJob, ...]:
@@ -324,8 +326,9 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         day = f" --date {note['what']}" if note.get("what") else ""
         # --force resends every channel: only the ones in doubt, by name; the others without it
         doubt = [f"{check}sync-agent alerts --send{day}{force} --channel {shlex.quote(c)}"
-                 for c in note.get("channels", [])] if force else []
-        others = [f"sync-agent alerts --send{day} --channel {shlex.quote(c)}" for c in note.get("other_channels", [])]
+                 for c in map(redact_message, note.get("channels", []))] if force else []
+        others = [f"sync-agent alerts --send{day} --channel {shlex.quote(c)}"
+                  for c in map(redact_message, note.get("other_channels", []))]
         commands = "; ".join(doubt + others) or f"{check}sync-agent alerts --send{day}{force}"
         return f"{commands} (the next working day's digest carries its dossiers anyway)"
     return "see the log"

@@ -30,10 +30,10 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            click.echo(f"configuration error: {redact_message(str(exc))}", err=True)
+            click.echo(f"configuration error: {exc}", err=True)
             sys.exit(2)
         except UsageError as exc:
-            click.echo(f"error: {redact_message(str(exc))}", err=True)
+            click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except AlreadyRunning as exc:
             click.echo(f"error: {exc}", err=True)

@@ -9,6 +9,7 @@ import click
 
 from sync_agent.cli.context import AgentContext
 from sync_agent.errors import UsageError, WorkFailed
+from sync_agent.redaction import redact_message
 
 
 @click.command("alerts")
@@ -50,7 +51,7 @@ def command(ctx: AgentContext, send: bool, force: bool, channel: str | None, day
         return
     result = send_digest(ctx.engine, settings, digest, force=force, now=now, only=channel)
     for o in result.outcomes:
-        msg = f"{o.channel}: {o.status.replace('_', ' ')}" + (f" ({o.error})" if o.error else "")
+        msg = redact_message(f"{o.channel}: {o.status.replace('_', ' ')}" + (f" ({o.error})" if o.error else ""))
         click.echo(msg, err=True)
     if not result.ok:
         channels = ", ".join(o.channel for o in result.failed)

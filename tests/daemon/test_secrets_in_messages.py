@@ -84,3 +84,34 @@ def test_a_password_in_a_urls_user_info_is_masked() -> None:
     assert (redact_message("cannot open http://tiepnhan:S3CRET@127.0.0.1:8101/x")
             == "cannot open http://tiepnhan:[redacted]@127.0.0.1:8101/x")
     assert redact_message("mailto:a@b.vn and http://127.0.0.1:8101/x") == "mailto:a@b.vn and http://127.0.0.1:8101/x"
+
+
+def env_run(config: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_secret_read_from_the_environment_is_not_quoted_by_a_configuration_error(
+        write_config: Callable[..., Path]) -> None:
+    token = "S3CRET-path-token-81"
+    config = write_config(base_urls={"one_stop": "http://127.0.0.1:99999/feed/${FEED_TOKEN}"})  # a bad port
+    code, _, err = env_run(config, {"FEED_TOKEN": token}, "check-config", "--offline")
+    assert code == 2 and "connectors.one_stop.base_url: bad port" in err and token not in err
+
+
+def test_a_token_in_a_webhooks_path_is_in_no_message(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    from tests.daemon.conftest import free_port
+
+    token = "T0KEN-hook-9c1e5d"
+    hook = f'\n[alerts]\n[[alerts.webhooks]]\nurl = "http://127.0.0.1:{free_port()}/hooks/${{HOOK_TOKEN}}"\n'
+    config = write_config(extra=hook)  # nothing listens there: the digest fails on it
+    code, _, err = env_run(config, {"HOOK_TOKEN": token}, "alerts", "--send")
+    assert code == 1 and "webhook:" in err
+    status = env_run(config, {"HOOK_TOKEN": token}, "status")
+    log = (tmp_path / "logs" / "agent.jsonl").read_text(encoding="utf-8")
+    assert "webhook_" in log or "digest_send_failed" in log
+    for text in (err, *status[1:], log):
+        assert token not in text, text
+    shown = next(w for w in err.split() if w.startswith("webhook:")).rstrip(":")  # as status names it, masked
+    code, _, err = env_run(config, {"HOOK_TOKEN": token}, "alerts", "--send", "--force", "--channel", shown)
+    assert code == 1 and "no channel" not in err  # the masked name still picks the channel
