@@ -30,10 +30,7 @@ def test_a_lock_whose_session_the_server_ended_is_let_go_without_an_error(pg_url
     engine = create_store_engine(pg_url)
     lock = try_lock(engine, "sync-one_stop")
     assert lock is not None
-    with engine.connect() as conn:  # a server restart, or an operator's pg_terminate_backend
-        pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[union-attr]
-        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        conn.commit()
+    end_the_session_of(lock, engine)  # a server restart, or an operator's pg_terminate_backend
     lock.release()  # the sync it guarded succeeded: its end must not fail for the lost session
     again = try_lock(engine, "sync-one_stop")
     assert again is not None
@@ -70,11 +67,19 @@ def test_an_agent_error_is_neither() -> None:
 
 
 def end_the_session_of(lock: StoreLock, engine: Engine) -> None:
-    """What a server restart does to a lock: its session ends, and the lock with it."""
+    """What a server restart does to a lock: its session ends, and the lock with it. The backend
+    ends a moment after it is told to: wait for it, or the lock may still be held."""
+    import time
+
     pid = lock._conn.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[union-attr]
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         conn.commit()
+        deadline = time.monotonic() + 30
+        while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}).scalar():
+            assert time.monotonic() < deadline, f"backend {pid} did not end"
+            conn.commit()  # a new snapshot of pg_stat_activity
+            time.sleep(0.01)
 
 
 def taken_by_another_process(engine: Engine, name: str) -> StoreLock:
