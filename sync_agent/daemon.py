@@ -69,6 +69,7 @@ from sync_agent.errors import (
 )
 from sync_agent.locks import StoreLock, acquire_or_fail, try_lock
 from sync_agent.locks import holder as lock_holder
+from sync_agent.model import RECEPTION_SOURCE
 from sync_agent.redaction import redact_message
 from sync_agent.store.engine import DAEMON_LOCK, read_connection, write_transaction
 from sync_agent.store.state import forget_state, read_states, write_state
@@ -322,6 +323,10 @@ class Daemon:
         self._running: dict[str, float] = {}
         self._reconcile_pending = False
         self._reconcile_running = False
+        #: the reception register's sync is running; ``_reconcile_after_reception``: a source's
+        #: changes wait for its end to be reconciled (see ``_sync``)
+        self._reception_syncing = False
+        self._reconcile_after_reception = False
         self._retries: dict[tuple[str, str], int] = {}
         #: of those, the failures a wait may not mend; and the last failure's text
         self._unsure: dict[tuple[str, str], int] = {}
@@ -509,12 +514,30 @@ class Daemon:
     def _sync(self, source: str) -> None:
         from sync_agent.sync import SKIPPED, sync_source
 
-        result = sync_source(self.engine, self.settings, source, stop=self.stop)
-        if result.status == SKIPPED:
-            log.warning("sync_skipped", source=source, reason=result.error)
-            return
-        if result.inserted or result.updated or result.quarantined:
-            self.request_reconcile()
+        reception = source == RECEPTION_SOURCE
+        if reception:
+            with self._guard:
+                self._reception_syncing = True
+        changed = False
+        try:
+            result = sync_source(self.engine, self.settings, source, stop=self.stop)
+            if result.status == SKIPPED:
+                log.warning("sync_skipped", source=source, reason=result.error)
+            changed = bool(result.inserted or result.updated or result.quarantined)
+        finally:
+            with self._guard:
+                if reception:
+                    self._reception_syncing = False
+                    changed = changed or self._reconcile_after_reception
+                    self._reconcile_after_reception = False
+                elif changed and self._reception_syncing:
+                    # the sources sync side by side, and the reception register is being read: a
+                    # reconciliation now would flag as bypassed every dossier whose reception
+                    # record is in its pages still to come (thousands on a first load), and clear
+                    # the flags a minute later. Its end reconciles these changes too.
+                    self._reconcile_after_reception, changed = True, False
+            if changed:
+                self.request_reconcile()
 
     def request_reconcile(self) -> None:
         """Run reconciliation soon; if it is running now, it runs once more when it ends."""

@@ -876,3 +876,35 @@ def test_a_retry_a_stopped_daemon_left_is_shown_as_given_up_after_a_restart(
     [note] = collect_status(engine, settings, now=later).delivery_retries
     assert note["what"] == "2026-03" and "gave_up_at" in note and "at" not in note
     assert "sync-agent report --period 2026-03 --send" in status_text(collect_status(engine, settings, now=later))
+
+
+def test_a_sources_changes_wait_for_the_reception_registers_sync_running_beside_it(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconciling while one_stop's pages are still coming would flag as bypassed every dossier
+    whose reception record is in them, and clear the flags a minute later."""
+    from sync_agent import sync as sync_module
+
+    settings, engine = setup(write_config, "")
+    d = daemon_at(settings, engine, crafted.NOW)
+    requested: list[str] = []
+    monkeypatch.setattr(d, "request_reconcile", lambda: requested.append("reconcile"))
+    reading, release = threading.Event(), threading.Event()
+
+    def fake_sync(engine: Engine, settings: Settings, source: str, stop: object = None) -> Any:
+        if source == "one_stop":
+            reading.set()
+            release.wait(10)
+            return SimpleNamespace(status="success", inserted=0, updated=0, quarantined=0)
+        return SimpleNamespace(status="success", inserted=3, updated=0, quarantined=0)
+
+    monkeypatch.setattr(sync_module, "sync_source", fake_sync)
+    one_stop = threading.Thread(target=d._sync, args=("one_stop",))
+    one_stop.start()
+    assert reading.wait(10)
+    d._sync("civil_status")  # three new records, while one_stop is being read
+    assert requested == []
+    release.set()
+    one_stop.join(10)
+    assert requested == ["reconcile"]  # one_stop changed nothing, but the civil_status records wait
+    d._sync("civil_status")  # one_stop not running: at once
+    assert requested == ["reconcile", "reconcile"]
