@@ -203,17 +203,21 @@ def open_flag_counts(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def acknowledge(engine: Engine, flag_id: int, note: str, now: dt.datetime | None = None) -> None:
-    """Record that an operator looked at the flag; the flag stays until its condition clears."""
+def acknowledge(engine: Engine, flag_id: int, note: str, now: dt.datetime | None = None) -> dt.datetime | None:
+    """Record that an operator looked at the flag; the flag stays until its condition clears.
+    Returns when it cleared, if it had by then: the note is kept all the same (what was done
+    belongs to its history), and the operator is told it needed nothing more."""
     if not note.strip():
         raise UsageError("an acknowledgement needs a note saying what was done")
     now = now or dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
-        found = conn.execute(select(flags.c.id).where(flags.c.id == flag_id)).scalar()
+        found = conn.execute(select(flags.c.state, flags.c.cleared_at).where(flags.c.id == flag_id)).first()
         if found is None:
             raise UsageError(f"no flag with id {flag_id}")
         conn.execute(flags.update().where(flags.c.id == flag_id).values(acknowledged_at=now, ack_note=note))
         conn.execute(flag_events.insert().values(flag_id=flag_id, event="acknowledged", at=now, note=note))
+    cleared: dt.datetime | None = found.cleared_at if found.state == "cleared" else None
+    return cleared
 
 
 def stored_details_text(stored: str) -> str:

@@ -56,5 +56,8 @@ def command(click_ctx: click.Context, kind: str | None, include_closed: bool, fm
 @click.pass_obj
 def ack(ctx: AgentContext, flag_id: int, note: str) -> None:
     """Acknowledge flag FLAG_ID with a note."""
-    acknowledge(ctx.engine, flag_id, note)
+    cleared = acknowledge(ctx.engine, flag_id, note)
     click.echo(f"đã ghi nhận cảnh báo số {flag_id}")
+    if cleared is not None:  # a reconciliation found it mended first: nothing more to do
+        when = cleared.astimezone(ctx.settings.agent.timezone)
+        click.echo(f"cảnh báo này đã tự hết lúc {when:%H:%M} ngày {when:%d/%m/%Y}; ghi chú vẫn được lưu")

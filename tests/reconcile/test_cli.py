@@ -222,6 +222,8 @@ def test_a_cleared_flag_shows_only_with_all(config: Path, store: Path) -> None:
     assert all(f["cleared_at"] is not None for f in cleared)
     text_all = cli(config, "flags", "--all").stdout
     assert text_all.count("[đã đóng]") == 2 and ", hết " in text_all
+    result = cli(config, "flags", "ack", str(cleared[0]["id"]), "--note", "Một cửa đã nhập hồ sơ")
+    assert result.exit_code == 0 and "cảnh báo này đã tự hết lúc " in result.stdout  # nothing more to do
 
 
 def test_ack_keeps_the_note_and_the_flag(config: Path) -> None:

@@ -113,6 +113,17 @@ def test_status_mismatch_counts_a_day_from_when_the_one_stop_record_ended(engine
     assert flag.details == {"one_stop": "resolved", "residence": "in_progress"}
 
 
+def test_acknowledging_a_flag_already_cleared_keeps_the_note_and_says_when_it_cleared(engine: Engine) -> None:
+    save(engine, rec("household_business", "HKD-1", procedure="2.000720", received=T0 + HOUR))
+    run(engine)
+    [flag] = open_flags(engine)
+    assert acknowledge(engine, flag.id, "Đang hỏi bộ phận một cửa", now=NOW + HOUR) is None  # still open
+    save(engine, rec("one_stop", "MC-1", procedure="2.000720"))
+    run(engine, NOW + 2 * HOUR)  # cleared while the operator was looking into it
+    assert acknowledge(engine, flag.id, "Một cửa đã nhập hồ sơ", now=NOW + 3 * HOUR) == NOW + 2 * HOUR
+    assert [e for e, _, _ in events(engine, flag.id)] == ["raised", "acknowledged", "cleared", "acknowledged"]
+
+
 def test_an_update_that_leaves_them_disagreeing_keeps_the_flag_and_its_acknowledgement(engine: Engine) -> None:
     ended = NOW - 3 * DAY
     save(engine, rec("one_stop", "MC-1", status=Status.IN_PROGRESS, updated=T0),
