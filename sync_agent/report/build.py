@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sync_agent.config import Settings
 from sync_agent.flags import dossier_code, stored_details_text
 from sync_agent.privacy import mask_name, redact_text
-from sync_agent.redaction import redact_message
+from sync_agent.report import vn
 from sync_agent.report.counting import (
     Cell,
     Figures,
@@ -66,13 +66,16 @@ class SourceStatus:
     last_success: dt.datetime | None
     stale: bool
     failures_in_a_row: int
-    last_error: str | None
     records: int
     #: records quarantined and not superseded: counted in no figure until the source fixes them
     quarantined: int = 0
     #: of those held, records an operator acknowledged (left as they are, with a note): still
     #: missing from the figures, no longer to check; not in ``quarantined``
     quarantined_acknowledged: int = 0
+
+    def state(self, stale_after_hours: int) -> str:
+        """Its state in a word (``vn.source_state``)."""
+        return vn.source_state(self.stale, self.failures_in_a_row, self.quarantined, stale_after_hours)
 
 
 @dataclass(frozen=True)
@@ -305,12 +308,10 @@ def build_report(engine: Engine, settings: Settings, period: Period,
         for name in [*configured, *sorted(set(records) - set(configured))]:
             h = source_health(conn, name)
             last = _local(h.last_success, tz)
-            failed_last = h.last_run is not None and h.last_run.status != "success"
-            last_error = h.last_run.error if failed_last and h.last_run is not None else None
             sources.append(SourceStatus(
                 source=name, last_success=last, stale=last is None or at - last > stale_after,
                 failures_in_a_row=h.failures_in_a_row,
-                last_error=redact_message(last_error) if last_error else None, records=records.get(name, 0),
+                records=records.get(name, 0),
                 quarantined=held.get(name, HeldCounts()).to_check,
                 quarantined_acknowledged=held.get(name, HeldCounts()).acknowledged))
     return PeriodReport(

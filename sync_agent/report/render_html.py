@@ -87,7 +87,7 @@ def _env() -> Environment:
     )
     env.filters.update(
         number=vn.number, percent=vn.percent, vndate=vn.date, vndatetime=vn.datetime,
-        source_label=vn.source_label, quarantined_text=vn.quarantined_text,
+        source_label=vn.source_label, quarantined_text=vn.quarantined_text, failures_text=vn.failures_text,
         quarantined_acknowledged_text=vn.quarantined_acknowledged_text,
         flag_label=lambda k: vn.FLAG_LABELS.get(k, k),
         status_label=lambda s: vn.STATUS_LABELS.get(s or "", s or ""),

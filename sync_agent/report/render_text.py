@@ -187,9 +187,9 @@ def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[
                      "(xem trang tính “Hồ sơ cần kiểm tra” trong tệp Excel đính kèm)")
     lines += ["", "Tình trạng đồng bộ dữ liệu"]
     for s in report.sources:
-        state = (f"CHƯA CẬP NHẬT quá {report.stale_after_hours} giờ" if s.stale
-                 else "có bản ghi lỗi" if s.quarantined else "bình thường")
-        extra = f", lỗi liên tiếp: {s.failures_in_a_row}" if s.failures_in_a_row else ""
+        state = s.state(report.stale_after_hours)
+        state = state.upper() if s.stale else state[0].lower() + state[1:]
+        extra = f", {vn.failures_text(s.failures_in_a_row)}" if s.failures_in_a_row else ""
         if s.quarantined:
             extra += f"; {vn.quarantined_text(s.quarantined)}"
         if s.quarantined_acknowledged:

@@ -65,9 +65,24 @@ def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: st
 def quarantined_text(n: int) -> str:
     """What the report says of a source's quarantined records: what they hold is not in its
     figures ("not yet brought into", not "not counted": a record whose earlier, valid version
-    is stored still counts as that version)."""
-    return (f"{count(n)} bản ghi sai định dạng, chưa cập nhật vào số liệu "
-            "(cán bộ CNTT kiểm tra bằng lệnh sync-agent quarantine)")
+    is stored still counts as that version). The city reads it: no command names."""
+    return f"{count(n)} bản ghi sai định dạng, chưa cập nhật vào số liệu (cán bộ CNTT kiểm tra)"
+
+
+def source_state(stale: bool, failures_in_a_row: int, quarantined: int, stale_after_hours: int) -> str:
+    """A source's state in the report, in a word the city reads: not the agent's error (English,
+    with the source's address), which ``status`` shows the IT officer."""
+    if stale:
+        return f"Chưa cập nhật quá {stale_after_hours} giờ"
+    if failures_in_a_row:
+        return "Lần đồng bộ gần nhất không thành công"
+    if quarantined:
+        return "Có bản ghi lỗi"
+    return "Bình thường"
+
+
+def failures_text(n: int) -> str:
+    return f"lỗi {n} lần liên tiếp (cán bộ CNTT kiểm tra)"
 
 
 def quarantined_acknowledged_text(n: int) -> str:

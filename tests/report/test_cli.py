@@ -133,6 +133,24 @@ def test_json_of_a_period_not_over_says_so_and_when_it_was_made(tmp_path: Path, 
                                 "failures_in_a_row": 0}
 
 
+def test_a_source_whose_last_sync_failed_is_said_so_in_vietnamese_without_the_agents_error(
+        tmp_path: Path, store: Path) -> None:
+    """The city reads the report: not "TransientSourceError: HTTP 503 ..." (the IT officer's
+    ``status`` shows that), nor "records in error" for a source that could not be reached."""
+    config = write_config(tmp_path, store)
+    for fmt in ("html", "text"):
+        code, out, _ = run(config, "--period", "2026-02", "--format", fmt)
+        assert code == 0
+        assert "Error" not in out and "HTTP 503" not in out and "sync-agent quarantine" not in out
+        assert "lỗi 1 lần liên tiếp (cán bộ CNTT kiểm tra)" in out
+    from sync_agent.report.vn import source_state
+
+    # synced within the day, but its last try failed: not "records in error"
+    assert source_state(False, 1, 2, 24) == "Lần đồng bộ gần nhất không thành công"
+    assert source_state(True, 1, 2, 24) == "Chưa cập nhật quá 24 giờ"
+    assert source_state(False, 0, 2, 24) == "Có bản ghi lỗi"
+
+
 def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store: Path) -> None:
     config = write_config(tmp_path, store)
     code, out, _ = run(config, "--period", "2026-02")
