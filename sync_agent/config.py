@@ -224,9 +224,11 @@ def parse_settings(
         settings = _parse(data, base_dir, env, option_specs, path)
     except ConfigError as exc:  # it may quote a value that holds a secret (a mistyped URL)
         message = exc.message
-        for value in sorted(from_env, key=len, reverse=True):
-            if len(value) >= SECRET_MIN_LENGTH:
-                message = message.replace(value, REDACTED)
+        # as it came, and as ``repr`` quotes it (a secret file's newline, a backslash, doubled)
+        shapes = {shape for value in from_env for shape in (value, repr(value)[1:-1])}
+        for shape in sorted(shapes, key=len, reverse=True):
+            if len(shape) >= SECRET_MIN_LENGTH:
+                message = message.replace(shape, REDACTED)
         raise ConfigError(exc.key, message) from None
     return dataclasses.replace(settings, from_environment=tuple(from_env))
 

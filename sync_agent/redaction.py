@@ -21,7 +21,8 @@ from sync_agent.privacy import ID_PLACEHOLDER, id_spans
 # (a library's exception, a URL with its query string)
 _SECRET_IN_TEXT = re.compile(
     r"(?P<key>\b(?:pass(?:word)?|secret|client_secret|token|access_token|api_?key|authorization)"
-    r"[\"']?\s*(?P<sep>[=:])\s*[\"']?)(?P<scheme>(?:Bearer|Basic)\s+)?(?P<value>[^\s&\"',;}]+)",
+    # a ``${NAME}`` is where a secret comes from, not one: a hint says to write it so
+    r"[\"']?\s*(?P<sep>[=:])\s*[\"']?)(?P<scheme>(?:Bearer|Basic)\s+)?(?!\$\{)(?P<value>[^\s&\"',;}]+)",
     re.I,
 )
 #: a URL's user info: "scheme://user:password@host" (the password from ``:`` to ``@``)

@@ -30,7 +30,10 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            click.echo(f"configuration error: {exc}", err=True)
+            # the key as it is ("client_secret: ..." is a key, not a secret); the message masked
+            shown = redact_message(exc.message)
+            click.echo(f"configuration error: {exc.key}: {shown}" if exc.key else f"configuration error: {shown}",
+                       err=True)
             sys.exit(2)
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -84,6 +84,8 @@ def test_a_password_in_a_urls_user_info_is_masked() -> None:
     assert (redact_message("cannot open http://tiepnhan:S3CRET@127.0.0.1:8101/x")
             == "cannot open http://tiepnhan:[redacted]@127.0.0.1:8101/x")
     assert redact_message("mailto:a@b.vn and http://127.0.0.1:8101/x") == "mailto:a@b.vn and http://127.0.0.1:8101/x"
+    hint = 'missing: username is set (password = "${SMTP_PASSWORD}")'  # where a secret comes from: not one
+    assert redact_message(hint) == hint
 
 
 def env_run(config: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -115,3 +117,21 @@ def test_a_token_in_a_webhooks_path_is_in_no_message(write_config: Callable[...,
     shown = next(w for w in err.split() if w.startswith("webhook:")).rstrip(":")  # as status names it, masked
     code, _, err = env_run(config, {"HOOK_TOKEN": token}, "alerts", "--send", "--force", "--channel", shown)
     assert code == 1 and "no channel" not in err  # the masked name still picks the channel
+
+
+@pytest.mark.parametrize("token", ["S3CRET-with-newline\n", "S3CRET\\with-backslash"], ids=["newline", "backslash"])
+def test_a_secret_the_error_quotes_in_its_escaped_form_is_masked_too(write_config: Callable[..., Path],
+                                                                     token: str) -> None:
+    """A secret file often ends in a newline; the error quotes the value as ``repr`` writes it."""
+    config = write_config(base_urls={"one_stop": "http://127.0.0.1:99999/feed/${FEED_TOKEN}"})  # a bad port
+    code, _, err = env_run(config, {"FEED_TOKEN": token}, "check-config", "--offline")
+    assert code == 2 and "connectors.one_stop.base_url" in err
+    assert "S3CRET" not in err and "[redacted]" in err
+
+
+def test_a_password_written_in_a_urls_user_part_is_masked_in_the_configuration_error(
+        write_config: Callable[..., Path]) -> None:
+    config = write_config(base_urls={"one_stop": "http://tiepnhan:LiteralPw99@127.0.0.1:99999"})
+    code, _, err = run(config, "check-config", "--offline")
+    assert code == 2 and "connectors.one_stop.base_url: bad port in URL" in err
+    assert "LiteralPw99" not in err and "tiepnhan:[redacted]@" in err
