@@ -732,6 +732,20 @@ class DigestSendResult:
         return tuple(o for o in self.outcomes if not o.ok)
 
 
+def _named(configured: Sequence[Notifier], name: str) -> list[Notifier]:
+    """The channel ``name`` names: as configured, or as ``status`` shows it (a webhook's URL with
+    its secrets masked), which must then be one channel's alone."""
+    exact = [n for n in configured if n.channel == name]
+    chosen = exact or [n for n in configured if redact_message(n.channel) == name]
+    if not chosen:
+        names = ", ".join(redact_message(n.channel) for n in configured)
+        raise UsageError(f"no channel {name}; configured: {names}")
+    if len(chosen) > 1:  # one would be sent again with the other
+        raise UsageError(f"{len(chosen)} channels are shown as {name} once their secrets are masked: "
+                         "name the one meant by its whole URL")
+    return chosen
+
+
 def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bool = False,
                 now: dt.datetime | None = None, notifiers: Sequence[Notifier] | None = None,
                 only: str | None = None) -> DigestSendResult:
@@ -747,11 +761,7 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     configured = list(notifiers) if notifiers is not None else load_notifiers(settings)
     if not configured:
         raise UsageError("no recipients or webhooks configured in [alerts]")
-    # a channel is named as ``status`` shows it: a webhook's URL with its secrets masked
-    chosen = configured if only is None else [n for n in configured if only in (n.channel, redact_message(n.channel))]
-    if not chosen:
-        names = ", ".join(redact_message(n.channel) for n in configured)
-        raise UsageError(f"no channel {only}; configured: {names}")
+    chosen = configured if only is None else _named(configured, only)
     channels = {n.channel for n in configured}
     digest = _fix_window(engine, settings, digest, now)
 
@@ -778,7 +788,8 @@ def send_digest(engine: Engine, settings: Settings, digest: Digest, *, force: bo
     event = "digest_send_failed" if not result.ok else "digest_sent" if result.sent_now else "digest_already_sent"
     log.log(20 if result.ok else 40, event, key=digest.key, counts=digest.counts(),
             since=digest.since.astimezone(digest.until.tzinfo).isoformat(), until=digest.until.isoformat(),
-            channels={o.channel: o.status for o in outcomes},
+            # "channel: status" lines, not a mapping: two channels masked alike stay two
+            channels=[f"{o.channel}: {o.status}" for o in outcomes],
             errors=[o.error for o in result.failed] or None)
     return result
 

@@ -143,7 +143,7 @@ class AgentStatus:
             "last_digest": self.last_digest.as_json() if self.last_digest else None,
             "last_report": self.last_report.as_json() if self.last_report else None,
             "report_waiting": dict(self.report_waiting) if self.report_waiting else None,
-            "delivery_retries": [dict(r) for r in self.delivery_retries],
+            "delivery_retries": [_shown_note(r) for r in self.delivery_retries],
             "in_doubt": [r.as_json() for r in self.in_doubt],
         }
 
@@ -248,6 +248,12 @@ def next_jobs(settings: Settings, engine: Engine, now: dt.datetime) -> tuple[Nex
         else:
             out.append(NextJob(spec.id, spec.description, spec.next_fire_time(now)))
     return tuple(out)
+
+
+def _shown_note(note: Mapping[str, Any]) -> dict[str, Any]:
+    """A delivery note as ``status`` shows it: its channels named as everywhere else, masked."""
+    return {k: [redact_message(str(c)) for c in v] if k in ("channels", "other_channels") and isinstance(v, list)
+            else v for k, v in note.items()}
 
 
 def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None = None) -> AgentStatus:

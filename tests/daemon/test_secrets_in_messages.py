@@ -135,3 +135,27 @@ def test_a_password_written_in_a_urls_user_part_is_masked_in_the_configuration_e
     code, _, err = run(config, "check-config", "--offline")
     assert code == 2 and "connectors.one_stop.base_url: bad port in URL" in err
     assert "LiteralPw99" not in err and "tiepnhan:[redacted]@" in err
+
+
+def test_two_webhooks_masked_alike_are_not_both_picked_by_the_masked_name(
+        write_config: Callable[..., Path]) -> None:
+    """``--force`` on one would send the other again: the outbox exists to prevent that."""
+    from tests.daemon.conftest import free_port
+
+    port = free_port()
+    hooks = "".join(f'[[alerts.webhooks]]\nurl = "http://127.0.0.1:{port}/hooks/${{{name}}}"\n'
+                    for name in ("HOOK_A", "HOOK_B"))
+    config = write_config(extra=f"\n[alerts]\n{hooks}")
+    env = {"HOOK_A": "T0KEN-hook-aaaaaa", "HOOK_B": "T0KEN-hook-bbbbbb"}
+    masked = f"webhook:http://127.0.0.1:{port}/hooks/[redacted]"
+    code, _, err = env_run(config, env, "alerts", "--send", "--force", "--channel", masked)
+    assert code == 2 and "2 channels are shown as" in err and "T0KEN" not in err
+
+
+def test_a_delivery_note_in_status_json_names_its_channels_masked() -> None:
+    from sync_agent.status import _shown_note
+
+    set_configured_secrets(["T0KEN-hook-9c1e5d"])
+    note = {"job": "alerts:digest", "in_doubt": True, "channels": ["webhook:http://127.0.0.1:9/hooks/T0KEN-hook-9c1e5d"],
+            "other_channels": ["email"]}
+    assert _shown_note(note) == {**note, "channels": ["webhook:http://127.0.0.1:9/hooks/[redacted]"]}
