@@ -558,6 +558,9 @@ class Daemon:
         with self._guard:
             if self._reconcile_running:
                 return
+            if self._reception_syncing:  # the hourly run too: the reception register's end runs it
+                self._reconcile_after_reception = True
+                return
             self._reconcile_running = True
             self._reconcile_pending = False
         try:

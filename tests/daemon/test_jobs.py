@@ -882,6 +882,7 @@ def test_a_sources_changes_wait_for_the_reception_registers_sync_running_beside_
         write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconciling while one_stop's pages are still coming would flag as bypassed every dossier
     whose reception record is in them, and clear the flags a minute later."""
+    from sync_agent import reconcile as reconcile_module
     from sync_agent import sync as sync_module
 
     settings, engine = setup(write_config, "")
@@ -903,6 +904,10 @@ def test_a_sources_changes_wait_for_the_reception_registers_sync_running_beside_
     assert reading.wait(10)
     d._sync("civil_status")  # three new records, while one_stop is being read
     assert requested == []
+    reconciled: list[int] = []
+    monkeypatch.setattr(reconcile_module, "reconcile", lambda engine, tz: reconciled.append(1))
+    d._reconcile()  # the hourly run, meanwhile
+    assert reconciled == []
     release.set()
     one_stop.join(10)
     assert requested == ["reconcile"]  # one_stop changed nothing, but the civil_status records wait
