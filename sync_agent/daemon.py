@@ -110,6 +110,8 @@ LOCK_TRIES = 4
 #: session: a server restart lets another daemon start until the lock is taken again, and
 #: ``status`` says no daemon runs). On PostgreSQL a check is one ``SELECT 1``; on SQLite none.
 LOCK_CHECK_EVERY = 10.0
+#: the lock check's name among the running jobs (``_check_lock_aside``)
+LOCK_CHECK_JOB = "lock-check"
 RECONCILE_JOB = "reconcile"
 DIGEST_JOB = "alerts:digest"
 REPORT_JOB = "report:monthly"
@@ -426,7 +428,16 @@ class Daemon:
         while not self.stop.wait(1.0):
             if time.monotonic() - checked >= LOCK_CHECK_EVERY:
                 checked = time.monotonic()
-                self.check_lock()
+                self._check_lock_aside()
+
+    def _check_lock_aside(self) -> None:
+        """``check_lock`` on a thread of its own, as a job the shutdown waits for: with the
+        server unreachable a check may block ~30 s (connect and TCP timeouts), and the main
+        thread must stay free to stop on a signal within the shutdown's budget."""
+        with self._guard:
+            if LOCK_CHECK_JOB in self._running:  # the last one still waits for the server
+                return
+        threading.Thread(target=self._wrap(LOCK_CHECK_JOB, self.check_lock), name="lock-check", daemon=True).start()
 
     def check_lock(self) -> None:
         """Stop (exit status 1) if another daemon took the store's lock while this one had lost
@@ -460,7 +471,8 @@ class Daemon:
                         note="leaving anyway: committed pages are consistent, the run is marked "
                              "interrupted at the next start")
             log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=True)
-            self.release_lock()
+            if LOCK_CHECK_JOB not in still:  # else it is using the lock's session: the exit ends both
+                self.release_lock()
             _flush_logs()
             os._exit(1 if self._lock_lost else 0)
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), forced=False)

@@ -299,3 +299,34 @@ def test_a_waiting_daemon_takes_its_lock_again_soon_after_the_server_ended_its_s
     assert first.shutdown() == 0
     engine.dispose()
     other.dispose()
+
+
+def test_a_lock_check_waiting_for_an_unreachable_server_does_not_hold_up_a_stop(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check blocks up to its connect and TCP timeouts (~30 s) while the server cannot be
+    reached: the main thread must still stop on a signal at once."""
+    import threading
+
+    from sync_agent import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "LOCK_CHECK_EVERY", 0.1)
+    settings = load_settings(write_config())
+    engine = create_store_engine(settings.agent.database_url)
+    migrate(engine)
+    d = Daemon(settings, engine)
+    checking, server_back = threading.Event(), threading.Event()
+
+    def blocked_check() -> None:
+        checking.set()
+        server_back.wait(30)
+    monkeypatch.setattr(d, "check_lock", blocked_check)
+    waiting = threading.Thread(target=d.wait)
+    waiting.start()
+    assert checking.wait(10)
+    d.request_stop()  # SIGTERM's handler
+    waiting.join(5)
+    stopped_waiting = not waiting.is_alive()
+    server_back.set()
+    assert stopped_waiting
+    assert d.shutdown() == 0
+    engine.dispose()
