@@ -28,7 +28,7 @@ from sync_agent.prefetch import cpu_turn
 
 #: where "the whole history" starts when neither ``since`` nor ``start_date`` says otherwise: early
 #: enough for an update time left at the Unix epoch by a source's bug, which would otherwise never
-#: be read, not even to be quarantined. Not earlier: before 1906 the ward's zone has a local mean
+#: be read, not even to be quarantined. Not earlier: before 1906 Vietnam's zone has a local mean
 #: time offset in seconds (+07:06:30) that an ISO time on the wire would have to carry.
 FAR_PAST = dt.date(1970, 1, 1)
 
@@ -50,7 +50,8 @@ def window_start(since: dt.datetime | None, settings: ConnectorSettings, tz: Zon
 
 
 def aware(moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """A zone-less datetime from a caller is taken as the ward's local time."""
+    """A zone-less datetime from a caller is taken in ``tz``: the source's zone, as the connector's
+    context gives it (``connectors.NAME.timezone``)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 

@@ -165,7 +165,8 @@ TimeParser = Callable[[str], dt.datetime]
 
 @dataclass(frozen=True)
 class LocalTimeFormat:
-    """A wire time without a zone, read as the ward's local time.
+    """A wire time without a zone, read in the source's zone (the connector's context's:
+    ``connectors.NAME.timezone``, Vietnam's by default).
 
     ``regex`` names its groups ``Y m d H M S``; ``template`` renders the same fields back.
     """
@@ -189,7 +190,7 @@ class LocalTimeFormat:
         return found
 
     def format(self, moment: dt.datetime, tz: ZoneInfo) -> str:
-        """``moment`` as the source writes it (ward time; sub-second part dropped)."""
+        """``moment`` as the source writes it (in its zone; sub-second part dropped)."""
         local = moment.astimezone(tz) if moment.tzinfo else moment
         return self.template.format(
             Y=local.year, m=local.month, d=local.day, H=local.hour, M=local.minute, S=local.second
