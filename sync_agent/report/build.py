@@ -296,13 +296,13 @@ def build_report(engine: Engine, settings: Settings, period: Period,
     stale_after = dt.timedelta(hours=settings.report.stale_after_hours)
     configured = settings.source_names
     with read_connection(engine) as conn:
-        cells = count_cells(conn, period)
+        cells = count_cells(conn, period, as_of=at.date())
         records = _records_by_source(conn, configured)
         open_flags = _open_flags(conn)
         held = held_counts(conn)
         bypassed = _bypassed(conn, period, tz)
         other = _other_flags(conn, tz)
-        dossier_list = tuple(counted_cases(conn, period, tz)) if with_dossiers else None
+        dossier_list = tuple(counted_cases(conn, period, tz, as_of=at.date())) if with_dossiers else None
         uncounted = tuple(uncounted_cases(conn, period, tz)) if with_dossiers else ()
         sources = []
         for name in [*configured, *sorted(set(records) - set(configured))]:

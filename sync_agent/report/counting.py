@@ -209,19 +209,22 @@ def _counted_columns() -> tuple[ColumnElement[Any], ...]:
             c.fee_required, c.paid_online, c.has_one_stop)
 
 
-def figure_conditions(q: Any, period: Period) -> dict[str, ColumnElement[bool]]:
+def figure_conditions(q: Any, period: Period, as_of: dt.date | None = None) -> dict[str, ColumnElement[bool]]:
     """For each ``Figures`` field, the condition under which a case counts in it.
 
     ``q`` is the columns of a subquery over ``period_cases(period, *_counted_columns())``. The
     report's sums and the list of the dossiers behind them (``counted_cases``) both use these,
-    so a figure is always the number of its listed dossiers.
+    so a figure is always the number of its listed dossiers. ``as_of``: the day the figures are
+    taken; in a period not over yet, a dossier in progress is overdue when its due date is before
+    that day, not before the period's end, which has not come (it may well be resolved in time).
     """
     s, e = period.start, period.end
+    due_by = e if as_of is None else min(e, as_of)
     in_period = q.received_on >= s
     ended = and_(q.end_on.is_not(None), q.end_on <= e)  # within the period: the filter gives >= S
     completed = and_(ended, q.status.in_(_COMPLETED))
     open_at_e = or_(q.end_on.is_(None), q.end_on > e)
-    within_due = or_(q.due_on.is_(None), q.due_on >= e, q.status == Status.AWAITING_SUPPLEMENT.value)
+    within_due = or_(q.due_on.is_(None), q.due_on >= due_by, q.status == Status.AWAITING_SUPPLEMENT.value)
     return {
         "carried_over": q.received_on < s,
         "received_online": and_(in_period, q.channel == "online"),
@@ -246,12 +249,12 @@ def counted_subquery(period: Period, *extra: ColumnElement[Any]) -> Any:
     return period_cases(period, *_counted_columns(), *extra).subquery("pc")
 
 
-def count_cells(conn: Connection, period: Period) -> list[Cell]:
+def count_cells(conn: Connection, period: Period, as_of: dt.date | None = None) -> list[Cell]:
     """One statement: the period's figures per (reception source, field), in a stable order."""
     q = counted_subquery(period).c
     stmt = (
         select(q.source, q.field_code, func.min(q.field_name).label("field_name"),
-               *(_n(cond).label(name) for name, cond in figure_conditions(q, period).items()))
+               *(_n(cond).label(name) for name, cond in figure_conditions(q, period, as_of).items()))
         .group_by(q.source, q.field_code)
     )
     names = [f.name for f in fields(Figures)]

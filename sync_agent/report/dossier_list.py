@@ -125,13 +125,14 @@ def _one_of(counted_in: frozenset[str], classes: Mapping[str, str]) -> str:
     return "; ".join(label for name, label in classes.items() if name in counted_in)
 
 
-def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo) -> list[CountedDossier]:
+def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo, as_of: dt.date | None = None
+                  ) -> list[CountedDossier]:
     """Every case the period's figures count, by reception date then code."""
     c = cases.c
     q = counted_subquery(period, c.id, c.case_key, c.reception_code, c.procedure_code, c.procedure_name,
                          c.applicant_name, c.submitted_at, c.state_source,
                          c.ended_on.label("recorded_end")).c
-    conditions = figure_conditions(q, period)
+    conditions = figure_conditions(q, period, as_of)
     rows = conn.execute(select(
         q.id, q.case_key, q.reception_code, q.procedure_code, q.procedure_name, q.field_name, q.source,
         q.applicant_name, q.channel, q.submitted_at, q.received_on, q.due_on, q.end_on, q.recorded_end,

@@ -155,6 +155,24 @@ def test_past_period_is_deterministic(seeded: Engine, settings: Settings) -> Non
     assert again == first
 
 
+def test_a_period_not_over_judges_overdue_by_the_day_of_its_figures_not_by_its_end(
+        engine: Engine, settings: Settings) -> None:
+    """Made on 1 March, March's report (15/02-14/03) says what is overdue on 1 March: a dossier
+    due on 5 March may yet be resolved in time, as the same day's digest says."""
+    def open_case(n: int, due: dt.datetime) -> dict[str, object]:
+        return seed.case_row(seed.Spec(n=n, field_code="HOTICH", source="one_stop", ministry=None, inferred=False,
+                                       status="in_progress", received_at=seed.at(2026, 2, 20), due_at=due,
+                                       ended_at=None))
+    insert_cases(engine, [open_case(9201, seed.at(2026, 3, 5, 17)),   # due after the day of the figures
+                          open_case(9202, seed.at(2026, 2, 27, 17)),  # due before it: overdue already
+                          open_case(9203, seed.at(2026, 3, 1, 17))])  # due that very day: not yet
+    mar = Period.parse("2026-03")
+    made_early = build_report(engine, settings, mar, now=seed.at(2026, 3, 1, 9)).total
+    assert (made_early.in_progress_within_due, made_early.in_progress_overdue) == (2, 1)
+    made_after = build_report(engine, settings, mar, now=seed.at(2026, 3, 20, 9)).total
+    assert (made_after.in_progress_within_due, made_after.in_progress_overdue) == (0, 3)  # at its end, 14/03
+
+
 def test_other_periods_of_the_seed_store(seeded: Engine, settings: Settings) -> None:
     jan = build_report(seeded, settings, Period.parse("2026-01"), now=NOW)
     # January received February's 50 carried-over dossiers and two that also ended in January;

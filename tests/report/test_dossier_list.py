@@ -127,9 +127,9 @@ def test_the_list_and_the_figures_are_read_from_one_snapshot(
     spec = next(s for s in seed.counted_specs() if s.source == "one_stop")
     late = dict(seed.case_row(spec), case_key="rc:LATE-1", reception_code="LATE-1")
 
-    def a_case_lands_first(conn: Any, period: Period, tz: Any) -> Any:
+    def a_case_lands_first(conn: Any, period: Period, tz: Any, **kw: Any) -> Any:
         insert_cases(seeded, [late])  # another connection, committed
-        return original(conn, period, tz)
+        return original(conn, period, tz, **kw)
 
     monkeypatch.setattr(build_module, "counted_cases", a_case_lands_first)
     r = build_report(seeded, settings, FEB, now=NOW, with_dossiers=True)
