@@ -313,7 +313,8 @@ def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period,
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
-    table_sheet(wb, f"Hồ sơ kỳ {period.label}", HEADER, rows(items), _WIDTHS)
+    # as staff write a month ("kỳ 11-2026"; a sheet's name cannot hold "/")
+    table_sheet(wb, f"Hồ sơ kỳ {period.month:02d}-{period.year}", HEADER, rows(items), _WIDTHS)
     table_sheet(wb, "Không tính vào số liệu", UNCOUNTED_HEADER, uncounted_rows(uncounted), _WIDTHS)
     buf = io.BytesIO()
     wb.save(buf)

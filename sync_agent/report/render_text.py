@@ -97,8 +97,8 @@ def identity_sentence(report: PeriodReport) -> str:
 # --- tables ---------------------------------------------------------------------------------
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("TN", "tiếp nhận (tổng)"), ("KT", "kỳ trước chuyển qua"), ("TT", "trực tuyến"),
-    ("TB", "trực tiếp, bưu chính"), ("GQ", "đã giải quyết (tổng)"), ("TH", "trước hạn"),
+    ("TN", "tiếp nhận (tổng)"), ("KT", "kỳ trước chuyển qua"), ("TTuyến", "trực tuyến"),
+    ("TTBC", "trực tiếp, bưu chính"), ("GQ", "đã giải quyết (tổng)"), ("TH", "trước hạn"),
     ("ĐH", "đúng hạn"), ("QH", "quá hạn"), ("TC", "từ chối"), ("R", "rút"),
     ("ĐG", "đang giải quyết (tổng)"), ("TrH", "trong hạn"), ("ĐQH", "đang quá hạn"),
 )
@@ -179,7 +179,7 @@ def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[
     if len(shown) < len(report.bypassed):
         lines.append(f"  ... và {vn.number(len(report.bypassed) - len(shown))} hồ sơ khác "
                      "(xem trang tính “Hồ sơ cần kiểm tra” trong tệp Excel đính kèm)")
-    lines += ["", f"Cảnh báo khác đang mở: {vn.number(len(report.other_flags))}"]
+    lines += ["", f"Cảnh báo khác đang mở, mọi kỳ: {vn.number(len(report.other_flags))}"]
     shown = report.other_flags if limit is None else report.other_flags[:limit]
     lines += [f"  - {vn.FLAG_LABELS.get(i.kind, i.kind)}: {_flag_line(i)}" for i in shown]
     if len(shown) < len(report.other_flags):
@@ -200,7 +200,7 @@ def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[
         lines += ["", f"Đính kèm: {attached[0]} (tệp Excel gồm Biểu số 06a/VPCP/KSTT theo lĩnh vực, trang tính "
                       f"“Theo hệ thống” và trang tính “Hồ sơ cần kiểm tra”); {attached[1]} (danh sách hồ sơ "
                       "cần kiểm tra, cùng nội dung trang tính đó, dùng khi cần nhập vào phần mềm khác)."]
-    lines += ["", f"Lập lúc {vn.datetime(report.generated_at)} bởi sync-agent. "
+    lines += ["", f"Báo cáo do phần mềm đồng bộ dữ liệu lập tự động lúc {vn.datetime(report.generated_at)}. "
                   "Tên người nộp đã được che một phần."]
     return "\n".join(lines) + "\n"
 

@@ -180,7 +180,8 @@ def build_xlsx(report: PeriodReport) -> bytes:
     table_sheet(wb, FLAGGED_SHEET, FLAGGED_HEADER, flagged_rows(report), FLAGGED_WIDTHS)
     stamp = report.generated_at.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
     wb.properties.creator = "sync-agent"
-    wb.properties.title = f"Biểu 06a/VPCP/KSTT {report.ward_name} {report.period.label}"
+    wb.properties.title = (f"Biểu 06a/VPCP/KSTT {report.ward_name} kỳ báo cáo tháng "
+                           f"{report.period.month:02d}/{report.period.year}")
     wb.properties.created = stamp
     wb.properties.modified = stamp
     buf = io.BytesIO()

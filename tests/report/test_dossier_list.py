@@ -216,7 +216,7 @@ def test_the_spreadsheet_has_real_dates_filters_and_the_same_rows(seeded: Engine
     assert r.dossiers is not None
     sample = r.dossiers[:300]  # the whole list takes openpyxl seconds to read back
     ws = load_workbook(io.BytesIO(build_dossier_xlsx(sample, FEB))).active
-    assert ws is not None and ws.title == "Hồ sơ kỳ 2026-02"
+    assert ws is not None and ws.title == "Hồ sơ kỳ 02-2026"
     got = list(ws.iter_rows(values_only=True))
     assert tuple(got[0]) == HEADER and len(got) == 1 + 300
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:{get_column_letter(len(HEADER))}{1 + 300}"
@@ -292,7 +292,7 @@ def test_the_spreadsheet_lists_the_periods_dossiers_no_figure_counts(engine: Eng
     assert [d.code for d in r.uncounted] == ["REFUSED", "WAITING"]
     assert r.dossiers is not None and [d.code for d in r.dossiers] == ["COUNTED"]
     book = load_workbook(io.BytesIO(build_dossier_xlsx(r.dossiers, FEB, r.uncounted)))
-    assert book.sheetnames == ["Hồ sơ kỳ 2026-02", "Không tính vào số liệu"]
+    assert book.sheetnames == ["Hồ sơ kỳ 02-2026", "Không tính vào số liệu"]
     got = list(book["Không tính vào số liệu"].iter_rows(values_only=True))
     assert tuple(got[0]) == UNCOUNTED_HEADER
     reason = UNCOUNTED_HEADER.index("Lý do không tính")
