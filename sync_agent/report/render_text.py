@@ -82,6 +82,7 @@ def subject(report: PeriodReport) -> str:
     """Email subject: ward and period, with a warning prefix when the figures need a look."""
     p = report.period
     warn = "" if report.identity_holds else "[CẦN KIỂM TRA] "
+    warn += "" if report.over else "[SỐ LIỆU TẠM TÍNH] "  # a period not over: written by --out, never sent
     return (f"{warn}{report.ward_name}: báo cáo kết quả giải quyết TTHC tháng {p.month:02d}/{p.year} "
             f"({vn.date(p.start)} - {vn.date(p.end)})")
 

@@ -24,7 +24,7 @@ from sync_agent.report.cells import table_sheet, xlsx_text
 from sync_agent.report.counting import Figures, Group
 from sync_agent.report.flagged_csv import HEADER as FLAGGED_HEADER
 from sync_agent.report.flagged_csv import flagged_rows
-from sync_agent.report.render_text import RATE_LINES, figure_row
+from sync_agent.report.render_text import RATE_LINES, figure_row, unfinished_note
 
 FONT = "Times New Roman"
 _THIN = Side(style="thin", color="000000")
@@ -99,8 +99,10 @@ def _sheet(ws: Worksheet, report: PeriodReport, first_header: str, groups: Seque
     _cell(ws, 2, 1, "TÌNH HÌNH, KẾT QUẢ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH TẠI CƠ QUAN, ĐƠN VỊ TRỰC TIẾP "
                     "GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH", bold=True, size=13, border=False)
     ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=LAST_COL)
+    # a period not over: said where the figures are, or the form passes for the period's own
+    unfinished = "" if report.over else f" - SỐ LIỆU TẠM TÍNH. {unfinished_note(report)}"
     _cell(ws, 3, 1, f"Kỳ báo cáo: tháng {p.month:02d}/{p.year} (từ ngày {vn.date(p.start)} đến ngày "
-                    f"{vn.date(p.end)})", border=False)
+                    f"{vn.date(p.end)}){unfinished}", bold=not report.over, border=False)
     ws.merge_cells(start_row=3, start_column=1, end_row=3, end_column=LAST_COL)
     _cell(ws, 4, 12, "Đơn vị tính: Số hồ sơ TTHC", align=Alignment(horizontal="right"), border=False)
     ws.merge_cells(start_row=4, start_column=12, end_row=4, end_column=LAST_COL)

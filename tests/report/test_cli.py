@@ -151,6 +151,22 @@ def test_a_source_whose_last_sync_failed_is_said_so_in_vietnamese_without_the_ag
     assert source_state(False, 0, 2, 24) == "Có bản ghi lỗi"
 
 
+def test_the_files_of_a_period_not_over_say_their_figures_are_provisional(tmp_path: Path, store: Path) -> None:
+    """--out writes them (never --send): the form and the message must not pass for the period's own."""
+    import datetime as dt
+
+    from openpyxl import load_workbook
+
+    label = f"{dt.date.today().year + 1}-01"
+    out_dir = tmp_path / "out"
+    code, _, _ = run(write_config(tmp_path, store), "--period", label, "--out", str(out_dir))
+    assert code == 0
+    form = load_workbook(out_dir / f"report-{label}.xlsx").worksheets[0]
+    assert "SỐ LIỆU TẠM TÍNH" in str(form.cell(3, 1).value)
+    eml = email.message_from_bytes((out_dir / f"report-{label}.eml").read_bytes(), policy=policy.default)
+    assert "[SỐ LIỆU TẠM TÍNH]" in str(eml["Subject"])
+
+
 def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store: Path) -> None:
     config = write_config(tmp_path, store)
     code, out, _ = run(config, "--period", "2026-02")
