@@ -86,7 +86,7 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        number=vn.number, percent=vn.percent, vndate=vn.date, vndatetime=vn.datetime,
+        number=vn.number, percent=vn.percent, vndate=vn.date, vndatetime=vn.datetime, vnmoment=vn.moment,
         source_label=vn.source_label, quarantined_text=vn.quarantined_text, failures_text=vn.failures_text,
         quarantined_acknowledged_text=vn.quarantined_acknowledged_text,
         flag_label=lambda k: vn.FLAG_LABELS.get(k, k),

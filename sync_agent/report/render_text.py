@@ -74,7 +74,7 @@ def unfinished_note(report: PeriodReport) -> str | None:
     see that they are not the period's final ones."""
     if report.over:
         return None
-    return (f"Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.datetime(report.generated_at)} "
+    return (f"Kỳ báo cáo chưa kết thúc: số liệu tính đến {vn.moment(report.generated_at)} "
             "và sẽ còn thay đổi.")
 
 
@@ -196,12 +196,12 @@ def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[
         if s.quarantined_acknowledged:
             extra += f"; {vn.quarantined_acknowledged_text(s.quarantined_acknowledged)}"
         lines.append(f"  - {vn.source_label(s.source)}: lần đồng bộ thành công gần nhất "
-                     f"{vn.datetime(s.last_success)}; {vn.number(s.records)} bản ghi; {state}{extra}")
+                     f"{vn.moment(s.last_success)}; {vn.number(s.records)} bản ghi; {state}{extra}")
     if attached is not None:
         lines += ["", f"Đính kèm: {attached[0]} (tệp Excel gồm Biểu số 06a/VPCP/KSTT theo lĩnh vực, trang tính "
                       f"“Theo hệ thống” và trang tính “Hồ sơ cần kiểm tra”); {attached[1]} (danh sách hồ sơ "
                       "cần kiểm tra, cùng nội dung trang tính đó, dùng khi cần nhập vào phần mềm khác)."]
-    lines += ["", f"Báo cáo do phần mềm đồng bộ dữ liệu lập tự động lúc {vn.datetime(report.generated_at)}. "
+    lines += ["", f"Báo cáo do phần mềm đồng bộ dữ liệu lập tự động lúc {vn.moment(report.generated_at)}. "
                   "Tên người nộp đã được che một phần."]
     return "\n".join(lines) + "\n"
 

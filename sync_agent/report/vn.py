@@ -57,9 +57,18 @@ def date(value: dt.date | None, missing: str = "") -> str:
 
 
 def datetime(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: str = "chưa có") -> str:
+    """A date and time in a table's cell or a CSV's: ``01/02/2026 08:00``."""
     if value is None:
         return missing
     return (value.astimezone(tz) if tz else value).strftime("%d/%m/%Y %H:%M")
+
+
+def moment(value: dt.datetime | None, tz: dt.tzinfo | None = None, missing: str = "chưa có") -> str:
+    """A date and time in a sentence, as the seed report and the digest write it:
+    ``08:00 ngày 01/02/2026``."""
+    if value is None:
+        return missing
+    return (value.astimezone(tz) if tz else value).strftime("%H:%M ngày %d/%m/%Y")
 
 
 def quarantined_text(n: int) -> str:

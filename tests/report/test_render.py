@@ -176,7 +176,7 @@ def test_the_workbook_lists_the_flagged_dossiers_as_the_csv_does(seeded: Engine,
 def test_a_report_of_a_period_not_over_says_so_where_the_figures_are_read(
         seeded: Engine, settings: Settings) -> None:
     during = build_report(seeded, settings, FEB, now=seed.at(2026, 2, 10, 16, 30))
-    note = "Kỳ báo cáo chưa kết thúc: số liệu tính đến 10/02/2026 16:30 và sẽ còn thay đổi."
+    note = "Kỳ báo cáo chưa kết thúc: số liệu tính đến 16:30 ngày 10/02/2026 và sẽ còn thay đổi."
     assert note in render_text(during) and note in render_html(during)
     after = build_report(seeded, settings, FEB, now=NOW)
     assert "chưa kết thúc" not in render_text(after) + render_html(after)
