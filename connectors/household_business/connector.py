@@ -90,7 +90,9 @@ class HouseholdBusinessConnector(HttpConnector):
     """
 
     type_name: ClassVar[str] = "household_business"
-    label: ClassVar[str | None] = "Đăng ký hộ kinh doanh"
+    # a system, as the others are named: not a field's name (Đăng ký kinh doanh)
+    label: ClassVar[str | None] = "Đăng ký hộ kinh doanh (HTTT quốc gia)"
+    short_label: ClassVar[str | None] = "Hộ kinh doanh"
     options: ClassVar[Mapping[str, Option]] = {
         "username": Option(str, required=True, help="account on the registration system"),
         "password": Option(str, required=True, secret=True, help="its password (use ${ENV})"),

@@ -340,7 +340,7 @@ def test_the_digest_says_which_source_s_data_is_stale(engine: Engine, settings: 
     text = render_text(digest)
     assert ("Lưu ý: dữ liệu hệ thống Một cửa (HTTT giải quyết TTHC thành phố) chưa được cập nhật kể từ 01:30 "
             "ngày 11/02/2026") in text
-    assert "Lưu ý: dữ liệu hệ thống Đăng ký hộ kinh doanh chưa đồng bộ thành công lần nào" in text
+    assert "Lưu ý: dữ liệu hệ thống Đăng ký hộ kinh doanh (HTTT quốc gia) chưa đồng bộ thành công lần nào" in text
     assert "bản tin có thể thiếu hồ sơ mới của hệ thống này" in html.unescape(render_html(digest))
     stale = digest.as_json()["stale_sources"]
     assert stale == [{"source": "one_stop", "last_success": (NOW - 30 * hour).astimezone(ICT).isoformat()},

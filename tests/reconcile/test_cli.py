@@ -170,7 +170,7 @@ def test_flags_lists_what_the_centre_must_look_at(config: Path) -> None:
     out = result.stdout
     assert out.count("[đang mở]") == 4
     assert "Hồ sơ không qua bộ phận tiếp nhận" in out and "Mã hồ sơ tiếp nhận không có trên hệ thống một cửa" in out
-    assert "HKD-0002 | 2.000720 Đăng ký khai sinh | T. T. B. Hạnh | Đăng ký hộ kinh doanh" in out
+    assert "HKD-0002 | 2.000720 Đăng ký khai sinh | T. T. B. Hạnh | Hộ kinh doanh" in out
     assert "000.00.11.H01-999999-0003" in out
     assert "Trần Thị" not in out and "Lê Quốc" not in out
 
