@@ -631,7 +631,7 @@ def render_text(digest: Digest, limit: int | None = None, tz: dt.tzinfo | None =
             lines.append(f"  ... và {vn_number(len(items) - limit)} {noun} khác (danh sách đầy đủ: "
                          "cán bộ CNTT xem trên máy chủ)")
         lines.append("")
-    lines.append("Tên người nộp đã được che một phần. Thư này do sync-agent gửi tự động.")
+    lines.append("Tên người nộp đã được che một phần. Thư này do phần mềm đồng bộ dữ liệu gửi tự động.")
     return "\n".join(lines)
 
 
@@ -670,8 +670,9 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         for it in shown:
             dossier = it.dossier if isinstance(it, FlagItem) else it
             state = STATUS_LABELS.get(dossier.status or "", dossier.status or "")
-            if isinstance(it, FlagItem):
-                state = FLAG_LABELS.get(it.kind, it.kind) + (f": {it.details_text()}" if it.details else "")
+            if isinstance(it, FlagItem):  # the dossier's status too, as the text part says it
+                flag = FLAG_LABELS.get(it.kind, it.kind) + (f": {it.details_text()}" if it.details else "")
+                state = f"{state} · {flag}" if state else flag
             elif dossier.days_overdue is not None:
                 state += f" (quá hạn {vn_number(dossier.days_overdue)} ngày)"
             elif dossier.working_days_left is not None:
@@ -685,9 +686,10 @@ def render_html(digest: Digest, limit: int | None = EMAIL_ROWS_PER_SECTION) -> s
         out.append("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" "
                    "style=\"border-collapse: collapse\">" + head + "".join(rows) + "</table>")
         if limit is not None and len(items) > limit:
-            out.append(f"<p>... và {vn_number(len(items) - limit)} {noun} khác.</p>")
+            out.append(f"<p>... và {vn_number(len(items) - limit)} {noun} khác (danh sách đầy đủ: "
+                       "cán bộ CNTT xem trên máy chủ).</p>")
     out.append("<p style=\"color: #666\">Tên người nộp đã được che một phần. "
-               "Thư này do sync-agent gửi tự động.</p></body></html>")
+               "Thư này do phần mềm đồng bộ dữ liệu gửi tự động.</p></body></html>")
     return "\n".join(out)
 
 

@@ -32,6 +32,7 @@ from sync_agent.alerts import (
 from sync_agent.config import Settings, load_settings
 from sync_agent.locks import sync_lock_name, try_lock
 from sync_agent.notifiers import ALREADY_SENT, FAILED, SENT, Notifier, NotifyOutcome
+from sync_agent.report.vn import FLAG_LABELS, STATUS_LABELS
 from sync_agent.store.engine import read_connection, write_transaction
 from sync_agent.store.state import write_state
 from sync_agent.store.tables import sync_runs
@@ -144,6 +145,20 @@ def test_texts_are_vietnamese_with_masked_names_and_no_id_numbers(engine: Engine
         assert "012345678901" not in body and "[id-redacted]" in body
         assert "hồ sơ chưa có ngày hẹn trả" in body
         assert "Ngoài ra 2 hồ sơ đã kết thúc từ trước" in body
+
+
+def test_the_html_part_says_of_a_new_flag_what_the_text_part_says(engine: Engine, settings: Settings) -> None:
+    """The dossier's status beside the flag, and where the ones left out can be seen."""
+    crafted.load(engine)
+    digest = build_digest(engine, settings, TODAY, now=NOW)
+    flagged = next(f for f in digest.new_flags if f.dossier.status)
+    status = STATUS_LABELS[flagged.dossier.status or ""]
+    assert status in render_text(digest)
+    body = html.unescape(render_html(digest))
+    assert f"{status} · {FLAG_LABELS[flagged.kind]}" in body
+    cut = html.unescape(render_html(digest, limit=0))
+    assert "cảnh báo khác (danh sách đầy đủ: cán bộ CNTT xem trên máy chủ)" in cut
+    assert "Thư này do phần mềm đồng bộ dữ liệu gửi tự động." in body
 
 
 @pytest.mark.parametrize(("details", "text"), [
