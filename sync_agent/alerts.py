@@ -510,9 +510,11 @@ def summary_text(digest: Digest) -> str:
     c = {k: vn_number(v) for k, v in digest.counts().items()}
     stale = (f" Lưu ý: {len(digest.stale_sources)} hệ thống chưa cập nhật dữ liệu, số liệu có thể thiếu."
              if digest.stale_sources else "")
+    # as the subject says it: the first digest's flags are the whole history's, not a day's
+    flags_word = "cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)" if digest.first else "cảnh báo mới"
     return (f"{digest.ward_name} {vn_date(digest.date)}: {c['new']} hồ sơ mới, {c['due_soon']} hồ sơ "
             f"sắp đến hạn ({digest.due_within_working_days} ngày làm việc), {c['overdue']} hồ sơ quá hạn, "
-            f"{c['new_flags']} cảnh báo mới.{stale}")
+            f"{c['new_flags']} {flags_word}.{stale}")
 
 
 #: said by the first digest ever sent: its flags are those the first reconciliation of the whole

@@ -119,6 +119,8 @@ def test_the_first_digest_says_its_flags_are_those_of_the_whole_history(engine: 
     fresh = dataclasses.replace(first, stale_sources=())
     assert subject(fresh).endswith(f", {n} cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu)")
     assert subject(dataclasses.replace(fresh, first=False)).endswith(f", {n} cảnh báo mới")
+    assert summary_text(fresh).endswith(f", {n} cảnh báo (đối chiếu lần đầu toàn bộ dữ liệu).")  # the SMS too
+    assert summary_text(dataclasses.replace(fresh, first=False)).endswith(f", {n} cảnh báo mới.")
 
 
 def test_the_first_digest_does_not_speak_of_a_previous_digest(engine: Engine, settings: Settings) -> None:
