@@ -284,6 +284,10 @@ def job_failed_lines(write_config: Callable[..., Path], tmp_path: Path, exc: Exc
         deadline = time.monotonic() + 10
         while "job_failed" not in log_file.read_text(encoding="utf-8") and time.monotonic() < deadline:
             time.sleep(0.05)
+        # the scheduler's thread removes the run-once job after it ran: a shutdown before that
+        # empties the job store under it, and its "No job by the id" kills the thread
+        while d.scheduler.get_job("report:monthly") is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         d.scheduler.shutdown(wait=True)
         agent_logging.configure(level="INFO", stderr_level="CRITICAL")
