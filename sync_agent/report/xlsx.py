@@ -146,7 +146,7 @@ def _sheet(ws: Worksheet, report: PeriodReport, first_header: str, groups: Seque
         ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=8)
         c = ws.cell(row=row, column=9, value=None if value is None else float(value))
         c.font = Font(name=FONT, size=11, bold=True)
-        c.number_format = "0.00"
+        c.number_format = "General"  # 99,1 and 100 as the text and the seed write them, not 99,10 and 100,00
     row += 2
     _cell(ws, row, 2, "Ghi chú: cột (11) từ chối và (12) rút hồ sơ được tách riêng để số liệu mỗi dòng "
                       "khớp: (3) = (4) + (5) + (6) = (7) + (13); (7) = (8) + (9) + (10) + (11) + (12).",

@@ -203,6 +203,10 @@ def test_the_spreadsheet_shows_counts_grouped_and_names_the_extra_sheet_as_extra
     for ws in (form, extra):
         [total] = [r for r in range(10, 30) if ws.cell(r, 2).value == "Tổng cộng"]
         assert ws.cell(total, 3).value == 4899 and ws.cell(total, 3).number_format == "#,##0"  # 4.899
+    label = "Tỷ lệ hồ sơ đã giải quyết trước hạn"
+    [on_time] = [r for r in range(10, 40) if str(form.cell(r, 2).value).startswith(label)]
+    # 99,98 and 100 as the text and the seed write them: not 100,00
+    assert form.cell(on_time, 9).value == 99.98 and form.cell(on_time, 9).number_format == "General"
 
 
 def test_a_bypassed_dossier_that_cites_a_code_says_one_stop_does_not_have_it(
