@@ -99,7 +99,7 @@ def write_report_files(engine: Engine, settings: Settings, period: Period, out_d
         (".csv", build_csv(report)),
         (".eml", build_message(report, settings, preview_message_id(report, settings))
          .as_bytes(policy=policy.SMTP)),
-        ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period, report.uncounted)),
+        ("-dossiers.xlsx", build_dossier_xlsx(dossiers, period, report.uncounted, provisional=not report.over)),
         ("-dossiers.csv", build_dossier_csv(dossiers)),
     ]
     # every file is written whole before any takes its name: a full disk leaves the folder as it

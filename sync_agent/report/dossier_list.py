@@ -155,7 +155,7 @@ def counted_cases(conn: Connection, period: Period, tz: dt.tzinfo, as_of: dt.dat
             state_source=r.state_source,
             counted_in=counted_in,
             marked=frozenset(marked),
-            notes=(*_rule_notes(r, counted_in, period), *flagged.get(r.id, ())),
+            notes=(*_rule_notes(r, counted_in, period, as_of), *flagged.get(r.id, ())),
         ))
     out.sort(key=lambda d: (d.received_on or dt.date.min, d.code, d.case_id))
     return out
@@ -209,8 +209,10 @@ def _listed(r: Any, tz: dt.tzinfo, records: Mapping[int, tuple[tuple[str, str], 
     }
 
 
-def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]:
-    """Where a counting rule makes the row differ from what the systems show."""
+def _rule_notes(r: Any, counted_in: frozenset[str], period: Period, as_of: dt.date | None = None) -> list[str]:
+    """Where a counting rule makes the row differ from what the systems show; ``as_of`` as in
+    ``figure_conditions`` (a period not over judges what is due by the day of the figures)."""
+    due_by = period.end if as_of is None else min(period.end, as_of)
     notes = []
     ended = r.status in _ENDED
     if ended and r.recorded_end is None:
@@ -219,7 +221,7 @@ def _rule_notes(r: Any, counted_in: frozenset[str], period: Period) -> list[str]
         notes.append(f"kết thúc ngày {vn.date(r.end_on)}, sau ngày cuối kỳ {vn.date(period.end)}: "
                      "tính là đang giải quyết")
     if ("in_progress_within_due" in counted_in and r.status == Status.AWAITING_SUPPLEMENT
-            and r.due_on is not None and r.due_on < period.end):
+            and r.due_on is not None and r.due_on < due_by):
         notes.append("đang chờ công dân bổ sung: tính là trong hạn")
     if r.due_on is None and "resolved_on_time" in counted_in:
         notes.append("chưa có ngày hẹn trả: tính là đúng hạn")
@@ -307,14 +309,16 @@ _WIDTHS = {"STT": 6, "Mã hồ sơ": 26, "Thủ tục": 40, "Lĩnh vực": 18, "
 
 
 def build_dossier_xlsx(items: Sequence[CountedDossier], period: Period,
-                       uncounted: Sequence[UncountedDossier] = ()) -> bytes:
+                       uncounted: Sequence[UncountedDossier] = (), provisional: bool = False) -> bytes:
     """The list as a spreadsheet: filters on every column, the header kept in view, real dates;
     a second sheet lists the period's dossiers no figure counts."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
     # as staff write a month ("kỳ 11-2026"; a sheet's name cannot hold "/")
-    table_sheet(wb, f"Hồ sơ kỳ {period.month:02d}-{period.year}", HEADER, rows(items), _WIDTHS)
+    # a period not over: its sheet says so (a table with filters has no title row to say it in)
+    title = f"Hồ sơ kỳ {period.month:02d}-{period.year}" + (" (tạm tính)" if provisional else "")
+    table_sheet(wb, title, HEADER, rows(items), _WIDTHS)
     table_sheet(wb, "Không tính vào số liệu", UNCOUNTED_HEADER, uncounted_rows(uncounted), _WIDTHS)
     buf = io.BytesIO()
     wb.save(buf)

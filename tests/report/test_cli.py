@@ -165,6 +165,8 @@ def test_the_files_of_a_period_not_over_say_their_figures_are_provisional(tmp_pa
     assert "SỐ LIỆU TẠM TÍNH" in str(form.cell(3, 1).value)
     eml = email.message_from_bytes((out_dir / f"report-{label}.eml").read_bytes(), policy=policy.default)
     assert "[SỐ LIỆU TẠM TÍNH]" in str(eml["Subject"])
+    listed = load_workbook(out_dir / f"report-{label}-dossiers.xlsx")
+    assert listed.sheetnames[0].endswith(" (tạm tính)")
 
 
 def test_text_has_the_paragraph_and_html_is_the_email_body(tmp_path: Path, store: Path) -> None:

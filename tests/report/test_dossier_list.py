@@ -300,3 +300,19 @@ def test_the_spreadsheet_lists_the_periods_dossiers_no_figure_counts(engine: Eng
         ("REFUSED", "không được tiếp nhận"), ("WAITING", "đã nộp, chưa được tiếp nhận")]
     filed = UNCOUNTED_HEADER.index("Ngày nộp")
     assert got[2][filed] == dt.datetime(2026, 2, 14)  # 02:00 in the ward: the 14th (UTC's 13th)
+
+
+def test_a_period_not_over_notes_the_supplement_rule_only_where_it_decides(engine: Engine, settings: Settings) -> None:
+    """Made on 1 March, a dossier awaiting the citizen and due on 5 March is within due by its
+    date, as the figures judge it that day; only one due on 25 February is so by the rule."""
+    def waiting(n: int, due: dt.datetime) -> dict[str, object]:
+        return seed.case_row(seed.Spec(n=n, field_code="HOTICH", source="one_stop", ministry=None, inferred=False,
+                                       status="awaiting_supplement", received_at=seed.at(2026, 2, 20), due_at=due,
+                                       ended_at=None))
+    insert_cases(engine, [waiting(9301, seed.at(2026, 3, 5, 17)), waiting(9302, seed.at(2026, 2, 25, 17))])
+    r = build_report(engine, settings, Period.parse("2026-03"), now=seed.at(2026, 3, 1, 9), with_dossiers=True)
+    assert r.dossiers is not None
+    noted = {d.code: "đang chờ công dân bổ sung: tính là trong hạn" in d.notes for d in r.dossiers}
+    assert sorted(noted.values()) == [False, True] and len(noted) == 2
+    [by_rule] = [d for d in r.dossiers if d.due_on == dt.date(2026, 2, 25)]
+    assert noted[by_rule.code]
