@@ -159,7 +159,7 @@ def render_text(report: PeriodReport, limit: int | None = None, attached: tuple[
         "",
         "Số liệu tổng hợp",
         f"  Tiếp nhận: {vn.number(f.received_total)} (kỳ trước chuyển qua {vn.number(f.carried_over)}, "
-        f"trực tuyến {vn.number(f.received_online)}, trực tiếp và bưu chính "
+        f"trực tuyến {vn.number(f.received_online)}, trực tiếp, bưu chính "
         f"{vn.number(f.received_direct_or_postal)})",
         f"  Đã giải quyết: {vn.number(f.resolved_total)} (trước hạn {vn.number(f.resolved_early)}, đúng hạn "
         f"{vn.number(f.resolved_on_time)}, quá hạn {vn.number(f.resolved_overdue)}, từ chối "
