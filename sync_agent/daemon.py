@@ -437,7 +437,18 @@ class Daemon:
         with self._guard:
             if LOCK_CHECK_JOB in self._running:  # the last one still waits for the server
                 return
-        threading.Thread(target=self._wrap(LOCK_CHECK_JOB, self.check_lock), name="lock-check", daemon=True).start()
+            # running from now, not from when its thread starts: a shutdown in between would
+            # release the lock under it
+            self._running[LOCK_CHECK_JOB] = time.monotonic()
+
+        def check() -> None:
+            try:
+                with structlog.contextvars.bound_contextvars(job=LOCK_CHECK_JOB):
+                    self.check_lock()
+            finally:
+                with self._guard:
+                    self._running.pop(LOCK_CHECK_JOB, None)
+        threading.Thread(target=check, name="lock-check", daemon=True).start()
 
     def check_lock(self) -> None:
         """Stop (exit status 1) if another daemon took the store's lock while this one had lost

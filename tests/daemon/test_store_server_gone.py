@@ -330,3 +330,27 @@ def test_a_lock_check_waiting_for_an_unreachable_server_does_not_hold_up_a_stop(
     assert stopped_waiting
     assert d.shutdown() == 0
     engine.dispose()
+
+
+def test_a_lock_check_counts_as_running_before_its_thread_starts(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown in between would find nothing running and release the lock under the check."""
+    import threading
+
+    from sync_agent import daemon as daemon_module
+
+    started: list[threading.Thread] = []
+
+    class NotYet(threading.Thread):
+        def start(self) -> None:  # the thread is slow to be scheduled
+            started.append(self)
+
+    monkeypatch.setattr(daemon_module.threading, "Thread", NotYet)
+    settings = load_settings(write_config())
+    engine = create_store_engine(settings.agent.database_url)
+    d = Daemon(settings, engine)
+    d._check_lock_aside()
+    assert daemon_module.LOCK_CHECK_JOB in d._running and len(started) == 1
+    started[0].run()  # it runs at last, and is done
+    assert daemon_module.LOCK_CHECK_JOB not in d._running
+    engine.dispose()
