@@ -30,6 +30,13 @@ def nothing_kept_after() -> Iterator[None]:
     forget_runtime_secrets()
 
 
+@pytest.fixture(autouse=True)
+def quick_webhook_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_agent import notifiers
+
+    monkeypatch.setattr(notifiers, "WEBHOOK_BACKOFF_BASE", 0.01)
+
+
 def run(config: Path, *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
