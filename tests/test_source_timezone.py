@@ -4,28 +4,22 @@ whatever clock the ward keeps (``agent.timezone``)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from connectors.wardsim import SimClock, SimServer, generate
+from connectors.wardsim import SimServer
 from sync_agent.config import parse_settings
 from sync_agent.errors import ConfigError
 from sync_agent.store.engine import create_store_engine, migrate, read_connection
 from sync_agent.store.tables import dossiers
 from sync_agent.sync import sync_source
-from tests.conformance.suite import NOW, SPECS
+from tests import test_sync_errors
+from tests.conformance.suite import SPECS
 
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    server = SimServer("one_stop", clock=SimClock(NOW), seed=3)
-    server.load_dataset(generate(17, 30, NOW, only="one_stop"))
-    with server:
-        yield server
+sim = test_sync_errors.sim  # the same one_stop simulator, 30 dossiers
 
 
 def synced(sim: SimServer, tmp_path: Path, agent_zone: str, **source: Any) -> set[tuple[Any, ...]]:

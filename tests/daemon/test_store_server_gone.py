@@ -116,13 +116,19 @@ def test_a_lock_lost_with_its_session_and_taken_by_another_is_no_longer_held(pg_
     other.dispose()
 
 
-def test_a_daemon_whose_store_another_daemon_took_stops_with_status_1(
-        pg_url: str, write_config: Callable[..., Path]) -> None:
+def daemon_holding_its_store(pg_url: str, write_config: Callable[..., Path]) -> tuple[Daemon, Engine, Engine]:
+    """A daemon on PostgreSQL holding the store's lock, its engine, and another process's."""
     settings = load_settings(write_config(db_url=pg_url))
     engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
     migrate(engine)
     first = Daemon(settings, engine)
     first.acquire_lock()
+    return first, engine, other
+
+
+def test_a_daemon_whose_store_another_daemon_took_stops_with_status_1(
+        pg_url: str, write_config: Callable[..., Path]) -> None:
+    first, engine, other = daemon_holding_its_store(pg_url, write_config)
     assert first._lock is not None
     end_the_session_of(first._lock, other)
     second = taken_by_another_process(other, DAEMON_LOCK)  # the second daemon's start
@@ -279,11 +285,7 @@ def test_a_waiting_daemon_takes_its_lock_again_soon_after_the_server_ended_its_s
     from sync_agent import daemon as daemon_module
 
     monkeypatch.setattr(daemon_module, "LOCK_CHECK_EVERY", 0.2)
-    settings = load_settings(write_config(db_url=pg_url))
-    engine, other = create_store_engine(pg_url), create_store_engine(pg_url)
-    migrate(engine)
-    first = Daemon(settings, engine)
-    first.acquire_lock()
+    first, engine, other = daemon_holding_its_store(pg_url, write_config)
     assert first._lock is not None
     with structlog.testing.capture_logs() as logs:
         waiting = threading.Thread(target=first.wait)
