@@ -143,7 +143,7 @@ class AgentStatus:
             "last_digest": self.last_digest.as_json() if self.last_digest else None,
             "last_report": self.last_report.as_json() if self.last_report else None,
             "report_waiting": dict(self.report_waiting) if self.report_waiting else None,
-            "delivery_retries": [_shown_note(r) for r in self.delivery_retries],
+            "delivery_retries": [dict(r) for r in self.delivery_retries],
             "in_doubt": [r.as_json() for r in self.in_doubt],
         }
 
@@ -295,7 +295,7 @@ def collect_status(engine: Engine, settings: Settings, now: dt.datetime | None =
 def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
     """What the daemon noted of its failed deliveries (see ``Daemon._retry_later``), less those a
     later delivery of the same kind made moot (a person sent it by hand, the next day's digest
-    went)."""
+    went); their channels named as ``status`` shows them, masked."""
     d = deliveries.c
     out = []
     with read_connection(engine) as conn:
@@ -312,7 +312,7 @@ def delivery_retries(engine: Engine) -> tuple[dict[str, Any], ...]:
             went_since = conn.execute(select(d.id).where(same, d.status == SENT, d.sent_at > noted_at)
                                       .limit(1)).first()
             if went_since is None:
-                out.append(note)
+                out.append(_shown_note(note))
     return tuple(out)
 
 
@@ -332,9 +332,8 @@ def _by_hand(note: Mapping[str, Any]) -> str:
         day = f" --date {note['what']}" if note.get("what") else ""
         # --force resends every channel: only the ones in doubt, by name; the others without it
         doubt = [f"{check}sync-agent alerts --send{day}{force} --channel {shlex.quote(c)}"
-                 for c in map(redact_message, note.get("channels", []))] if force else []
-        others = [f"sync-agent alerts --send{day} --channel {shlex.quote(c)}"
-                  for c in map(redact_message, note.get("other_channels", []))]
+                 for c in note.get("channels", [])] if force else []
+        others = [f"sync-agent alerts --send{day} --channel {shlex.quote(c)}" for c in note.get("other_channels", [])]
         commands = "; ".join(doubt + others) or f"{check}sync-agent alerts --send{day}{force}"
         return f"{commands} (the next working day's digest carries its dossiers anyway)"
     return "see the log"
