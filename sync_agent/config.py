@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_agent import labels
 from sync_agent.errors import ConfigError
 from sync_agent.model import RECEPTION_SOURCE
-from sync_agent.redaction import REDACTED, SECRET_MIN_LENGTH
+from sync_agent.redaction import mask_values_in
 
 DEFAULT_CONFIG_PATH = Path("config/sync-agent.toml")
 CONFIG_ENV = "SYNC_AGENT_CONFIG"
@@ -223,13 +223,9 @@ def parse_settings(
     try:
         settings = _parse(data, base_dir, env, option_specs, path)
     except ConfigError as exc:  # it may quote a value that holds a secret (a mistyped URL)
-        message = exc.message
         # as it came, and as ``repr`` quotes it (a secret file's newline, a backslash, doubled)
-        shapes = {shape for value in from_env for shape in (value, repr(value)[1:-1])}
-        for shape in sorted(shapes, key=len, reverse=True):
-            if len(shape) >= SECRET_MIN_LENGTH:
-                message = message.replace(shape, REDACTED)
-        raise ConfigError(exc.key, message) from None
+        shapes = [shape for value in from_env for shape in (value, repr(value)[1:-1])]
+        raise ConfigError(exc.key, mask_values_in(exc.message, shapes)) from None
     return dataclasses.replace(settings, from_environment=tuple(from_env))
 
 

@@ -82,18 +82,36 @@ def _is_request_description(m: re.Match[str]) -> bool:
 
 def redact_message(text: str) -> str:
     """``text`` with its ID numbers, its inline secrets (``password=...``, a URL's password) and
-    the known secret values masked, each found in the text as it came: masked one after another, one could cut
-    another in two and leave its halves in clear. Overlapping ones are masked as one."""
+    the known secret values masked, each found in the text as it came: masked one after another,
+    one could cut another in two and leave its halves in clear. Overlapping ones are masked as one."""
     spans = [(start, end, ID_PLACEHOLDER) for start, end in id_spans(text)]
     spans += [(m.end("key"), m.end("value"), REDACTED) for m in _SECRET_IN_TEXT.finditer(text)
               if not _is_request_description(m)]
     if "@" in text:
         spans += [(m.start("value"), m.end("value"), REDACTED) for m in _URL_PASSWORD.finditer(text)]
-    for secret in _values:
+    return _masked(text, spans + _value_spans(text, _values))
+
+
+def mask_values_in(text: str, values: Iterable[str]) -> str:
+    """``text`` with these values masked and nothing else: the configuration's own errors, made
+    before its secrets are known to ``redact_message``."""
+    kept = {v for v in values if len(v) >= SECRET_MIN_LENGTH}
+    return _masked(text, _value_spans(text, kept))
+
+
+def _value_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, str]]:
+    spans = []
+    for secret in values:
         at = text.find(secret)
         while at != -1:
             spans.append((at, at + len(secret), REDACTED))
             at = text.find(secret, at + 1)
+    return spans
+
+
+def _masked(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """``text`` with each span replaced by its mask; overlapping spans are one, a secret's mask
+    if either is one."""
     if not spans:
         return text
     spans.sort()
@@ -101,7 +119,7 @@ def redact_message(text: str) -> str:
     done = 0  # text before this is written
     start, end, mask = spans[0]
     for s, e, m in spans[1:]:
-        if s < end:  # overlaps the current one: one mask for both, a secret's if either is one
+        if s < end:
             end, mask = max(end, e), REDACTED if REDACTED in (mask, m) else mask
             continue
         out += [text[done:start], mask]
