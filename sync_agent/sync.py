@@ -115,8 +115,7 @@ def sync_source(
     try:
         lock = try_lock(engine, sync_lock_name(source))
     except Exception as exc:  # the store cannot be reached (its server down): this source's run fails
-        refused = _said("sync_not_started", exc, source=source)
-        return SyncResult(source=source, status=run_store.FAILED, error=refused, duration=time.monotonic() - started)
+        return _not_started(source, exc, started)
     if lock is None:
         return SyncResult(source=source, status=SKIPPED, error="another sync of this source is running")
     with lock, structlog.contextvars.bound_contextvars(source=source):
@@ -130,9 +129,7 @@ def sync_source(
                 since, until = read_window(cursor_before, cs, now, tz)
                 run_id = run_store.start_run(conn, source, now, cursor_before, since, until)
         except Exception as exc:  # the store refuses a write (a full disk, its server gone): no run to record
-            refused = _said("sync_not_started", exc)
-            return SyncResult(source=source, status=run_store.FAILED, error=refused,
-                              duration=time.monotonic() - started)
+            return _not_started(source, exc, started)
         if stale:
             log.warning("stale_runs_interrupted", count=stale)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
@@ -190,6 +187,12 @@ def sync_source(
                     duration=round(duration, 3), error=error,
                     cursor=_local(cursor_after, tz))
             return result
+
+
+def _not_started(source: str, exc: Exception, started: float) -> SyncResult:
+    """The failed result of a sync the store kept from starting: no run is recorded for it."""
+    refused = _said("sync_not_started", exc, source=source)
+    return SyncResult(source=source, status=run_store.FAILED, error=refused, duration=time.monotonic() - started)
 
 
 def _said(event: str, exc: Exception, **bound: Any) -> str:
